@@ -1,0 +1,54 @@
+# voxlab: two commands set everything up on a fresh machine.
+#   make demo   builds voxlab and runs scripts/quickstart.rhai
+#   make test   runs the test suite
+# libtorch comes from the PyPI torch wheel, installed once into a virtual
+# environment outside the clone so that clones and CI reuse it.
+
+TORCH_VERSION := 2.11.0
+VOXLAB_CACHE ?= $(HOME)/.cache/voxlab
+VENV ?= $(VOXLAB_CACHE)/venv-torch-$(TORCH_VERSION)
+STAMP := $(VENV)/.voxlab-ready
+
+# torch-sys asks `python` (found on PATH when VIRTUAL_ENV is set) where libtorch is.
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
+export LIBTORCH_USE_PYTORCH := 1
+
+CARGO ?= cargo
+
+.PHONY: demo test build release docs bench env clean-env fmt
+
+demo: $(STAMP)
+	$(CARGO) build --release
+	./target/release/voxlab run scripts/quickstart.rhai --out runs/quickstart
+
+test: $(STAMP)
+	$(CARGO) test --quiet
+
+build: $(STAMP)
+	$(CARGO) build
+
+release: $(STAMP)
+	$(CARGO) build --release
+
+# Regenerates docs/reference.md from the help registry (a test checks it is current).
+docs: $(STAMP)
+	$(CARGO) run --quiet -- doc --markdown > docs/reference.md
+
+bench: $(STAMP)
+	$(CARGO) build --release
+	bash bench/run.sh
+
+env: $(STAMP)
+
+$(STAMP):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) numpy
+	touch $(STAMP)
+
+clean-env:
+	rm -rf $(VENV)
+
+fmt:
+	$(CARGO) fmt

@@ -1,0 +1,69 @@
+//! Script values ⇄ JSON: used by load_json/save_json, record() and run.json.
+//! Tensors become nested arrays; NaN and ±inf, which JSON lacks, become null.
+
+use rhai::{Array, Dynamic, Map};
+use serde_json::{Number, Value};
+
+use super::tensor::to_nested_array;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+pub fn dynamic_to_json(op: &'static str, v: &Dynamic) -> Result<Value> {
+    if v.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = v.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(i) = v.as_int() {
+        return Ok(Value::Number(i.into()));
+    }
+    if let Ok(x) = v.as_float() {
+        return Ok(Number::from_f64(x).map_or(Value::Null, Value::Number));
+    }
+    if v.is_string() || v.is_char() {
+        return Ok(Value::String(v.to_string()));
+    }
+    if let Some(arr) = v.read_lock::<Array>() {
+        return arr
+            .iter()
+            .map(|x| dynamic_to_json(op, x))
+            .collect::<Result<Vec<_>>>()
+            .map(Value::Array);
+    }
+    if let Some(map) = v.read_lock::<Map>() {
+        let mut out = serde_json::Map::new();
+        for (k, x) in map.iter() {
+            out.insert(k.to_string(), dynamic_to_json(op, x)?);
+        }
+        return Ok(Value::Object(out));
+    }
+    if let Some(t) = v.read_lock::<Tensor>() {
+        let nested = to_nested_array(op, &t)?;
+        return dynamic_to_json(op, &nested);
+    }
+    Err(Error::invalid(
+        op,
+        format!("a {} cannot be written as JSON", v.type_name()),
+    ))
+}
+
+pub fn json_to_dynamic(v: &Value) -> Dynamic {
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Dynamic::from(s.clone()),
+        Value::Array(a) => Dynamic::from_array(a.iter().map(json_to_dynamic).collect()),
+        Value::Object(o) => {
+            let mut m = Map::new();
+            for (k, x) in o {
+                m.insert(k.as_str().into(), json_to_dynamic(x));
+            }
+            Dynamic::from_map(m)
+        }
+    }
+}

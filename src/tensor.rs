@@ -1,0 +1,354 @@
+//! The one numeric array type scripts see, and its fallible operations.
+//!
+//! [`Tensor`] wraps `tch::Tensor` (which is neither `Clone` nor `Sync`):
+//! cloning shares storage through `shallow_clone`, as Rhai copies values
+//! freely. Every operation a script can reach uses tch's `f_` forms so bad
+//! shapes become [`Error`]s, never aborts. Nothing here knows Rhai.
+
+use std::fmt;
+
+use tch::{Kind, Tensor as TchTensor};
+
+use crate::error::{Error, Result};
+
+pub struct Tensor(pub TchTensor);
+
+impl Clone for Tensor {
+    fn clone(&self) -> Self {
+        Tensor(self.0.shallow_clone())
+    }
+}
+
+impl From<TchTensor> for Tensor {
+    fn from(t: TchTensor) -> Self {
+        Tensor(t)
+    }
+}
+
+/// Runs a tch call, turning its error into ours with the op name.
+pub fn tc<T>(op: &'static str, r: std::result::Result<T, tch::TchError>) -> Result<T> {
+    r.map_err(|e| Error::torch(op, e))
+}
+
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Float => "f32",
+        Kind::Double => "f64",
+        Kind::Half => "f16",
+        Kind::BFloat16 => "bf16",
+        Kind::Int64 => "i64",
+        Kind::Int => "i32",
+        Kind::Int16 => "i16",
+        Kind::Int8 => "i8",
+        Kind::Uint8 => "u8",
+        Kind::Bool => "bool",
+        _ => "other",
+    }
+}
+
+pub fn parse_kind(op: &'static str, name: &str) -> Result<Kind> {
+    Ok(match name {
+        "f32" | "float32" | "float" => Kind::Float,
+        "f64" | "float64" | "double" => Kind::Double,
+        "f16" | "float16" => Kind::Half,
+        "i64" | "int64" | "int" | "long" => Kind::Int64,
+        "i32" | "int32" => Kind::Int,
+        "i16" | "int16" => Kind::Int16,
+        "i8" | "int8" => Kind::Int8,
+        "u8" | "uint8" => Kind::Uint8,
+        "bool" => Kind::Bool,
+        other => {
+            return Err(Error::invalid(
+                op,
+                format!("unknown dtype \"{other}\"; expected one of f32, f64, f16, i64, i32, i16, i8, u8, bool"),
+            ))
+        }
+    })
+}
+
+pub fn is_floating(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    )
+}
+
+/// "1200×4466", or "scalar".
+pub fn shape_text(shape: &[i64]) -> String {
+    if shape.is_empty() {
+        "scalar".into()
+    } else {
+        shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("×")
+    }
+}
+
+impl Tensor {
+    pub fn inner(&self) -> &TchTensor {
+        &self.0
+    }
+
+    pub fn shape(&self) -> Vec<i64> {
+        self.0.size()
+    }
+
+    pub fn ndim(&self) -> usize {
+        self.0.dim()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.0.numel()
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.0.kind()
+    }
+
+    pub fn device(&self) -> tch::Device {
+        self.0.device()
+    }
+
+    /// Reads a single-element tensor as f64.
+    pub fn item(&self, op: &'static str) -> Result<f64> {
+        if self.numel() != 1 {
+            return Err(Error::shape(
+                op,
+                "tensor",
+                "a single element",
+                shape_text(&self.shape()),
+            ));
+        }
+        let t = tc(op, self.0.f_to_kind(Kind::Double))?;
+        tc(
+            op,
+            t.f_double_value(&[])
+                .or_else(|_| tc_flat(&t).and_then(|f| f.f_double_value(&[0]))),
+        )
+    }
+
+    /// All elements as f64 in C order (copied to the CPU).
+    pub fn to_f64_vec(&self, op: &'static str) -> Result<Vec<f64>> {
+        let t = tc(op, self.0.f_to_kind(Kind::Double))?;
+        let t = tc(op, t.f_to_device(tch::Device::Cpu))?;
+        let t = tc(op, t.f_contiguous())?;
+        let t = tc(op, t.f_reshape([-1]))?;
+        tc(op, Vec::<f64>::try_from(&t))
+    }
+
+    /// A float tensor (f32 unless it is already floating) for statistics.
+    pub fn as_floating(&self, op: &'static str) -> Result<TchTensor> {
+        if is_floating(self.kind()) {
+            Ok(self.0.shallow_clone())
+        } else {
+            tc(op, self.0.f_to_kind(Kind::Float))
+        }
+    }
+
+    /// Builds a tensor from f64 values in C order.
+    pub fn from_f64(op: &'static str, values: &[f64], shape: &[i64], kind: Kind) -> Result<Tensor> {
+        let t = tc(op, TchTensor::f_from_slice(values))?;
+        let t = tc(op, t.f_reshape(shape))?;
+        let t = tc(op, t.f_to_kind(kind))?;
+        Ok(Tensor(tc(op, t.f_to_device(crate::device::current()))?))
+    }
+
+    /// Mean and population standard deviation over every element, in f64.
+    pub fn summary(&self) -> Option<(f64, f64)> {
+        if self.numel() == 0 {
+            return None;
+        }
+        let t = self.0.f_to_kind(Kind::Double).ok()?;
+        let mean = t.f_mean(Kind::Double).ok()?.f_double_value(&[]).ok()?;
+        let sd = if self.numel() > 1 {
+            t.f_std(false).ok()?.f_double_value(&[]).ok()?
+        } else {
+            0.0
+        };
+        Some((mean, sd))
+    }
+}
+
+fn tc_flat(t: &TchTensor) -> std::result::Result<TchTensor, tch::TchError> {
+    t.f_reshape([-1])
+}
+
+fn fmt_num(x: f64) -> String {
+    if x.is_nan() {
+        "nan".into()
+    } else if x == 0.0 {
+        "0".into()
+    } else if x.abs() >= 1e5 || x.abs() < 1e-3 {
+        format!("{x:.3e}")
+    } else {
+        let s = format!("{x:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Tensor {
+    /// `Tensor[f32; 1200×4466; cpu] mean=0.013 sd=0.998`: never a wall of numbers.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shape = self.shape();
+        write!(
+            f,
+            "Tensor[{}; {}; {}]",
+            kind_name(self.kind()),
+            shape_text(&shape),
+            crate::device::name(self.device())
+        )?;
+        if self.numel() == 1 {
+            if let Ok(v) = self.item("print") {
+                return write!(f, " {}", fmt_num(v));
+            }
+        }
+        match self.summary() {
+            Some((mean, sd)) => write!(f, " mean={} sd={}", fmt_num(mean), fmt_num(sd)),
+            None => write!(f, " empty"),
+        }
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Which axis, counting from the end when negative; checked against ndim.
+pub fn axis(op: &'static str, t: &Tensor, axis: i64) -> Result<i64> {
+    let n = t.ndim() as i64;
+    let a = if axis < 0 { axis + n } else { axis };
+    if n == 0 || a < 0 || a >= n {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "axis {axis} is out of range for a tensor of shape {} ({} axes)",
+                shape_text(&t.shape()),
+                n
+            ),
+        ));
+    }
+    Ok(a)
+}
+
+/// Z-scores along `axis` (population sd, as scipy.stats.zscore with ddof=0).
+/// Constant slices give NaN, as in scipy.
+pub fn zscore(t: &Tensor, ax: i64, ddof: i64) -> Result<Tensor> {
+    const OP: &str = "zscore";
+    let a = axis(OP, t, ax)?;
+    let x = t.as_floating(OP)?;
+    let mean = tc(OP, x.f_mean_dim(Some([a].as_slice()), true, x.kind()))?;
+    let sd = tc(
+        OP,
+        x.f_std_correction(Some([a].as_slice()), tch::Scalar::int(ddof), true),
+    )?;
+    let centred = tc(OP, x.f_sub(&mean))?;
+    Ok(Tensor(tc(OP, centred.f_div(&sd))?))
+}
+
+/// Matrix product with a clear message when the inner sizes differ.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa.is_empty() || sb.is_empty() {
+        return Err(Error::invalid(
+            OP,
+            "matmul needs tensors with at least one axis",
+        ));
+    }
+    let inner_a = sa[sa.len() - 1];
+    let inner_b = if sb.len() == 1 {
+        sb[0]
+    } else {
+        sb[sb.len() - 2]
+    };
+    if inner_a != inner_b {
+        return Err(Error::shape(
+            OP,
+            format!("inner sizes of {} and {}", shape_text(&sa), shape_text(&sb)),
+            format!("a's last axis ({inner_a}) to equal b's first matrix axis"),
+            inner_b.to_string(),
+        ));
+    }
+    Ok(Tensor(tc(OP, a.0.f_matmul(&b.0))?))
+}
+
+/// Selects entries along an axis by index (negative counts from the end).
+pub fn take(op: &'static str, t: &Tensor, ax: i64, indices: &[i64]) -> Result<Tensor> {
+    let a = axis(op, t, ax)?;
+    let len = t.shape()[a as usize];
+    let mut fixed = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let j = if i < 0 { i + len } else { i };
+        if j < 0 || j >= len {
+            return Err(Error::invalid(
+                op,
+                format!("index {i} is out of range for axis {a} of length {len}"),
+            ));
+        }
+        fixed.push(j);
+    }
+    let idx = tc(op, TchTensor::f_from_slice(&fixed))?;
+    let idx = tc(op, idx.f_to_device(t.device()))?;
+    Ok(Tensor(tc(op, t.0.f_index_select(a, &idx))?))
+}
+
+/// Concatenates along an existing axis, checking the other sizes agree.
+pub fn cat(tensors: &[Tensor], ax: i64) -> Result<Tensor> {
+    const OP: &str = "cat";
+    let first = tensors
+        .first()
+        .ok_or_else(|| Error::invalid(OP, "expected at least one tensor, got an empty array"))?;
+    let a = axis(OP, first, ax)?;
+    let s0 = first.shape();
+    for (i, t) in tensors.iter().enumerate().skip(1) {
+        let s = t.shape();
+        let agrees = s.len() == s0.len()
+            && s.iter()
+                .zip(&s0)
+                .enumerate()
+                .all(|(k, (x, y))| k as i64 == a || x == y);
+        if !agrees {
+            return Err(Error::shape(
+                OP,
+                format!("tensor {i} (all axes but {a} must match tensor 0)"),
+                shape_text(&s0),
+                shape_text(&s),
+            ));
+        }
+    }
+    let inner: Vec<&TchTensor> = tensors.iter().map(|t| &t.0).collect();
+    Ok(Tensor(tc(OP, TchTensor::f_cat(&inner, a))?))
+}
+
+pub fn stack(tensors: &[Tensor], ax: i64) -> Result<Tensor> {
+    const OP: &str = "stack";
+    let first = tensors
+        .first()
+        .ok_or_else(|| Error::invalid(OP, "expected at least one tensor, got an empty array"))?;
+    let s0 = first.shape();
+    for (i, t) in tensors.iter().enumerate().skip(1) {
+        if t.shape() != s0 {
+            return Err(Error::shape(
+                OP,
+                format!("tensor {i} (all must have tensor 0's shape)"),
+                shape_text(&s0),
+                shape_text(&t.shape()),
+            ));
+        }
+    }
+    let n = s0.len() as i64 + 1;
+    let a = if ax < 0 { ax + n } else { ax };
+    if a < 0 || a >= n {
+        return Err(Error::invalid(
+            OP,
+            format!("axis {ax} is out of range for stacking into {n} axes"),
+        ));
+    }
+    let inner: Vec<&TchTensor> = tensors.iter().map(|t| &t.0).collect();
+    Ok(Tensor(tc(OP, TchTensor::f_stack(&inner, a))?))
+}
