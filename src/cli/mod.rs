@@ -63,6 +63,9 @@ pub fn show(v: &Dynamic) -> String {
     if v.is_string() {
         return format!("{:?}", v.to_string());
     }
+    if v.is_unit() {
+        return "()".into();
+    }
     v.to_string()
 }
 

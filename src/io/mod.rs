@@ -1,4 +1,5 @@
 //! Reading and writing files: npy arrays, CSV tables, JSON.
+pub mod nifti;
 pub mod npy;
 pub mod table;
 

@@ -1,1 +1,13 @@
+//! voxlab's one integration-test binary (libtorch links once).
+//! Science modules are tested through their Rust API; the platform through
+//! the real binary and the engine in-process.
 
+mod cli;
+mod common;
+mod engine;
+mod help;
+mod nifti;
+mod npy;
+mod records;
+mod repl;
+mod tensor;
