@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod io;
 pub mod plot;
+pub mod stats;
 pub mod tensor;
 
 pub use error::{Error, Result};

@@ -10,4 +10,5 @@ mod nifti;
 mod npy;
 mod records;
 mod repl;
+mod stats;
 mod tensor;

@@ -1,0 +1,31 @@
+//! Statistics for neural-decoding science: rank correlations (Kendall's tau
+//! for RSA), Pearson/Spearman correlation, t-tests and multiple-testing
+//! corrections. Every function is checked against scipy.stats /
+//! statsmodels to 1e-10 (see `tests/it/stats.rs` and
+//! `tests/fixtures/stats/make_stats_fixtures.py`).
+//!
+//! Conventions (as scipy): a constant input or too few observations gives a
+//! NaN result, never a panic; NaN handling follows [`NanPolicy`]; paired
+//! inputs of different lengths are `Error::ShapeMismatch`.
+
+mod common;
+pub mod correlation;
+/// Distribution functions (Student t, incomplete beta, normal) behind the p-values,
+/// ported from Cephes as scipy.special uses them.
+pub mod dist;
+pub mod kendall;
+pub mod multitest;
+pub mod rank;
+pub mod ttest;
+
+pub use common::{Alternative, NanPolicy, TestResult};
+pub use correlation::{
+    pearson, pearson_columns, spearman, ColumnCorrelations, CorrelationOptions,
+    PearsonColumnsOptions,
+};
+pub use kendall::{kendall_matrix, kendall_tau, KendallMethod, KendallOptions, KendallVariant};
+pub use multitest::{
+    bonferroni, fdr, holm, FdrMethod, FdrOptions, MultitestOptions, MultitestResult,
+};
+pub use rank::rankdata_average;
+pub use ttest::{ttest_1samp, ttest_ind, ttest_rel, TTestIndOptions, TTestOptions};
