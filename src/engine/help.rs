@@ -54,6 +54,10 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "Tensors: creation, arithmetic, reductions, selection",
     ),
     ("io", "Files: npy, JSON, CSV"),
+    (
+        "stats",
+        "Statistics: correlation, Kendall tau, t-tests, multiple comparisons",
+    ),
     ("plot", "Figures"),
 ];
 

@@ -9,6 +9,7 @@ pub mod options;
 pub mod plot;
 pub mod runtime;
 pub mod session;
+pub mod stats;
 pub mod tensor;
 
 use std::cell::RefCell;
@@ -135,6 +136,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     runtime::register(&mut engine, &mut help, &session);
     tensor::register(&mut engine, &mut help);
     io::register(&mut engine, &mut help, &session);
+    stats::register(&mut engine, &mut help);
     plot::register(&mut engine, &mut help, &session);
     let help = Rc::new(help);
     runtime::register_help(&mut engine, help.clone());

@@ -808,3 +808,66 @@ mod dist {
         println!("special functions: max rel err vs scipy {worst:.2e}");
     }
 }
+
+/// The script face: maps with scipy's numbers (values from scipy 1.17 /
+/// statsmodels 0.15, see make_stats_fixtures.py for the systematic cases).
+mod script_face {
+    use crate::common::{assert_script_error, eval_f64};
+
+    fn close(script: &str, want: f64) {
+        let got = eval_f64(script);
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+            "{script}: {got} vs {want}"
+        );
+    }
+
+    #[test]
+    fn results_are_maps_with_scipy_values() {
+        close("kendall_tau([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]).tau", 0.6);
+        close(
+            "kendall_tau([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]).p",
+            0.23333333333333334,
+        );
+        close(
+            "ttest_rel([0.61, 0.7, 0.55, 0.8], [0.5, 0.62, 0.57, 0.66]).t",
+            2.231428827320955,
+        );
+        close(
+            "ttest_rel([0.61, 0.7, 0.55, 0.8], [0.5, 0.62, 0.57, 0.66]).p",
+            0.11184796906718952,
+        );
+        close(
+            "ttest_rel([0.61, 0.7, 0.55, 0.8], [0.5, 0.62, 0.57, 0.66]).df",
+            3.0,
+        );
+        close(
+            "pearson(tensor([1, 2, 3, 4], #{dtype: \"f64\"}), [1, 3, 2, 5]).p",
+            0.1684781593797,
+        );
+        close("fdr([0.01, 0.04, 0.03, 0.2]).q[1]", 0.05333333333333334);
+        assert_eq!(eval_f64("let r = fdr([0.01, 0.04, 0.03, 0.2]); if r.reject[0] && !r.reject[1] { 1 } else { 0 }"), 1.0);
+        assert_eq!(
+            eval_f64("let y = randn([30, 4]); pearson_columns(y, y * 2 + 1).min().item()").round(),
+            1.0
+        );
+    }
+
+    #[test]
+    fn bad_input_is_a_polite_error() {
+        assert_script_error("kendall_tau([1, 2, 3], [1, 2])", &["kendall_tau"]);
+        assert_script_error(
+            "kendall_tau([1, 2, 3], [1, 2, 3], #{variant: \"d\"})",
+            &["kendall_tau", "variant"],
+        );
+        assert_script_error("fdr([0.1], #{alpha: 2.0})", &["fdr", "alpha"]);
+        assert_script_error(
+            "pearson_columns(ones([3, 2]), ones([3, 3]))",
+            &["pearson_columns", "3×2 and 3×3"],
+        );
+        assert_script_error(
+            "ttest_1samp([1, 2, 3], [1, 2])",
+            &["ttest_1samp: popmean must be one number"],
+        );
+    }
+}
