@@ -6,6 +6,7 @@
 //! the REPL and the run records.
 
 pub mod cli;
+pub mod data;
 pub mod device;
 pub mod engine;
 pub mod error;

@@ -45,6 +45,9 @@ pub fn show(v: &Dynamic) -> String {
     if let Some(f) = v.read_lock::<Figure>() {
         return f.to_string();
     }
+    if let Some(vol) = v.read_lock::<crate::data::Volume>() {
+        return vol.to_string();
+    }
     if let Some(arr) = v.read_lock::<Array>() {
         const MAX: usize = 20;
         let mut items: Vec<String> = arr.iter().take(MAX).map(show).collect();

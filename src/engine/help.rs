@@ -54,6 +54,7 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "Tensors: creation, arithmetic, reductions, selection",
     ),
     ("io", "Files: npy, JSON, CSV"),
+    ("data", "Brain data: NIfTI volumes"),
     (
         "stats",
         "Statistics: correlation, Kendall tau, t-tests, multiple comparisons",

@@ -1,6 +1,7 @@
 //! Builds the Rhai engine: one registration module per domain, the help
 //! registry, the module resolver for `import`, and sandbox limits.
 
+pub mod data;
 pub mod error;
 pub mod help;
 pub mod io;
@@ -136,6 +137,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     runtime::register(&mut engine, &mut help, &session);
     tensor::register(&mut engine, &mut help);
     io::register(&mut engine, &mut help, &session);
+    data::register(&mut engine, &mut help, &session);
     stats::register(&mut engine, &mut help);
     plot::register(&mut engine, &mut help, &session);
     let help = Rc::new(help);

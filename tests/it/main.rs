@@ -12,3 +12,4 @@ mod records;
 mod repl;
 mod stats;
 mod tensor;
+mod volume;

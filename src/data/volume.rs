@@ -1,0 +1,151 @@
+//! A brain image: voxel data in x, y, z[, t] order (as nibabel's
+//! `get_fdata()`), its affine (voxel → world, mm), voxel sizes and TR.
+
+use std::fmt;
+use std::path::Path;
+
+use tch::{Kind, Tensor as TchTensor};
+
+use crate::error::{Error, Result};
+use crate::io::nifti::{self, HeaderValue, NiftiData, NiftiImage, WriteOptions};
+use crate::tensor::{shape_text, tc, Tensor};
+
+#[derive(Clone)]
+pub struct Volume {
+    /// x·y·z or x·y·z·t (float32 unless loaded as float64).
+    pub data: Tensor,
+    /// Voxel indices (i, j, k, 1) → world coordinates, row-major.
+    pub affine: [[f64; 4]; 4],
+    /// Spatial voxel sizes in mm.
+    pub voxel_size: Vec<f64>,
+    /// Repetition time in seconds, for 4-D images that have one.
+    pub tr: Option<f64>,
+    /// Raw header fields as read (empty for volumes made in a script).
+    pub header: Vec<(String, HeaderValue)>,
+}
+
+impl fmt::Display for Volume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vs: Vec<String> = self
+            .voxel_size
+            .iter()
+            .map(|v| {
+                format!("{v:.3}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            })
+            .collect();
+        write!(
+            f,
+            "Volume[{}; voxels {} mm",
+            shape_text(&self.data.shape()),
+            vs.join("×")
+        )?;
+        if let Some(tr) = self.tr {
+            write!(f, "; TR {tr} s")?;
+        }
+        write!(f, "]")
+    }
+}
+
+/// File-order values (x fastest) with dims [nx, ny, nz, ...] → a tensor
+/// indexed [x, y, z, ...]: reshape to the reversed dims, then permute. The
+/// permuted view needs no second copy of the data.
+fn file_order_tensor(op: &'static str, data: NiftiData, dims: &[usize]) -> Result<TchTensor> {
+    let rev: Vec<i64> = dims.iter().rev().map(|&d| d as i64).collect();
+    let flat = match data {
+        NiftiData::F32(v) => tc(op, TchTensor::f_from_slice(&v))?,
+        NiftiData::F64(v) => tc(op, TchTensor::f_from_slice(&v))?,
+    };
+    let t = tc(op, flat.f_reshape(&rev))?;
+    let perm: Vec<i64> = (0..rev.len() as i64).rev().collect();
+    tc(op, t.f_permute(&perm))
+}
+
+impl Volume {
+    pub fn from_nifti(img: NiftiImage) -> Result<Volume> {
+        const OP: &str = "load_nifti";
+        let NiftiImage {
+            dims,
+            data,
+            affine,
+            voxel_size,
+            tr,
+            header,
+            ..
+        } = img;
+        let t = file_order_tensor(OP, data, &dims)?;
+        Ok(Volume {
+            data: Tensor(t),
+            affine,
+            voxel_size,
+            tr,
+            header,
+        })
+    }
+
+    pub fn load(path: &Path, f64: bool) -> Result<Volume> {
+        Volume::from_nifti(nifti::read_nifti(path, f64)?)
+    }
+
+    /// A volume from a 3-D/4-D tensor and an affine (voxel sizes from the
+    /// affine's column norms).
+    pub fn from_tensor(op: &'static str, data: Tensor, affine: [[f64; 4]; 4]) -> Result<Volume> {
+        let nd = data.ndim();
+        if !(3..=4).contains(&nd) {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "a volume is 3-D or 4-D, got shape {}",
+                    shape_text(&data.shape())
+                ),
+            ));
+        }
+        let voxel_size = (0..3)
+            .map(|c| {
+                (0..3)
+                    .map(|r| affine[r][c] * affine[r][c])
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .collect();
+        Ok(Volume {
+            data,
+            affine,
+            voxel_size,
+            tr: None,
+            header: Vec::new(),
+        })
+    }
+
+    pub fn shape(&self) -> Vec<i64> {
+        self.data.shape()
+    }
+
+    /// Writes .nii or .nii.gz: float32 unless the data is float64; the affine
+    /// goes into sform and qform.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        const OP: &str = "save_nifti";
+        let dims: Vec<usize> = self.shape().iter().map(|&d| d as usize).collect();
+        // Tensor [x, y, z, t] → file order (x fastest): reverse the axes, then C-order.
+        let perm: Vec<i64> = (0..dims.len() as i64).rev().collect();
+        let t = tc(OP, self.data.0.f_to_device(tch::Device::Cpu))?;
+        let t = tc(OP, tc(OP, t.f_permute(&perm))?.f_contiguous())?;
+        let t = tc(OP, t.f_reshape([-1]))?;
+        // qform_code 1 (scanner) so readers that ignore sform still place the image.
+        let opts = WriteOptions {
+            tr: self.tr,
+            qform_code: 1,
+            ..WriteOptions::default()
+        };
+        if self.data.kind() == Kind::Double {
+            let v = tc(OP, Vec::<f64>::try_from(&t))?;
+            nifti::write_nifti_f64(path, &dims, &v, self.affine, &opts)
+        } else {
+            let t = tc(OP, t.f_to_kind(Kind::Float))?;
+            let v = tc(OP, Vec::<f32>::try_from(&t))?;
+            nifti::write_nifti(path, &dims, &v, self.affine, &opts)
+        }
+    }
+}
