@@ -249,9 +249,3 @@ fn parse_literal(text: &str) -> Dynamic {
     }
     Dynamic::from(t.trim_matches('"').to_string())
 }
-
-/// Splits a trailing options map from the positional arguments' overloads:
-/// registration code calls `f(x)` as `f(x, #{})`.
-pub fn empty() -> Map {
-    Map::new()
-}

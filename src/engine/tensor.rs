@@ -597,30 +597,40 @@ fn binary(op: &'static str, a: &Tensor, b: &Tensor) -> RhaiResult<Tensor> {
     })
 }
 
-fn scalar_tensor(x: f64, like: &Tensor) -> Tensor {
-    // A 0-dim tensor broadcasts and keeps `like`'s dtype for floats.
+/// A 0-dim tensor that broadcasts and keeps `like`'s dtype for floats.
+fn scalar_tensor(x: f64, like: &Tensor) -> Result<Tensor> {
     let kind = if ts::is_floating(like.kind()) {
         like.kind()
     } else {
         Kind::Float
     };
-    Tensor(TchTensor::from(x).to_kind(kind).to_device(like.device()))
+    let t = tc("tensor arithmetic", TchTensor::from(x).f_to_kind(kind))?;
+    Ok(Tensor(tc(
+        "tensor arithmetic",
+        t.f_to_device(like.device()),
+    )?))
+}
+
+/// `tensor op number` and `number op tensor`.
+fn with_scalar(op: &'static str, t: &Tensor, x: f64, scalar_first: bool) -> RhaiResult<Tensor> {
+    let s = guard(op, || scalar_tensor(x, t))?;
+    if scalar_first {
+        binary(op, &s, t)
+    } else {
+        binary(op, t, &s)
+    }
 }
 
 fn register_operators(engine: &mut Engine) {
     for op in ["+", "-", "*", "/", ">", "<", ">=", "<="] {
         engine.register_fn(op, move |a: Tensor, b: Tensor| binary(op, &a, &b));
-        engine.register_fn(op, move |a: Tensor, b: FLOAT| {
-            binary(op, &a, &scalar_tensor(b, &a))
-        });
+        engine.register_fn(op, move |a: Tensor, b: FLOAT| with_scalar(op, &a, b, false));
         engine.register_fn(op, move |a: Tensor, b: INT| {
-            binary(op, &a, &scalar_tensor(b as f64, &a))
+            with_scalar(op, &a, b as f64, false)
         });
-        engine.register_fn(op, move |a: FLOAT, b: Tensor| {
-            binary(op, &scalar_tensor(a, &b), &b)
-        });
+        engine.register_fn(op, move |a: FLOAT, b: Tensor| with_scalar(op, &b, a, true));
         engine.register_fn(op, move |a: INT, b: Tensor| {
-            binary(op, &scalar_tensor(a as f64, &b), &b)
+            with_scalar(op, &b, a as f64, true)
         });
     }
     engine.register_fn("-", |a: Tensor| {
