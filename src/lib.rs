@@ -11,6 +11,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod io;
+pub mod models;
 pub mod plot;
 pub mod stats;
 pub mod tensor;

@@ -59,6 +59,7 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "stats",
         "Statistics: correlation, Kendall tau, t-tests, multiple comparisons",
     ),
+    ("models", "Models: ResNet classifiers and features"),
     ("plot", "Figures"),
 ];
 

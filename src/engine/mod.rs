@@ -6,6 +6,7 @@ pub mod error;
 pub mod help;
 pub mod io;
 pub mod json;
+pub mod models;
 pub mod options;
 pub mod plot;
 pub mod runtime;
@@ -139,6 +140,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     io::register(&mut engine, &mut help, &session);
     data::register(&mut engine, &mut help, &session);
     stats::register(&mut engine, &mut help);
+    models::register(&mut engine, &mut help, &session);
     plot::register(&mut engine, &mut help, &session);
     let help = Rc::new(help);
     runtime::register_help(&mut engine, help.clone());

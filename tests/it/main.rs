@@ -10,6 +10,7 @@ mod nifti;
 mod npy;
 mod records;
 mod repl;
+mod resnet;
 mod stats;
 mod tensor;
 mod volume;

@@ -1,0 +1,347 @@
+//! Script face of [`crate::models`]: ResNet classifiers and their features.
+
+use std::path::Path;
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, Map, INT};
+
+use super::error::{guard, RhaiResult};
+use super::help::{FnDoc, HelpRegistry, OptDoc};
+use super::options::Opts;
+use super::session::Session;
+use super::tensor::to_tensor;
+use crate::error::{Error, Result};
+use crate::models::classifier::{self, History, TrainOptions};
+use crate::models::resnet::{self, Arch, ResNet};
+use crate::tensor::{tc, Tensor};
+
+/// A ResNet as scripts hold it (shared: Rhai clones values freely).
+#[derive(Clone)]
+pub struct ResNetModel {
+    pub net: Rc<ResNet>,
+    pub history: Option<History>,
+}
+
+impl std::fmt::Display for ResNetModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ResNet[{}; {} classes; {}",
+            self.net.arch.name(),
+            self.net.classes,
+            crate::device::name(self.net.vs.device())
+        )?;
+        if let Some(h) = &self.history {
+            let last = |v: &Vec<f64>| v.last().copied().unwrap_or(f64::NAN);
+            write!(
+                f,
+                "; trained {} epochs, best epoch {} val_acc={:.3}",
+                h.train_loss.len(),
+                h.best_epoch,
+                h.val_acc
+                    .get(h.best_epoch.saturating_sub(1))
+                    .copied()
+                    .unwrap_or_else(|| last(&h.val_acc))
+            )?;
+        }
+        write!(f, "]")
+    }
+}
+
+const ARCH: OptDoc = OptDoc {
+    name: "arch",
+    ty: "string",
+    default: "resnet18",
+    meaning: "resnet18 or resnet50",
+};
+const BATCH: OptDoc = OptDoc {
+    name: "batch",
+    ty: "int",
+    default: "32",
+    meaning: "images per batch",
+};
+
+pub static RESNET: FnDoc = FnDoc {
+    name: "resnet", domain: "models",
+    signature: "resnet(opts?: map) -> ResNet",
+    summary: "A ResNet18/50 as torchvision builds it: fresh (seeded) or from a safetensors file with torchvision's parameter names (export: `from safetensors.torch import save_file; save_file(torchvision.models.resnet18(weights=\"DEFAULT\").state_dict(), \"r18.safetensors\")`).",
+    options: &[ARCH, OptDoc { name: "classes", ty: "int", default: "1000", meaning: "output classes (a different count than the weights' starts a fresh fc)" }, OptDoc { name: "weights", ty: "string", default: "none", meaning: "safetensors file with torchvision names" }],
+    example: "let m = resnet(#{classes: 3});\nprint(m.stages.len());   // 22",
+};
+pub static LOAD_RESNET: FnDoc = FnDoc { name: "load_resnet", domain: "models", signature: "load_resnet(path: string) -> ResNet", summary: "Loads a ResNet saved by model.save or exported from torchvision (architecture and classes read from the file).", options: &[], example: "let p = resnet(#{classes: 3}).save(\"r.safetensors\");\nlet m = load_resnet(p);" };
+pub static TRAIN_RESNET: FnDoc = FnDoc {
+    name: "train_resnet", domain: "models",
+    signature: "train_resnet(images: Tensor, labels: Tensor | array, opts?: map) -> ResNet",
+    summary: "Trains a ResNet classifier on N×3×H×W images in [0, 1] (normalised with ImageNet statistics) with cross-entropy; keeps the weights of the best validation epoch; .history has the curves.",
+    options: &[
+        ARCH,
+        OptDoc { name: "classes", ty: "int", default: "none", meaning: "number of classes (default: largest label + 1)" },
+        OptDoc { name: "epochs", ty: "int", default: "10", meaning: "passes over the training images" },
+        BATCH,
+        OptDoc { name: "lr", ty: "float", default: "0.01", meaning: "learning rate" },
+        OptDoc { name: "optimizer", ty: "string", default: "sgd", meaning: "sgd (momentum 0.9) or adam" },
+        OptDoc { name: "weight_decay", ty: "float", default: "0.0001", meaning: "L2 penalty" },
+        OptDoc { name: "augment", ty: "bool", default: "true", meaning: "random horizontal flips" },
+        OptDoc { name: "val_split", ty: "float", default: "0.2", meaning: "fraction held out (after a seeded shuffle) for validation" },
+        OptDoc { name: "pretrained", ty: "string", default: "none", meaning: "torchvision-named weights to start from" },
+        OptDoc { name: "freeze", ty: "bool", default: "false", meaning: "train only the fc layer" },
+        OptDoc { name: "seed", ty: "int", default: "none", meaning: "seed for initialisation, split and batches" },
+        OptDoc { name: "verbose", ty: "bool", default: "true", meaning: "print a line per epoch" },
+    ],
+    example: "set_seed(0);\nlet x = rand([12, 3, 32, 32]);\nlet y = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2];\nlet m = train_resnet(x, y, #{epochs: 1, batch: 6, verbose: false});\nprint(m.history.train_loss);",
+};
+pub static RESNET_FEATURES: FnDoc = FnDoc {
+    name: "resnet_features", domain: "models",
+    signature: "resnet_features(model: ResNet, images: Tensor, opts?: map) -> map",
+    summary: "Stage activations (images × units) for RSA: every convolution after its batch norm (downsampling ones included), the flattened average pool and the fc output — 22 stages for ResNet18 (the BNU paper's layers), 55 for ResNet50.",
+    options: &[OptDoc { name: "layers", ty: "array of string", default: "none", meaning: "stage names (default: all, see model.stages)" }, BATCH, OptDoc { name: "pool", ty: "bool", default: "false", meaning: "average each convolution channel over space (units = channels)" }],
+    example: "let m = resnet(#{classes: 3});\nlet f = resnet_features(m, rand([2, 3, 32, 32]), #{layers: [\"conv1\", \"fc\"]});\nprint(f.fc.shape);   // [2, 3]",
+};
+pub static LABELS_FROM_RATINGS: FnDoc = FnDoc {
+    name: "labels_from_ratings", domain: "models",
+    signature: "labels_from_ratings(ratings: Tensor | array, opts?: map) -> Tensor",
+    summary: "Classes from ratings: with the BNU bins [4, 6] on a 1–9 valence scale, rating < 4 → 0 (negative), 4 ≤ rating ≤ 6 → 1 (neutral), rating > 6 → 2 (positive). In general the class is the number of edges strictly below the rating; a rating equal to the first edge is class 1.",
+    options: &[OptDoc { name: "bins", ty: "array of float", default: "[4, 6]", meaning: "increasing class edges" }],
+    example: "let y = labels_from_ratings([1.5, 4.0, 5.2, 6.0, 8.1]);   // 0 1 1 1 2",
+};
+pub static RESNET_TYPE: FnDoc = FnDoc {
+    name: "ResNet", domain: "models",
+    signature: "m.predict(images) -> Tensor (softmax, N×classes)\nm.accuracy(images, labels) -> float\nm.confusion(images, labels) -> Tensor (true × predicted)\nm.save(path) -> string\nm.history -> map\nm.stages -> array\nm.arch -> string\nm.classes -> int",
+    summary: "A ResNet classifier: probabilities, accuracy, confusion matrix, saving, training curves and stage names.",
+    options: &[],
+    example: "let m = resnet(#{classes: 3});\nlet p = m.predict(rand([2, 3, 32, 32]));\nprint(p.sum(1));   // ones",
+};
+
+fn images_arg(op: &'static str, v: &Dynamic) -> Result<tch::Tensor> {
+    Ok(to_tensor(op, v)?.0)
+}
+
+fn labels_arg(op: &'static str, v: &Dynamic) -> Result<tch::Tensor> {
+    if let Some(arr) = v.read_lock::<Array>() {
+        let (values, _) = super::tensor::array_to_values(op, &arr)?;
+        if values.iter().any(|x| x.fract() != 0.0) {
+            return Err(Error::invalid(
+                op,
+                "labels must be whole numbers (class indices)",
+            ));
+        }
+        return tc(
+            op,
+            tch::Tensor::f_from_slice(&values.iter().map(|&x| x as i64).collect::<Vec<_>>()),
+        );
+    }
+    let t = to_tensor(op, v)?;
+    tc(op, t.0.f_to_device(tch::Device::Cpu))
+}
+
+fn history_map(h: &History) -> Map {
+    let arr =
+        |v: &Vec<f64>| Dynamic::from_array(v.iter().map(|&x| Dynamic::from_float(x)).collect());
+    let mut m = Map::new();
+    m.insert("train_loss".into(), arr(&h.train_loss));
+    m.insert("train_acc".into(), arr(&h.train_acc));
+    m.insert("val_loss".into(), arr(&h.val_loss));
+    m.insert("val_acc".into(), arr(&h.val_acc));
+    m.insert("best_epoch".into(), Dynamic::from_int(h.best_epoch as INT));
+    m
+}
+
+pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
+    for doc in [
+        &RESNET,
+        &LOAD_RESNET,
+        &TRAIN_RESNET,
+        &RESNET_FEATURES,
+        &LABELS_FROM_RATINGS,
+        &RESNET_TYPE,
+    ] {
+        help.add(doc);
+    }
+    engine.register_type_with_name::<ResNetModel>("ResNet");
+    engine.register_fn("to_string", |m: &mut ResNetModel| m.to_string());
+    engine.register_fn("to_debug", |m: &mut ResNetModel| m.to_string());
+    engine.register_get("arch", |m: &mut ResNetModel| m.net.arch.name().to_string());
+    engine.register_get("classes", |m: &mut ResNetModel| m.net.classes as INT);
+    engine.register_get("stages", |m: &mut ResNetModel| -> Array {
+        m.net.stage_names().into_iter().map(Dynamic::from).collect()
+    });
+    engine.register_get("history", |m: &mut ResNetModel| {
+        m.history
+            .as_ref()
+            .map_or(Dynamic::UNIT, |h| Dynamic::from_map(history_map(h)))
+    });
+
+    let make = |opts: Map| -> RhaiResult<ResNetModel> {
+        guard("resnet", || {
+            let o = Opts::parse(&RESNET, opts)?;
+            let device = crate::device::current();
+            let net = match o.opt_string("weights")? {
+                Some(p) => {
+                    let classes = if o.is_set("classes") {
+                        Some(o.i64("classes")?)
+                    } else {
+                        None
+                    };
+                    let (net, fresh) = ResNet::load(Path::new(&p), classes, device)?;
+                    if fresh {
+                        eprintln!("resnet: the weights have a different number of classes; the fc layer starts fresh ({} classes)", net.classes);
+                    }
+                    net
+                }
+                None => ResNet::new(
+                    Arch::parse("resnet", &o.string("arch")?)?,
+                    o.i64("classes")?,
+                    device,
+                )?,
+            };
+            Ok(ResNetModel {
+                net: Rc::new(net),
+                history: None,
+            })
+        })
+    };
+    engine.register_fn("resnet", move || make(Map::new()));
+    engine.register_fn("resnet", make);
+    engine.register_fn("load_resnet", |path: &str| -> RhaiResult<ResNetModel> {
+        guard("load_resnet", || {
+            Ok(ResNetModel {
+                net: Rc::new(ResNet::load(Path::new(path), None, crate::device::current())?.0),
+                history: None,
+            })
+        })
+    });
+    let train = |images: Dynamic, labels: Dynamic, opts: Map| -> RhaiResult<ResNetModel> {
+        guard("train_resnet", || {
+            const OP: &str = "train_resnet";
+            let o = Opts::parse(&TRAIN_RESNET, opts)?;
+            let positive = |key: &str| -> Result<usize> {
+                let v = o.i64(key)?;
+                if v < 1 {
+                    return Err(Error::BadOption {
+                        op: OP,
+                        key: key.into(),
+                        expected: "an integer ≥ 1".into(),
+                        got: v.to_string(),
+                    });
+                }
+                Ok(v as usize)
+            };
+            let opts = TrainOptions {
+                arch: Arch::parse(OP, &o.string("arch")?)?,
+                classes: o.opt_i64("classes")?,
+                epochs: positive("epochs")?,
+                batch: positive("batch")?,
+                lr: o.f64("lr")?,
+                optimizer: o.choice("optimizer", &["sgd", "adam"])?,
+                weight_decay: o.f64("weight_decay")?,
+                augment: o.bool("augment")?,
+                val_split: o.f64("val_split")?,
+                pretrained: o.opt_string("pretrained")?.map(Into::into),
+                freeze: o.bool("freeze")?,
+                seed: o.opt_i64("seed")?,
+                device: crate::device::current(),
+                verbose: o.bool("verbose")?,
+            };
+            let (net, history) =
+                classifier::train(&images_arg(OP, &images)?, &labels_arg(OP, &labels)?, &opts)?;
+            Ok(ResNetModel {
+                net: Rc::new(net),
+                history: Some(history),
+            })
+        })
+    };
+    engine.register_fn("train_resnet", move |x: Dynamic, y: Dynamic| {
+        train(x, y, Map::new())
+    });
+    engine.register_fn("train_resnet", train);
+    engine.register_fn(
+        "predict",
+        |m: &mut ResNetModel, images: Dynamic| -> RhaiResult<Tensor> {
+            guard("predict", || {
+                Ok(Tensor(m.net.predict(
+                    "predict",
+                    &images_arg("predict", &images)?,
+                    64,
+                )?))
+            })
+        },
+    );
+    engine.register_fn(
+        "accuracy",
+        |m: &mut ResNetModel, images: Dynamic, labels: Dynamic| -> RhaiResult<f64> {
+            guard("accuracy", || {
+                m.net.accuracy(
+                    &images_arg("accuracy", &images)?,
+                    &labels_arg("accuracy", &labels)?,
+                )
+            })
+        },
+    );
+    engine.register_fn(
+        "confusion",
+        |m: &mut ResNetModel, images: Dynamic, labels: Dynamic| -> RhaiResult<Tensor> {
+            guard("confusion", || {
+                Ok(Tensor(m.net.confusion(
+                    &images_arg("confusion", &images)?,
+                    &labels_arg("confusion", &labels)?,
+                )?))
+            })
+        },
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "save",
+        move |m: &mut ResNetModel, path: &str| -> RhaiResult<String> {
+            guard("save", || {
+                let out = s.output_path(path);
+                m.net.save(&out)?;
+                s.wrote(&out);
+                Ok(out.display().to_string())
+            })
+        },
+    );
+    let features = |m: ResNetModel, images: Dynamic, opts: Map| -> RhaiResult<Map> {
+        guard("resnet_features", || {
+            const OP: &str = "resnet_features";
+            let o = Opts::parse(&RESNET_FEATURES, opts)?;
+            let batch = o.i64("batch")?;
+            if batch < 1 {
+                return Err(Error::BadOption {
+                    op: OP,
+                    key: "batch".into(),
+                    expected: "an integer ≥ 1".into(),
+                    got: batch.to_string(),
+                });
+            }
+            let layers = o.opt_string_list("layers")?.unwrap_or_default();
+            let feats =
+                m.net
+                    .features(&images_arg(OP, &images)?, &layers, batch, o.bool("pool")?)?;
+            Ok(feats
+                .into_iter()
+                .map(|(k, t)| (k.into(), Dynamic::from(Tensor(t))))
+                .collect())
+        })
+    };
+    engine.register_fn("resnet_features", move |m: ResNetModel, x: Dynamic| {
+        features(m, x, Map::new())
+    });
+    engine.register_fn("resnet_features", features);
+    let labels = |ratings: Dynamic, opts: Map| -> RhaiResult<Tensor> {
+        guard("labels_from_ratings", || {
+            const OP: &str = "labels_from_ratings";
+            let o = Opts::parse(&LABELS_FROM_RATINGS, opts)?;
+            let bins = o.opt_f64_list("bins")?.unwrap_or_default();
+            let values = match ratings.read_lock::<Array>() {
+                Some(arr) => super::tensor::array_to_values(OP, &arr)?.0,
+                None => to_tensor(OP, &ratings)?.to_f64_vec(OP)?,
+            };
+            let l = resnet::labels_from_ratings(&values, &bins)?;
+            Ok(Tensor(tc(OP, tch::Tensor::f_from_slice(&l))?))
+        })
+    };
+    engine.register_fn("labels_from_ratings", move |r: Dynamic| {
+        labels(r, Map::new())
+    });
+    engine.register_fn("labels_from_ratings", labels);
+}

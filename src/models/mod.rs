@@ -1,0 +1,4 @@
+//! Models: ResNets with torchvision-compatible weights (and, in time, ridge,
+//! decoders, GANs, mappers, diffusion).
+pub mod classifier;
+pub mod resnet;
