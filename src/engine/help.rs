@@ -37,6 +37,24 @@ impl FnDoc {
         self.options.iter().find(|o| o.name == name)
     }
 
+    /// For a type entry (Tensor, ResNet, ...): the methods and properties its
+    /// signature lines document, e.g. "m.predict(images) -> Tensor" → predict.
+    pub fn members(&self) -> Vec<&'static str> {
+        if !self.name.starts_with(char::is_uppercase) {
+            return Vec::new();
+        }
+        self.signature
+            .lines()
+            .filter_map(|l| {
+                let after = l.trim().split_once('.')?.1;
+                let end = after
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (end > 0).then(|| &after[..end])
+            })
+            .collect()
+    }
+
     pub fn option_names(&self) -> String {
         self.options
             .iter()
@@ -111,9 +129,26 @@ impl HelpRegistry {
         out
     }
 
-    /// `help("name")`: the full entry as plain text.
+    /// Type entries documenting a method or property of this name.
+    pub fn types_with_member(&self, name: &str) -> Vec<&'static FnDoc> {
+        self.entries
+            .values()
+            .copied()
+            .filter(|d| d.members().contains(&name))
+            .collect()
+    }
+
+    /// `help("name")`: the full entry as plain text (for a method, the entries
+    /// of the types that have it).
     pub fn describe(&self, name: &str) -> Option<String> {
-        let d = self.get(name)?;
+        let Some(d) = self.get(name) else {
+            let types = self.types_with_member(name);
+            if types.is_empty() {
+                return None;
+            }
+            let texts: Vec<String> = types.iter().filter_map(|t| self.describe(t.name)).collect();
+            return Some(texts.join("\n\n"));
+        };
         let mut out = String::new();
         let _ = writeln!(out, "{}", d.signature);
         let _ = writeln!(out, "  {}", d.summary);
