@@ -93,11 +93,25 @@ pub fn from_eval(err: &EvalAltResult) -> Diagnostic {
 /// "no function fit_ridge(Tensor)": explain in terms a scientist can act on.
 fn function_not_found(sig: &str) -> String {
     let name = sig.split('(').next().unwrap_or(sig).trim();
-    let shown = sig
-        .replace("voxlab::tensor::", "")
-        .replace("voxlab::plot::", "");
-    let args = shown.strip_prefix(name).unwrap_or("");
-    format!("no function '{name}' accepts arguments {args}; try help(\"{name}\")")
+    let args = sig.strip_prefix(name).unwrap_or("").trim();
+    let args = args.trim_start_matches('(').trim_end_matches(')');
+    let types: Vec<&str> = args
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.rsplit("::").next().unwrap_or(t) {
+            s if s.contains("ImmutableString") || s == "String" || s == "&str" => "string",
+            "i64" => "int",
+            "f64" => "float",
+            "Array" => "array",
+            "Map" => "map",
+            other => other,
+        })
+        .collect();
+    format!(
+        "no function '{name}' takes ({}); help(\"{name}\") shows the forms it has",
+        types.join(", ")
+    )
 }
 
 pub fn from_parse(err: &ParseError) -> Diagnostic {

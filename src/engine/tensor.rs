@@ -284,7 +284,7 @@ pub static LINSPACE: FnDoc = FnDoc {
 };
 pub static SHAPE_PROPS: FnDoc = FnDoc {
     name: "Tensor", domain: "tensor",
-    signature: "t.shape -> array\nt.dtype -> string\nt.device -> string\nt.ndim -> int\nt.numel -> int\nt[i] -> Tensor (a number for 1-D tensors)\n+ - * / with tensors or numbers (broadcasting); unary -; > < >= <= give bool tensors",
+    signature: "t.shape -> array\nt.dtype -> string\nt.device -> string\nt.ndim -> int\nt.numel -> int\nt[i] -> Tensor (a number for 1-D tensors)\n+ - * / with tensors or numbers (broadcasting); unary -; > < >= <= == != compare element-wise into bool tensors; | & ! combine bool tensors (masks)",
     summary: "The numeric array type: properties, indexing and operators.",
     options: &[],
     example: "let t = tensor([[1, 2], [3, 4]]);\nlet u = (t + 1) * 2 - t / 4;\nprint(t[1]);        // the second row\nprint(t[1][0]);     // 3.0\nprint(t > 2);",
@@ -577,6 +577,8 @@ fn binary(op: &'static str, a: &Tensor, b: &Tensor) -> RhaiResult<Tensor> {
             ">" => x.f_gt_tensor(y),
             "<" => x.f_lt_tensor(y),
             ">=" => x.f_ge_tensor(y),
+            "==" => x.f_eq_tensor(y),
+            "!=" => x.f_ne_tensor(y),
             "<=" => x.f_le_tensor(y),
             _ => unreachable!("binary op {op}"),
         };
@@ -622,7 +624,7 @@ fn with_scalar(op: &'static str, t: &Tensor, x: f64, scalar_first: bool) -> Rhai
 }
 
 fn register_operators(engine: &mut Engine) {
-    for op in ["+", "-", "*", "/", ">", "<", ">=", "<="] {
+    for op in ["+", "-", "*", "/", ">", "<", ">=", "<=", "==", "!="] {
         engine.register_fn(op, move |a: Tensor, b: Tensor| binary(op, &a, &b));
         engine.register_fn(op, move |a: Tensor, b: FLOAT| with_scalar(op, &a, b, false));
         engine.register_fn(op, move |a: Tensor, b: INT| {
@@ -635,6 +637,43 @@ fn register_operators(engine: &mut Engine) {
     }
     engine.register_fn("-", |a: Tensor| {
         guard("-", || Ok(Tensor(tc("-", a.0.f_neg())?)))
+    });
+    // Boolean tensors combine as masks: union, intersection, complement.
+    for (op, is_or) in [("|", true), ("&", false)] {
+        engine.register_fn(op, move |a: Tensor, b: Tensor| -> RhaiResult<Tensor> {
+            guard(op, || {
+                if a.kind() != Kind::Bool || b.kind() != Kind::Bool {
+                    return Err(Error::invalid(
+                        op,
+                        format!(
+                            "'{op}' combines bool tensors (masks), got {} and {}",
+                            kind_name(a.kind()),
+                            kind_name(b.kind())
+                        ),
+                    ));
+                }
+                let r = if is_or {
+                    a.0.f_logical_or(&b.0)
+                } else {
+                    a.0.f_logical_and(&b.0)
+                };
+                Ok(Tensor(tc(op, r)?))
+            })
+        });
+    }
+    engine.register_fn("!", |a: Tensor| -> RhaiResult<Tensor> {
+        guard("!", || {
+            if a.kind() != Kind::Bool {
+                return Err(Error::invalid(
+                    "!",
+                    format!(
+                        "'!' negates a bool tensor (mask), got {}",
+                        kind_name(a.kind())
+                    ),
+                ));
+            }
+            Ok(Tensor(tc("!", a.0.f_logical_not())?))
+        })
     });
 }
 

@@ -69,7 +69,7 @@ fn unknown_function_suggests_help() {
     let o = voxlab(&["-e", "zscore(\"text\")"]);
     assert_eq!(o.code, 1);
     assert!(
-        o.stderr.contains("no function 'zscore' accepts arguments"),
+        o.stderr.contains("no function 'zscore' takes (string)"),
         "{}",
         o.stderr
     );

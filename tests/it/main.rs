@@ -11,6 +11,7 @@ mod npy;
 mod records;
 mod repl;
 mod resnet;
+mod simulate;
 mod stats;
 mod tensor;
 mod volume;

@@ -171,3 +171,23 @@ fn selection_indexing_and_joining() {
     assert_script_error("ones([3]).cols([0])", &["cols: needs at least 2 axes"]);
     assert_script_error("ones([3]).rows([1.5])", &["rows: indices must be integers"]);
 }
+
+#[test]
+fn comparisons_and_mask_logic_are_element_wise() {
+    assert_eq!(
+        shown("to_array(arange(4) == 2)"),
+        "[false, false, true, false]"
+    );
+    assert_eq!(
+        shown("to_array(tensor([1, 2]) != tensor([1, 3]))"),
+        "[false, true]"
+    );
+    assert_eq!(
+        shown("let a = tensor([1, 5, 3]) > 2; to_array((a | !a) & a)"),
+        "[false, true, true]"
+    );
+    assert_script_error(
+        "ones([2]) | ones([2])",
+        &["'|' combines bool tensors (masks), got f32 and f32"],
+    );
+}
