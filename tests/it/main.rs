@@ -10,6 +10,7 @@ mod nifti;
 mod npy;
 mod records;
 mod repl;
+mod rsa;
 mod stats;
 mod tensor;
 mod volume;
