@@ -413,7 +413,7 @@ pub static KENDALL_FDR: FnDoc = FnDoc {
 pub static PERMUTATION_TEST: FnDoc = FnDoc {
     name: "permutation_test",
     domain: "stats",
-    signature: "permutation_test(x: Tensor | array, y: Tensor | array, opts?: map) -> #{statistic, p, null, exact}\npermutation_test(statistic: fn(perm) -> number, n: int, opts?: map) -> #{statistic, p, null, exact}",
+    signature: "permutation_test(x: Tensor | array, y: Tensor | array, opts?: map) -> #{statistic, p, null_distribution, exact}\npermutation_test(statistic: fn(perm) -> number, n: int, opts?: map) -> #{statistic, p, null_distribution, exact}",
     summary: "Permutation test, as scipy.stats.permutation_test: correlations shuffle y against x (or, with rdm: true, the stimuli of the second RDM: a Mantel test), mean_diff re-splits the pooled groups, mean_paired_diff flips the sign of each pair's difference; or any statistic(perm) of shuffled labels (perm: array of item indices; the observed value is statistic of the identity). Exact (every relabelling, p = #{null ≥ obs}/N) when they number at most n_permutations; otherwise random, p = (#{null ≥ obs} + 1)/(n_permutations + 1) (Phipson & Smyth 2010). two-sided = 2·min(p_less, p_greater). Random relabellings follow set_seed.",
     options: &[
         OptDoc { name: "statistic", ty: "string", default: "pearson", meaning: "pearson, spearman, kendall_b, kendall_a, mean_diff or mean_paired_diff (x, y form)" },
@@ -542,7 +542,10 @@ fn perm_map(op: &'static str, r: stats::PermutationResult) -> Result<Map> {
     let mut m = Map::new();
     m.insert("statistic".into(), Dynamic::from_float(r.statistic));
     m.insert("p".into(), Dynamic::from_float(r.pvalue));
-    m.insert("null".into(), Dynamic::from(vec_tensor(op, &r.null)?));
+    m.insert(
+        "null_distribution".into(),
+        Dynamic::from(vec_tensor(op, &r.null)?),
+    );
     m.insert("exact".into(), Dynamic::from_bool(r.exact));
     Ok(m)
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod common;
 mod engine;
+mod figures;
 mod help;
 mod nifti;
 mod npy;
