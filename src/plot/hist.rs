@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::{draw_err, finite_range, font, series_colour};
+use super::{draw_err, finite_range, font, num_text, series_colour};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -86,6 +86,8 @@ impl Hist {
             .configure_mesh()
             .x_desc(self.x_label.as_str())
             .y_desc(if self.density { "density" } else { "count" })
+            .y_label_formatter(&|v| num_text(*v))
+            .x_label_formatter(&|v| num_text(*v))
             .label_style(font(13.0))
             .axis_desc_style(font(15.0))
             .light_line_style(WHITE.mix(0.0))

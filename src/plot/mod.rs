@@ -242,7 +242,8 @@ pub fn num_text(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");
     }
-    if x == 0.0 {
+    // Tick positions like 0.1 − 0.1 come out as ±1e-17: that is zero.
+    if x.abs() < 1e-12 {
         return "0".into();
     }
     let a = x.abs();
