@@ -2,7 +2,7 @@
 
 use plotters::prelude::*;
 
-use super::{draw_err, font};
+use super::{draw_err, font, num_text, text_size, Colormap};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -16,32 +16,9 @@ pub struct Heatmap {
     pub colorbar: bool,
     /// Colour scale limits; None = data range.
     pub limits: Option<(f64, f64)>,
-}
-
-/// Viridis, sampled at 9 stops and interpolated linearly.
-fn viridis(t: f64) -> RGBColor {
-    const STOPS: [(u8, u8, u8); 9] = [
-        (68, 1, 84),
-        (71, 44, 122),
-        (59, 81, 139),
-        (44, 113, 142),
-        (33, 144, 141),
-        (39, 173, 129),
-        (92, 200, 99),
-        (170, 220, 50),
-        (253, 231, 37),
-    ];
-    let t = if t.is_finite() {
-        t.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let pos = t * (STOPS.len() - 1) as f64;
-    let i = (pos.floor() as usize).min(STOPS.len() - 2);
-    let f = pos - i as f64;
-    let lerp = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
+    pub colormap: Colormap,
+    /// Label of the colour bar ("Kendall tau", "1 − r").
+    pub colorbar_label: String,
 }
 
 impl Heatmap {
@@ -63,13 +40,24 @@ impl Heatmap {
             col_labels: vec![],
             colorbar: true,
             limits: None,
+            colormap: Colormap::Viridis,
+            colorbar_label: String::new(),
         })
+    }
+
+    /// The colour-scale limits the data alone would give.
+    pub fn data_limits(&self) -> (f64, f64) {
+        self.auto_limits()
     }
 
     fn limits(&self) -> (f64, f64) {
         if let Some(l) = self.limits {
             return l;
         }
+        self.auto_limits()
+    }
+
+    fn auto_limits(&self) -> (f64, f64) {
         let (lo, hi) = self
             .values
             .iter()
@@ -79,6 +67,13 @@ impl Heatmap {
             });
         if !lo.is_finite() {
             (0.0, 1.0)
+        } else if self.colormap.diverging() {
+            let m = lo.abs().max(hi.abs());
+            if m > 0.0 {
+                (-m, m)
+            } else {
+                (-1.0, 1.0)
+            }
         } else if hi > lo {
             (lo, hi)
         } else {
@@ -92,85 +87,197 @@ impl Heatmap {
         title: &str,
     ) -> Result<()> {
         let (lo, hi) = self.limits();
-        let (w, _) = root.dim_in_pixel();
-        let (main, bar) = if self.colorbar {
-            root.split_horizontally(w.saturating_sub(90))
-        } else {
-            root.split_horizontally(w)
-        };
-        let label_at = |labels: &Vec<String>, i: f64| -> String {
-            let k = i.floor() as usize;
-            if (i - i.floor()).abs() < 1e-9 || k >= labels.len() {
-                return String::new();
+        let cmap = self.colormap;
+        let tick_font = font(12.0);
+        // Labels: given ones, else indices (thinned to at most ~20).
+        let labels = |given: &Vec<String>, n: usize| -> Vec<(usize, String)> {
+            if !given.is_empty() {
+                return given.iter().cloned().enumerate().collect();
             }
-            labels.get(k).cloned().unwrap_or_default()
+            let step = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+                .into_iter()
+                .find(|s| n / s <= 20)
+                .unwrap_or(n.max(1));
+            (0..n).step_by(step).map(|i| (i, i.to_string())).collect()
         };
-        let longest = self
-            .row_labels
+        let rl = labels(&self.row_labels, self.rows);
+        let cl = labels(&self.col_labels, self.cols);
+        let width_of = |l: &[(usize, String)]| {
+            l.iter()
+                .map(|(_, t)| text_size(root, t, &tick_font).0)
+                .max()
+                .unwrap_or(0)
+        };
+        let (w, h) = root.dim_in_pixel();
+        // Colour bar: ticks on its right, sized to the widest tick label.
+        let bar_ticks: Vec<f64> = nice_ticks(lo, hi, 6);
+        let bar_label_w = bar_ticks
             .iter()
-            .map(|s| s.chars().count())
+            .map(|t| text_size(root, &num_text(*t), &tick_font).0)
             .max()
-            .unwrap_or(2) as u32;
-        let mut chart = ChartBuilder::on(&main)
-            .caption(title, font(20.0))
-            .margin(12)
-            .x_label_area_size(if self.col_labels.is_empty() { 30 } else { 60 })
-            .y_label_area_size((longest * 8 + 16).clamp(30, 160))
-            .build_cartesian_2d(0f64..self.cols as f64, self.rows as f64..0f64)
+            .unwrap_or(20);
+        let bar_w = if self.colorbar {
+            18 + 6
+                + bar_label_w
+                + 14
+                + if self.colorbar_label.is_empty() {
+                    0
+                } else {
+                    22
+                }
+        } else {
+            0
+        };
+        let (main, bar) = root.split_horizontally(w.saturating_sub(bar_w));
+        let top = if title.is_empty() { 14 } else { 40 };
+        if !title.is_empty() {
+            main.draw(&Text::new(
+                title.to_string(),
+                ((w.saturating_sub(bar_w) / 2) as i32, 10),
+                font(20.0)
+                    .color(&BLACK)
+                    .pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Top,
+                    )),
+            ))
             .map_err(draw_err)?;
-        let (rl, cl) = (self.row_labels.clone(), self.col_labels.clone());
-        let x_fmt = |x: &f64| label_at(&cl, *x);
-        let y_fmt = |y: &f64| label_at(&rl, *y);
-        let mut mesh = chart.configure_mesh();
-        mesh.disable_mesh().label_style(font(12.0));
-        if !cl.is_empty() {
-            mesh.x_labels(cl.len() * 2 + 1).x_label_formatter(&x_fmt);
         }
-        if !rl.is_empty() {
-            mesh.y_labels(rl.len() * 2 + 1).y_label_formatter(&y_fmt);
-        }
-        mesh.draw().map_err(draw_err)?;
-        let cells = (0..self.rows)
-            .flat_map(|r| (0..self.cols).map(move |c| (r, c)))
-            .map(|(r, c)| {
+        let left = width_of(&rl) + 14;
+        // Column labels run vertically when they would not fit side by side.
+        let col_w = width_of(&cl);
+        let avail_w = w.saturating_sub(bar_w + left + 12) as f64;
+        let vertical = (col_w + 4) as f64 > avail_w / self.cols.max(1) as f64 * 0.95
+            && !self.col_labels.is_empty();
+        let bottom = if vertical { col_w + 12 } else { 26 };
+        let plot_w = avail_w.max(10.0);
+        let plot_h = (h.saturating_sub(top + bottom + 8) as f64).max(10.0);
+        let (x0, y0) = (left as f64, top as f64);
+        let cw = plot_w / self.cols as f64;
+        let ch = plot_h / self.rows as f64;
+        for r in 0..self.rows {
+            for c in 0..self.cols {
                 let v = self.values[r * self.cols + c];
                 let colour = if v.is_finite() {
-                    viridis((v - lo) / (hi - lo))
+                    cmap.at((v - lo) / (hi - lo))
                 } else {
                     RGBColor(200, 200, 200)
                 };
-                Rectangle::new(
-                    [(c as f64, r as f64), (c as f64 + 1.0, r as f64 + 1.0)],
-                    colour.filled(),
-                )
-            });
-        chart.draw_series(cells).map_err(draw_err)?;
-        if self.colorbar {
-            let mut cb = ChartBuilder::on(&bar)
-                .margin_top(40)
-                .margin_bottom(50)
-                .margin_right(10)
-                .y_label_area_size(50)
-                .build_cartesian_2d(0f64..1f64, lo..hi)
-                .map_err(draw_err)?;
-            cb.configure_mesh()
-                .disable_mesh()
-                .disable_x_axis()
-                .label_style(font(12.0))
-                .y_labels(6)
-                .draw()
-                .map_err(draw_err)?;
-            let steps = 100;
-            cb.draw_series((0..steps).map(|i| {
-                let a = lo + (hi - lo) * i as f64 / steps as f64;
-                let b = lo + (hi - lo) * (i + 1) as f64 / steps as f64;
-                Rectangle::new(
-                    [(0.0, a), (1.0, b)],
-                    viridis((i as f64 + 0.5) / steps as f64).filled(),
-                )
-            }))
+                let a = (
+                    (x0 + c as f64 * cw).round() as i32,
+                    (y0 + r as f64 * ch).round() as i32,
+                );
+                let b = (
+                    (x0 + (c + 1) as f64 * cw).round() as i32,
+                    (y0 + (r + 1) as f64 * ch).round() as i32,
+                );
+                main.draw(&Rectangle::new([a, b], colour.filled()))
+                    .map_err(draw_err)?;
+            }
+        }
+        let frame = [
+            (x0 as i32, y0 as i32),
+            ((x0 + plot_w) as i32, (y0 + plot_h) as i32),
+        ];
+        main.draw(&Rectangle::new(frame, BLACK.stroke_width(1)))
             .map_err(draw_err)?;
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        for (i, t) in &rl {
+            let y = (y0 + (*i as f64 + 0.5) * ch) as i32;
+            main.draw(&Text::new(
+                t.clone(),
+                (left as i32 - 6, y),
+                tick_font
+                    .clone()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Right, VPos::Center)),
+            ))
+            .map_err(draw_err)?;
+        }
+        let base = (y0 + plot_h) as i32 + 5;
+        for (i, t) in &cl {
+            let x = (x0 + (*i as f64 + 0.5) * cw) as i32;
+            let style = if vertical {
+                tick_font
+                    .clone()
+                    .transform(FontTransform::Rotate270)
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Right, VPos::Center))
+            } else {
+                tick_font
+                    .clone()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Top))
+            };
+            main.draw(&Text::new(t.clone(), (x, base), style))
+                .map_err(draw_err)?;
+        }
+        if self.colorbar {
+            let (bx, by0, by1) = (6i32, y0 as i32, (y0 + plot_h) as i32);
+            let steps = (by1 - by0).max(1);
+            for i in 0..steps {
+                let t = 1.0 - (i as f64 + 0.5) / steps as f64;
+                bar.draw(&Rectangle::new(
+                    [(bx, by0 + i), (bx + 18, by0 + i + 1)],
+                    cmap.at(t).filled(),
+                ))
+                .map_err(draw_err)?;
+            }
+            bar.draw(&Rectangle::new(
+                [(bx, by0), (bx + 18, by1)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(draw_err)?;
+            for t in &bar_ticks {
+                let y = by1 as f64 - (t - lo) / (hi - lo) * (by1 - by0) as f64;
+                let y = y.round() as i32;
+                bar.draw(&PathElement::new(vec![(bx + 18, y), (bx + 22, y)], BLACK))
+                    .map_err(draw_err)?;
+                bar.draw(&Text::new(
+                    num_text(*t),
+                    (bx + 25, y),
+                    tick_font
+                        .clone()
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                ))
+                .map_err(draw_err)?;
+            }
+            if !self.colorbar_label.is_empty() {
+                bar.draw(&Text::new(
+                    self.colorbar_label.clone(),
+                    (bx + 25 + bar_label_w as i32 + 8, (by0 + by1) / 2),
+                    font(13.0)
+                        .transform(FontTransform::Rotate90)
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Center, VPos::Top)),
+                ))
+                .map_err(draw_err)?;
+            }
         }
         Ok(())
     }
+}
+
+/// About `n` round tick values covering [lo, hi] (1, 2, 2.5, 5 × 10^k steps).
+pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil();
+    let mut out = Vec::new();
+    let mut k = first;
+    while k * step <= hi + step * 1e-9 {
+        let v = k * step;
+        out.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
+        k += 1.0;
+    }
+    out
 }

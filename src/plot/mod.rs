@@ -5,16 +5,30 @@
 //! A [`Figure`] holds data, not pixels; each kind renders itself onto any
 //! plotters backend.
 
+mod bars;
+mod boxplot;
+mod brain;
+pub mod colormap;
 mod heatmap;
+mod hist;
+mod images;
 mod lines;
+mod scatter;
 
 use std::path::Path;
 use std::sync::Once;
 
 use plotters::prelude::*;
 
+pub use bars::{stars as bars_stars, BarSeries, Bars};
+pub use boxplot::{BoxGroup, BoxPair, BoxPlot};
+pub use brain::{Brain, Slab};
+pub use colormap::Colormap;
 pub use heatmap::Heatmap;
+pub use hist::Hist;
+pub use images::{ImageGrid, ImageRow, Raster};
 pub use lines::{Lines, Series};
+pub use scatter::Scatter;
 
 use crate::error::{Error, Result};
 
@@ -50,6 +64,12 @@ pub const PALETTE: [RGBColor; 10] = [
 pub enum FigureKind {
     Lines(Lines),
     Heatmap(Heatmap),
+    Bars(Bars),
+    Box(BoxPlot),
+    Scatter(Scatter),
+    Hist(Hist),
+    Images(ImageGrid),
+    Brain(Brain),
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +85,16 @@ impl std::fmt::Display for Figure {
         let what = match &self.kind {
             FigureKind::Lines(l) => format!("lines, {} series", l.series.len()),
             FigureKind::Heatmap(h) => format!("heatmap {}×{}", h.rows, h.cols),
+            FigureKind::Bars(b) => format!(
+                "bars, {} groups × {} series",
+                b.groups.len(),
+                b.series.len()
+            ),
+            FigureKind::Box(b) => format!("box plot, {} groups", b.groups.len()),
+            FigureKind::Scatter(s) => format!("scatter, {} points", s.x.len()),
+            FigureKind::Hist(h) => format!("histogram, {} series", h.series.len()),
+            FigureKind::Images(g) => format!("images, {} rows", g.rows.len()),
+            FigureKind::Brain(_) => "brain slices".to_string(),
         };
         write!(f, "Figure[{what}; {}×{}]", self.width, self.height)?;
         if !self.title.is_empty() {
@@ -87,6 +117,12 @@ impl Figure {
         match &self.kind {
             FigureKind::Lines(l) => l.draw(&root, &self.title),
             FigureKind::Heatmap(h) => h.draw(&root, &self.title),
+            FigureKind::Bars(b) => b.draw(&root, &self.title),
+            FigureKind::Box(b) => b.draw(&root, &self.title),
+            FigureKind::Scatter(s) => s.draw(&root, &self.title),
+            FigureKind::Hist(h) => h.draw(&root, &self.title),
+            FigureKind::Images(g) => g.draw(&root, &self.title),
+            FigureKind::Brain(b) => b.draw(&root, &self.title),
         }?;
         root.present().map_err(draw_err)
     }
@@ -126,6 +162,155 @@ impl Figure {
         }
         Ok(())
     }
+}
+
+/// Twenty colours (matplotlib's tab20 reordered: the ten tab10 colours
+/// first, then their light partners), for up to 20 series such as 19 ROIs.
+pub const PALETTE20: [RGBColor; 20] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
+    RGBColor(197, 176, 213),
+    RGBColor(196, 156, 148),
+    RGBColor(247, 182, 210),
+    RGBColor(199, 199, 199),
+    RGBColor(219, 219, 141),
+    RGBColor(158, 218, 229),
+];
+
+/// The colour of series `i` of `n`: tab10 up to 10 series, tab20 up to 20,
+/// then cycling.
+pub fn series_colour(i: usize, n: usize) -> RGBColor {
+    if n <= 10 {
+        PALETTE[i % 10]
+    } else {
+        PALETTE20[i % 20]
+    }
+}
+
+/// Finite min and max, or None.
+pub(crate) fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    lo.is_finite().then_some((lo, hi))
+}
+
+/// A padded axis range around the finite values (5 % each side), always
+/// non-empty; `include_zero` extends it to 0 (bars).
+pub(crate) fn padded_range(values: impl Iterator<Item = f64>, include_zero: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = finite_range(values).unwrap_or((0.0, 1.0));
+    if include_zero {
+        lo = lo.min(0.0);
+        hi = hi.max(0.0);
+    }
+    let pad = if hi > lo {
+        (hi - lo) * 0.05
+    } else {
+        lo.abs().max(1.0) * 0.05
+    };
+    (
+        if include_zero && lo == 0.0 {
+            0.0
+        } else {
+            lo - pad
+        },
+        if include_zero && hi == 0.0 {
+            0.0
+        } else {
+            hi + pad
+        },
+    )
+}
+
+/// Short number text for tick labels and annotations: up to 3 significant
+/// decimals, no trailing zeros, scientific for very small or large values.
+pub fn num_text(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    // Tick positions like 0.1 − 0.1 come out as ±1e-17: that is zero.
+    if x.abs() < 1e-12 {
+        return "0".into();
+    }
+    let a = x.abs();
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{x:.1e}");
+    }
+    let decimals = (3 - a.log10().floor() as i32).clamp(0, 4) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// p-value text as journals print it: "p = 0.032", "p = 3.1e-05", "p < 1e-10".
+pub fn p_text(p: f64) -> String {
+    if p.is_nan() {
+        "p = n/a".into()
+    } else if p < 1e-10 {
+        "p < 1e-10".into()
+    } else if p < 0.001 {
+        format!("p = {p:.1e}")
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+/// Width and height in pixels of `text` in `font`.
+pub(crate) fn text_size<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    text: &str,
+    f: &FontDesc,
+) -> (u32, u32) {
+    area.estimate_text_size(text, &TextStyle::from(f.clone()))
+        .unwrap_or((text.chars().count() as u32 * 7, 12))
+}
+
+/// Draws an RGB raster (row-major, 3 bytes a pixel) with its top-left corner
+/// at `pos` in pixels, 1:1. Embedded as a PNG in SVG output.
+pub(crate) fn blit<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    pos: (i32, i32),
+    size: (u32, u32),
+    rgb: Vec<u8>,
+) -> Result<()> {
+    if size.0 == 0 || size.1 == 0 {
+        return Ok(());
+    }
+    let el: BitMapElement<(i32, i32)> = BitMapElement::with_owned_buffer(pos, size, rgb)
+        .ok_or_else(|| Error::invalid("save", "raster buffer of the wrong size"))?;
+    area.draw(&el).map_err(draw_err)
+}
+
+/// Nearest-neighbour scaling of an RGB raster (w×h) to (tw×th).
+pub(crate) fn scale_nearest(rgb: &[u8], w: usize, h: usize, tw: usize, th: usize) -> Vec<u8> {
+    let mut out = vec![0u8; tw * th * 3];
+    for ty in 0..th {
+        let sy = (ty * h / th.max(1)).min(h - 1);
+        for tx in 0..tw {
+            let sx = (tx * w / tw.max(1)).min(w - 1);
+            let s = (sy * w + sx) * 3;
+            let d = (ty * tw + tx) * 3;
+            out[d..d + 3].copy_from_slice(&rgb[s..s + 3]);
+        }
+    }
+    out
 }
 
 /// Font of a given size in the embedded family.

@@ -1,6 +1,6 @@
 //! Statistics for neural-decoding science: rank correlations (Kendall's tau
 //! for RSA), Pearson/Spearman correlation, t-tests and multiple-testing
-//! corrections. Every function is checked against scipy.stats /
+//! corrections, RDMs and RSA, permutation tests and noise ceilings. Every function is checked against scipy.stats /
 //! statsmodels to 1e-10 (see `tests/it/stats.rs` and
 //! `tests/fixtures/stats/make_stats_fixtures.py`).
 //!
@@ -15,7 +15,10 @@ pub mod correlation;
 pub mod dist;
 pub mod kendall;
 pub mod multitest;
+pub mod noise_ceiling;
+pub mod permutation;
 pub mod rank;
+pub mod rdm;
 pub mod ttest;
 
 pub use common::{Alternative, NanPolicy, TestResult};
@@ -27,5 +30,10 @@ pub use kendall::{kendall_matrix, kendall_tau, KendallMethod, KendallOptions, Ke
 pub use multitest::{
     bonferroni, fdr, holm, FdrMethod, FdrOptions, MultitestOptions, MultitestResult,
 };
+pub use noise_ceiling::{noise_ceiling, NoiseCeiling, NoiseCeilingMethod};
+pub use permutation::{
+    permutation_test, permutation_test_with, PermStatistic, PermutationOptions, PermutationResult,
+};
 pub use rank::rankdata_average;
+pub use rdm::{kendall_fdr, rdm, rsa, CorrectOver, KendallFdr, RdmMetric, RsaMethod};
 pub use ttest::{ttest_1samp, ttest_ind, ttest_rel, TTestIndOptions, TTestOptions};

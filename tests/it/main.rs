@@ -5,12 +5,14 @@
 mod cli;
 mod common;
 mod engine;
+mod figures;
 mod help;
 mod nifti;
 mod npy;
 mod records;
 mod repl;
 mod resnet;
+mod rsa;
 mod simulate;
 mod stats;
 mod tensor;

@@ -1,0 +1,395 @@
+//! Brain slices: three orthogonal cuts (sagittal, coronal, axial) through a
+//! background volume, with a thresholded statistical overlay and a colour
+//! bar, in world (mm) coordinates so that volumes on different grids (a 1 mm
+//! template under a 3 mm statistical map) line up through their affines.
+//!
+//! Neurological convention, as nilearn: left hemisphere on the left of the
+//! coronal and axial views, anterior to the right in the sagittal view.
+//! Both volumes are sampled by trilinear interpolation at the pixels' world
+//! positions.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::heatmap::nice_ticks;
+use super::{blit, draw_err, font, num_text, text_size, Colormap};
+use crate::error::{Error, Result};
+
+/// A 3-D scalar volume: values x·y·z in C order and its voxel → world affine.
+#[derive(Debug, Clone)]
+pub struct Slab {
+    pub dims: [usize; 3],
+    pub values: Vec<f32>,
+    pub affine: [[f64; 4]; 4],
+}
+
+fn invert(a: &[[f64; 4]; 4]) -> Option<[[f64; 4]; 4]> {
+    let m = |r: usize, c: usize| a[r][c];
+    let det = m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1))
+        - m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0))
+        + m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
+    if det.abs() < 1e-12 || !det.is_finite() {
+        return None;
+    }
+    let mut inv = [[0.0; 4]; 4];
+    for r in 0..3 {
+        for c in 0..3 {
+            let (r1, r2) = ((c + 1) % 3, (c + 2) % 3);
+            let (c1, c2) = ((r + 1) % 3, (r + 2) % 3);
+            inv[r][c] = (m(r1, c1) * m(r2, c2) - m(r1, c2) * m(r2, c1)) / det;
+        }
+    }
+    for r in 0..3 {
+        inv[r][3] = -(0..3).map(|c| inv[r][c] * a[c][3]).sum::<f64>();
+    }
+    inv[3][3] = 1.0;
+    Some(inv)
+}
+
+fn apply(a: &[[f64; 4]; 4], p: [f64; 3]) -> [f64; 3] {
+    let mut out = [0.0; 3];
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = a[r][0] * p[0] + a[r][1] * p[1] + a[r][2] * p[2] + a[r][3];
+    }
+    out
+}
+
+impl Slab {
+    pub fn new(
+        op: &'static str,
+        dims: [usize; 3],
+        values: Vec<f32>,
+        affine: [[f64; 4]; 4],
+    ) -> Result<Self> {
+        if values.len() != dims.iter().product::<usize>() || dims.contains(&0) {
+            return Err(Error::invalid(
+                op,
+                "volume data does not match its dimensions",
+            ));
+        }
+        if invert(&affine).is_none() {
+            return Err(Error::invalid(op, "the volume's affine is not invertible"));
+        }
+        Ok(Slab {
+            dims,
+            values,
+            affine,
+        })
+    }
+
+    fn at(&self, i: usize, j: usize, k: usize) -> f32 {
+        self.values[(i * self.dims[1] + j) * self.dims[2] + k]
+    }
+
+    /// Trilinear value at fractional voxel coordinates; NaN outside.
+    fn sample(&self, v: [f64; 3]) -> f64 {
+        let mut base = [0usize; 3];
+        let mut frac = [0.0f64; 3];
+        for a in 0..3 {
+            let n = self.dims[a];
+            if !(v[a] > -0.5 && v[a] < n as f64 - 0.5) {
+                return f64::NAN;
+            }
+            let c = v[a].clamp(0.0, (n - 1) as f64);
+            let b = (c.floor() as usize).min(n.saturating_sub(2));
+            base[a] = b;
+            frac[a] = if n == 1 { 0.0 } else { c - b as f64 };
+        }
+        let mut acc = 0.0;
+        for corner in 0..8 {
+            let mut w = 1.0;
+            let mut idx = [0usize; 3];
+            for a in 0..3 {
+                let hi = (corner >> a) & 1 == 1;
+                let n = self.dims[a];
+                idx[a] = if hi {
+                    (base[a] + 1).min(n - 1)
+                } else {
+                    base[a]
+                };
+                w *= if hi { frac[a] } else { 1.0 - frac[a] };
+            }
+            if w > 0.0 {
+                acc += w * self.at(idx[0], idx[1], idx[2]) as f64;
+            }
+        }
+        acc
+    }
+
+    /// World bounding box (min, max) of the voxel centres.
+    fn world_box(&self) -> ([f64; 3], [f64; 3]) {
+        let mut lo = [f64::INFINITY; 3];
+        let mut hi = [f64::NEG_INFINITY; 3];
+        for corner in 0..8 {
+            let p = [0, 1, 2].map(|a| {
+                if (corner >> a) & 1 == 1 {
+                    (self.dims[a] - 1) as f64
+                } else {
+                    0.0
+                }
+            });
+            let w = apply(&self.affine, p);
+            for a in 0..3 {
+                lo[a] = lo[a].min(w[a]);
+                hi[a] = hi[a].max(w[a]);
+            }
+        }
+        (lo, hi)
+    }
+
+    /// World position of the voxel with the largest |value| (finite).
+    fn peak(&self) -> Option<[f64; 3]> {
+        let (mut best, mut at) = (0.0f32, None);
+        for (n, v) in self.values.iter().enumerate() {
+            if v.is_finite() && v.abs() > best {
+                best = v.abs();
+                at = Some(n);
+            }
+        }
+        let n = at?;
+        let (d1, d2) = (self.dims[1], self.dims[2]);
+        let ijk = [
+            (n / (d1 * d2)) as f64,
+            ((n / d2) % d1) as f64,
+            (n % d2) as f64,
+        ];
+        Some(apply(&self.affine, ijk))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Brain {
+    pub background: Slab,
+    pub overlay: Option<Slab>,
+    /// Overlay values with |v| < threshold are not drawn.
+    pub threshold: f64,
+    /// Cut position in world mm (x, y, z); None: the overlay's peak, else the centre.
+    pub cut: Option<[f64; 3]>,
+    pub colormap: Colormap,
+    /// Top of the overlay colour scale; None: the overlay's max |value|.
+    pub vmax: Option<f64>,
+    pub colorbar_label: String,
+}
+
+/// Background intensities → [0, 1] between its 2nd and 99.5th percentiles
+/// (of the non-zero voxels), so the anatomy is neither washed out nor dark.
+fn bg_window(values: &[f32]) -> (f64, f64) {
+    let mut v: Vec<f32> = values
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite() && *x != 0.0)
+        .collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    let n = v.len();
+    let k_lo = (n as f64 * 0.02) as usize;
+    let k_hi = ((n as f64 * 0.995) as usize).min(n - 1);
+    let lo = *v.select_nth_unstable_by(k_lo, |a, b| a.total_cmp(b)).1 as f64;
+    let hi = *v.select_nth_unstable_by(k_hi, |a, b| a.total_cmp(b)).1 as f64;
+    if hi > lo {
+        (lo, hi)
+    } else {
+        (lo, lo + 1.0)
+    }
+}
+
+impl Brain {
+    fn overlay_limits(&self) -> (f64, f64) {
+        let vmax = self.vmax.unwrap_or_else(|| {
+            self.overlay
+                .as_ref()
+                .map(|o| {
+                    o.values
+                        .iter()
+                        .filter(|v| v.is_finite())
+                        .fold(0.0f64, |m, v| m.max(v.abs() as f64))
+                })
+                .unwrap_or(1.0)
+        });
+        let vmax = if vmax > 0.0 { vmax } else { 1.0 };
+        if self.colormap.diverging() {
+            (-vmax, vmax)
+        } else {
+            (self.threshold.max(0.0).min(vmax * 0.999), vmax)
+        }
+    }
+
+    pub(super) fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+        title: &str,
+    ) -> Result<()> {
+        let (w, h) = root.dim_in_pixel();
+        let (blo, bhi) = self.background.world_box();
+        let centre = [0, 1, 2].map(|a| (blo[a] + bhi[a]) / 2.0);
+        let cut = self
+            .cut
+            .or_else(|| self.overlay.as_ref().and_then(|o| o.peak()))
+            .unwrap_or(centre);
+        let (vlo, vhi) = self.overlay_limits();
+        let tick_font = font(12.0);
+        let has_bar = self.overlay.is_some();
+        let ticks = nice_ticks(vlo, vhi, 5);
+        let tick_w = ticks
+            .iter()
+            .map(|t| text_size(root, &num_text(*t), &tick_font).0)
+            .max()
+            .unwrap_or(20);
+        let bar_w = if has_bar {
+            18 + 30
+                + tick_w
+                + if self.colorbar_label.is_empty() {
+                    0
+                } else {
+                    22
+                }
+        } else {
+            0
+        };
+        let top = if title.is_empty() { 10 } else { 40 };
+        let bottom = 28;
+        if !title.is_empty() {
+            root.draw(&Text::new(
+                title.to_string(),
+                ((w / 2) as i32, 10),
+                font(20.0)
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(draw_err)?;
+        }
+        // Views: (fixed axis, horizontal axis, vertical axis, flip horizontal?)
+        // sagittal: x fixed, y → right (anterior), z up
+        // coronal: y fixed, x → right (left hemisphere on the left), z up
+        // axial: z fixed, x → right, y up (anterior at the top)
+        let views: [(usize, usize, usize, &str); 3] =
+            [(0, 1, 2, "x"), (1, 0, 2, "y"), (2, 0, 1, "z")];
+        let ext = |a: usize| (bhi[a] - blo[a]).max(1.0);
+        let total_w: f64 = views.iter().map(|v| ext(v.1)).sum();
+        let max_h: f64 = views.iter().map(|v| ext(v.2)).fold(0.0, f64::max);
+        let gap = 10.0;
+        let avail_w = w as f64 - bar_w as f64 - 2.0 * gap - 20.0;
+        let avail_h = (h as f64 - top as f64 - bottom as f64).max(10.0);
+        let scale = (avail_w / total_w).min(avail_h / max_h).max(0.05); // px per mm
+        let (bwin_lo, bwin_hi) = bg_window(&self.background.values);
+        let binv = invert(&self.background.affine).expect("checked in Slab::new");
+        let oinv = self
+            .overlay
+            .as_ref()
+            .map(|o| invert(&o.affine).expect("checked in Slab::new"));
+        let used_w: f64 = total_w * scale + 2.0 * gap;
+        let mut x = ((w as f64 - bar_w as f64 - used_w) / 2.0).max(4.0);
+        for &(fixed, ha, va, name) in &views {
+            let pw = (ext(ha) * scale).round().max(1.0) as usize;
+            let ph = (ext(va) * scale).round().max(1.0) as usize;
+            let y = top as f64 + (max_h * scale - ph as f64) / 2.0;
+            let mut rgb = vec![0u8; pw * ph * 3];
+            for py in 0..ph {
+                for px in 0..pw {
+                    let mut world = cut;
+                    world[fixed] = cut[fixed];
+                    world[ha] = blo[ha] + (px as f64 + 0.5) / scale;
+                    world[va] = bhi[va] - (py as f64 + 0.5) / scale;
+                    let bv = self.background.sample(apply(&binv, world));
+                    let g = if bv.is_finite() {
+                        ((bv - bwin_lo) / (bwin_hi - bwin_lo)).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
+                    let mut c = Colormap::Gray.at(g);
+                    if let (Some(o), Some(oi)) = (&self.overlay, &oinv) {
+                        let ov = o.sample(apply(oi, world));
+                        if ov.is_finite() && ov.abs() >= self.threshold && ov != 0.0 {
+                            let show = self.colormap.diverging() || ov > 0.0;
+                            if show {
+                                c = self.colormap.at((ov - vlo) / (vhi - vlo));
+                            }
+                        }
+                    }
+                    let d = (py * pw + px) * 3;
+                    rgb[d] = c.0;
+                    rgb[d + 1] = c.1;
+                    rgb[d + 2] = c.2;
+                }
+            }
+            blit(
+                root,
+                (x.round() as i32, y.round() as i32),
+                (pw as u32, ph as u32),
+                rgb,
+            )?;
+            let label = format!("{name} = {}", cut[fixed].round() as i64);
+            root.draw(&Text::new(
+                label,
+                ((x + pw as f64 / 2.0) as i32, (y + ph as f64 + 6.0) as i32),
+                font(13.0)
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(draw_err)?;
+            if ha == 0 {
+                for (t, px) in [("L", x + 4.0), ("R", x + pw as f64 - 4.0)] {
+                    let hp = if t == "L" { HPos::Left } else { HPos::Right };
+                    root.draw(&Text::new(
+                        t.to_string(),
+                        (px as i32, (y + 4.0) as i32),
+                        font(13.0).color(&WHITE).pos(Pos::new(hp, VPos::Top)),
+                    ))
+                    .map_err(draw_err)?;
+                }
+            }
+            x += pw as f64 + gap;
+        }
+        if has_bar {
+            let bx = (w - bar_w) as i32 + 10;
+            let (by0, by1) = (top as i32 + 10, (top as f64 + max_h * scale - 10.0) as i32);
+            let steps = (by1 - by0).max(1);
+            for i in 0..steps {
+                let v = vhi - (i as f64 + 0.5) / steps as f64 * (vhi - vlo);
+                let hidden = v.abs() < self.threshold || (!self.colormap.diverging() && v <= 0.0);
+                let c = if hidden {
+                    RGBColor(190, 190, 190)
+                } else {
+                    self.colormap.at((v - vlo) / (vhi - vlo))
+                };
+                root.draw(&Rectangle::new(
+                    [(bx, by0 + i), (bx + 18, by0 + i + 1)],
+                    c.filled(),
+                ))
+                .map_err(draw_err)?;
+            }
+            root.draw(&Rectangle::new(
+                [(bx, by0), (bx + 18, by1)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(draw_err)?;
+            for t in &ticks {
+                let yy = (by1 as f64 - (t - vlo) / (vhi - vlo) * (by1 - by0) as f64).round() as i32;
+                root.draw(&PathElement::new(vec![(bx + 18, yy), (bx + 22, yy)], BLACK))
+                    .map_err(draw_err)?;
+                root.draw(&Text::new(
+                    num_text(*t),
+                    (bx + 25, yy),
+                    tick_font
+                        .clone()
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                ))
+                .map_err(draw_err)?;
+            }
+            if !self.colorbar_label.is_empty() {
+                root.draw(&Text::new(
+                    self.colorbar_label.clone(),
+                    (bx + 25 + tick_w as i32 + 8, (by0 + by1) / 2),
+                    font(13.0)
+                        .transform(FontTransform::Rotate90)
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Center, VPos::Top)),
+                ))
+                .map_err(draw_err)?;
+            }
+        }
+        Ok(())
+    }
+}
