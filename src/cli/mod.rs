@@ -48,6 +48,12 @@ pub fn show(v: &Dynamic) -> String {
     if let Some(vol) = v.read_lock::<crate::data::Volume>() {
         return vol.to_string();
     }
+    if let Some(m) = v.read_lock::<crate::data::Mask>() {
+        return m.to_string();
+    }
+    if let Some(s) = v.read_lock::<crate::data::ImageSet>() {
+        return s.to_string();
+    }
     if let Some(arr) = v.read_lock::<Array>() {
         const MAX: usize = 20;
         let mut items: Vec<String> = arr.iter().take(MAX).map(show).collect();
