@@ -54,6 +54,9 @@ pub fn show(v: &Dynamic) -> String {
     if let Some(s) = v.read_lock::<crate::data::ImageSet>() {
         return s.to_string();
     }
+    if let Some(d) = v.read_lock::<crate::data::Dataset>() {
+        return d.to_string();
+    }
     if let Some(arr) = v.read_lock::<Array>() {
         const MAX: usize = 20;
         let mut items: Vec<String> = arr.iter().take(MAX).map(show).collect();

@@ -127,6 +127,9 @@ impl Volume {
     /// goes into sform and qform.
     pub fn save(&self, path: &Path) -> Result<()> {
         const OP: &str = "save_nifti";
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(OP, parent, e))?;
+        }
         let dims: Vec<usize> = self.shape().iter().map(|&d| d as usize).collect();
         // Tensor [x, y, z, t] → file order (x fastest): reverse the axes, then C-order.
         let perm: Vec<i64> = (0..dims.len() as i64).rev().collect();

@@ -9,6 +9,7 @@ use super::help::{FnDoc, HelpRegistry, OptDoc};
 use super::options::Opts;
 use super::session::Session;
 use super::tensor::{array_to_values, to_indices, to_tensor};
+use crate::data::dataset::{self, Cell, Dataset, DatasetOptions};
 use crate::data::images::{self, ImageSet};
 use crate::data::mask::{self, Mask};
 use crate::data::Volume;
@@ -153,10 +154,59 @@ pub static IMAGE_SET_FN: FnDoc = FnDoc {
 };
 pub static SELECT: FnDoc = FnDoc {
     name: "select", domain: "data",
-    signature: "select(s: ImageSet, indices: array) -> ImageSet",
-    summary: "The images at the given positions (negative counts from the end), with their ids.",
+    signature: "select(s: ImageSet, indices: array) -> ImageSet\nselect(ds: Dataset, trials: array) -> Dataset",
+    summary: "The images (or a dataset's trials, with every trial-aligned part) at the given positions, in that order; negative positions count from the end.",
     options: &[],
     example: "let s = image_set(rand([3, 3, 4, 4]), [\"a\", \"b\", \"c\"]);\nprint(s.select([-1]).ids);   // [\"c\"]",
+};
+
+pub static LOAD_DATASET: FnDoc = FnDoc {
+    name: "load_dataset", domain: "data",
+    signature: "load_dataset(dir: string, opts?: map) -> Dataset",
+    summary: "Reads a dataset folder (docs/dataset-layout.md): dataset.json naming betas (4-D NIfTI, trials last, or .npy trials × voxels with a mask), mask, rois or atlas, trials.csv, stimuli/, captions.json, labels.csv, ratings.csv. Validates on load: trial rows vs betas, missing stimuli, ROIs outside the brain mask, NaN betas; every problem names the file and row.",
+    options: &[
+        OptDoc { name: "images", ty: "bool", default: "true", meaning: "load the stimulus images" },
+        OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "resize the stimuli (as load_images' size)" },
+        OptDoc { name: "filter", ty: "string", default: "bicubic", meaning: "resampling filter for image_size" },
+        OptDoc { name: "nan", ty: "string", default: "error", meaning: "NaN betas: error, or drop (drop those voxels with a warning)" },
+    ],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([3, 3, 2, 4]), d + \"/betas.nii.gz\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"a\", \"b\"], split: [\"test\", \"test\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{format: 1, betas: \"betas.nii.gz\", trials: \"trials.csv\"}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.average_repeats().betas.shape);   // [2, 18]",
+};
+pub static DATASET: FnDoc = FnDoc {
+    name: "Dataset", domain: "data",
+    signature: "ds.betas -> Tensor (trials × voxels)\nds.trials -> map {stimulus, split, repeat} of arrays\nds.images -> ImageSet (one per trial) or ()\nds.captions -> array or ()\nds.labels -> array or ()\nds.ratings -> map name → Tensor\nds.rois -> map name → Mask\nds.mask -> Mask\nds.len -> int\nds.train() / ds.test() -> Dataset\nds.average_repeats() -> Dataset\nds.roi(name) -> Tensor (trials × ROI voxels)\nds.select(trials) -> Dataset",
+    summary: "Stimulus–response pairs: betas with their trials, images, captions, labels, ratings and ROIs, all aligned trial by trial. average_repeats() averages the trials of each stimulus (as GOD's test set is used; repeat becomes the count).",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([3, 3, 2, 3]), d + \"/betas.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\"], split: [\"train\", \"train\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\"}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.train().len);   // 2",
+};
+
+pub static TRAIN: FnDoc = FnDoc {
+    name: "train", domain: "data",
+    signature: "train(ds: Dataset) -> Dataset",
+    summary: "The trials whose split is train, with every trial-aligned part.",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([2, 2, 2, 4]), d + \"/betas.nii\");\nsave_nifti(tensor([[[1, 0], [0, 0]], [[1, 1], [0, 0]]]), d + \"/v1.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\", \"c\"], split: [\"train\", \"train\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\", rois: #{V1: \"v1.nii\"}}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.train().len);   // 2",
+};
+pub static TEST: FnDoc = FnDoc {
+    name: "test", domain: "data",
+    signature: "test(ds: Dataset) -> Dataset",
+    summary: "The trials whose split is test, with every trial-aligned part.",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([2, 2, 2, 4]), d + \"/betas.nii\");\nsave_nifti(tensor([[[1, 0], [0, 0]], [[1, 1], [0, 0]]]), d + \"/v1.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\", \"c\"], split: [\"train\", \"train\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\", rois: #{V1: \"v1.nii\"}}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.test().trials.stimulus);   // [\"c\", \"c\"]",
+};
+pub static AVERAGE_REPEATS: FnDoc = FnDoc {
+    name: "average_repeats", domain: "data",
+    signature: "average_repeats(ds: Dataset) -> Dataset",
+    summary: "One row per stimulus (in order of first appearance): the mean of its trials' betas; other parts from its first trial; trials.repeat becomes the number of trials averaged. A stimulus in both splits is an error.",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([2, 2, 2, 4]), d + \"/betas.nii\");\nsave_nifti(tensor([[[1, 0], [0, 0]], [[1, 1], [0, 0]]]), d + \"/v1.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\", \"c\"], split: [\"train\", \"train\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\", rois: #{V1: \"v1.nii\"}}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nlet t = ds.test().average_repeats();\nprint(t.trials.repeat);   // [2]",
+};
+pub static ROI: FnDoc = FnDoc {
+    name: "roi", domain: "data",
+    signature: "roi(ds: Dataset, name: string) -> Tensor",
+    summary: "The betas of one ROI: trials × the ROI's voxels (in the brain mask, nilearn order).",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([2, 2, 2, 4]), d + \"/betas.nii\");\nsave_nifti(tensor([[[1, 0], [0, 0]], [[1, 1], [0, 0]]]), d + \"/v1.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\", \"c\"], split: [\"train\", \"train\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\", rois: #{V1: \"v1.nii\"}}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.roi(\"V1\").shape);   // [4, 3]",
 };
 
 fn masks_from(op: &'static str, arr: &Array) -> Result<Vec<Mask>> {
@@ -230,11 +280,18 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         &IMAGE_SET_FN,
         &SELECT,
         &DICOM_TO_NIFTI,
+        &LOAD_DATASET,
+        &DATASET,
+        &TRAIN,
+        &TEST,
+        &AVERAGE_REPEATS,
+        &ROI,
     ] {
         help.add(doc);
     }
     register_masks(engine);
     register_images(engine, session);
+    register_datasets(engine);
     let s = session.clone();
     engine.register_fn(
         "dicom_to_nifti",
@@ -521,35 +578,7 @@ fn register_images(engine: &mut Engine, session: &Session) {
             let opts = Opts::parse(&LOAD_IMAGES, opts)?;
             let filter_name = opts.choice("filter", Filter::NAMES)?;
             let filter = Filter::parse(&filter_name).expect("a listed filter");
-            let size = match opts.raw("size") {
-                None => None,
-                Some(v) => {
-                    let bad = || Error::BadOption {
-                        op: OP,
-                        key: "size".into(),
-                        expected: "a positive integer or [height, width]".into(),
-                        got: v.to_string(),
-                    };
-                    let hw = if let Ok(n) = v.as_int() {
-                        (n, n)
-                    } else if let Some(a) = v.read_lock::<Array>() {
-                        match a
-                            .iter()
-                            .map(|x| x.as_int().ok())
-                            .collect::<Option<Vec<_>>>()
-                        {
-                            Some(x) if x.len() == 2 => (x[0], x[1]),
-                            _ => return Err(bad()),
-                        }
-                    } else {
-                        return Err(bad());
-                    };
-                    if hw.0 < 1 || hw.1 < 1 {
-                        return Err(bad());
-                    }
-                    Some((hw.0 as usize, hw.1 as usize))
-                }
-            };
+            let size = size_option(OP, opts.raw("size"))?;
             let paths: Vec<PathBuf> = if let Some(a) = what.read_lock::<Array>() {
                 a.iter().map(|p| PathBuf::from(p.to_string())).collect()
             } else if what.is_string() {
@@ -641,4 +670,165 @@ fn register_images(engine: &mut Engine, session: &Session) {
     };
     engine.register_fn("image_grid", move |v: Dynamic| grid(v, Map::new()));
     engine.register_fn("image_grid", grid);
+}
+
+fn cell(c: &Cell) -> Dynamic {
+    match c {
+        Cell::Text(s) => Dynamic::from(s.clone()),
+        Cell::Number(x) => Dynamic::from_float(*x),
+        Cell::Texts(v) => Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.clone())).collect()),
+    }
+}
+
+fn size_option(op: &'static str, v: Option<Dynamic>) -> Result<Option<(usize, usize)>> {
+    let Some(v) = v else { return Ok(None) };
+    let bad = || Error::BadOption {
+        op,
+        key: if op == "load_images" {
+            "size"
+        } else {
+            "image_size"
+        }
+        .into(),
+        expected: "a positive integer or [height, width]".into(),
+        got: v.to_string(),
+    };
+    let hw = if let Ok(n) = v.as_int() {
+        (n, n)
+    } else if let Some(a) = v.read_lock::<Array>() {
+        match a
+            .iter()
+            .map(|x| x.as_int().ok())
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(x) if x.len() == 2 => (x[0], x[1]),
+            _ => return Err(bad()),
+        }
+    } else {
+        return Err(bad());
+    };
+    if hw.0 < 1 || hw.1 < 1 {
+        return Err(bad());
+    }
+    Ok(Some((hw.0 as usize, hw.1 as usize)))
+}
+
+fn register_datasets(engine: &mut Engine) {
+    engine.register_type_with_name::<Dataset>("Dataset");
+    engine.register_fn("to_string", |d: &mut Dataset| d.to_string());
+    engine.register_fn("to_debug", |d: &mut Dataset| d.to_string());
+    engine.register_get("betas", |d: &mut Dataset| d.betas.clone());
+    engine.register_get("len", |d: &mut Dataset| d.len() as i64);
+    engine.register_get("name", |d: &mut Dataset| d.name.clone());
+    engine.register_get("mask", |d: &mut Dataset| d.mask.clone());
+    engine.register_get("trials", |d: &mut Dataset| -> Map {
+        let mut m = Map::new();
+        m.insert(
+            "stimulus".into(),
+            Dynamic::from_array(
+                d.trials
+                    .iter()
+                    .map(|t| Dynamic::from(t.stimulus.clone()))
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "split".into(),
+            Dynamic::from_array(
+                d.trials
+                    .iter()
+                    .map(|t| Dynamic::from(t.split.clone()))
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "repeat".into(),
+            Dynamic::from_array(
+                d.trials
+                    .iter()
+                    .map(|t| Dynamic::from_int(t.repeat))
+                    .collect(),
+            ),
+        );
+        m
+    });
+    engine.register_get("images", |d: &mut Dataset| -> RhaiResult<Dynamic> {
+        guard("images", || {
+            Ok(d.trial_images("images")?
+                .map_or(Dynamic::UNIT, Dynamic::from))
+        })
+    });
+    engine.register_get("captions", |d: &mut Dataset| {
+        d.captions.as_ref().map_or(Dynamic::UNIT, |v| {
+            Dynamic::from_array(v.iter().map(cell).collect())
+        })
+    });
+    engine.register_get("labels", |d: &mut Dataset| {
+        d.labels.as_ref().map_or(Dynamic::UNIT, |v| {
+            Dynamic::from_array(v.iter().map(cell).collect())
+        })
+    });
+    engine.register_get("ratings", |d: &mut Dataset| -> RhaiResult<Map> {
+        guard("ratings", || {
+            d.ratings
+                .iter()
+                .map(|(k, v)| {
+                    let t = Tensor::from_f64("ratings", v, &[v.len() as i64], tch::Kind::Float)?;
+                    Ok((k.as_str().into(), Dynamic::from(t)))
+                })
+                .collect()
+        })
+    });
+    engine.register_get("rois", |d: &mut Dataset| -> Map {
+        d.rois
+            .iter()
+            .map(|(k, m)| (k.as_str().into(), Dynamic::from(m.clone())))
+            .collect()
+    });
+    engine.register_fn("train", |d: &mut Dataset| -> RhaiResult<Dataset> {
+        guard("train", || d.split("train", "train"))
+    });
+    engine.register_fn("test", |d: &mut Dataset| -> RhaiResult<Dataset> {
+        guard("test", || d.split("test", "test"))
+    });
+    engine.register_fn(
+        "average_repeats",
+        |d: &mut Dataset| -> RhaiResult<Dataset> {
+            guard("average_repeats", || d.average_repeats("average_repeats"))
+        },
+    );
+    engine.register_fn("roi", |d: &mut Dataset, name: &str| -> RhaiResult<Tensor> {
+        guard("roi", || d.roi("roi", name))
+    });
+    engine.register_fn(
+        "select",
+        |d: &mut Dataset, idx: Dynamic| -> RhaiResult<Dataset> {
+            guard("select", || {
+                d.select("select", &to_indices("select", &idx)?)
+            })
+        },
+    );
+    let load = |dir: &str, opts: Map| -> RhaiResult<Dataset> {
+        guard("load_dataset", || {
+            const OP: &str = "load_dataset";
+            let o = Opts::parse(&LOAD_DATASET, opts)?;
+            let filter =
+                Filter::parse(&o.choice("filter", Filter::NAMES)?).expect("a listed filter");
+            let opts = DatasetOptions {
+                images: o.bool("images")?,
+                image_size: size_option(OP, o.raw("image_size"))?,
+                filter,
+                drop_nan_voxels: o.choice("nan", &["error", "drop"])? == "drop",
+            };
+            let mut ds = dataset::load(Path::new(dir), &opts)?;
+            let dev = crate::device::current();
+            ds.betas = Tensor(crate::tensor::tc(OP, ds.betas.0.f_to_device(dev))?);
+            if let Some(s) = &mut ds.stimuli {
+                s.data = Tensor(crate::tensor::tc(OP, s.data.0.f_to_device(dev))?);
+            }
+            Ok(ds)
+        })
+    };
+    engine.register_fn("load_dataset", move |d: &str| load(d, Map::new()));
+    engine.register_fn("load_dataset", load);
 }

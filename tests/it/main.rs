@@ -5,6 +5,7 @@
 mod cli;
 mod common;
 mod data;
+mod dataset;
 mod engine;
 mod help;
 mod nifti;
