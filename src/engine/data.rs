@@ -140,7 +140,7 @@ pub static IMAGE_SET: FnDoc = FnDoc {
 pub static DICOM_TO_NIFTI: FnDoc = FnDoc {
     name: "dicom_to_nifti", domain: "data",
     signature: "dicom_to_nifti(dir: string, out_dir: string) -> array",
-    summary: "Converts the DICOM series under dir (up to 5 folders deep) with dcm2niix into .nii.gz files plus BIDS .json sidecars in out_dir (relative: inside the run's output folder) and returns the paths of the NIfTI files written, sorted; load them with load_nifti. dcm2niix is looked for at $VOXLAB_DCM2NIIX, in $VIRTUAL_ENV/bin, in the build's environment, then on PATH (`pip install dcm2niix`). An error when it is missing or finds no images.",
+    summary: "Converts the DICOM series under dir (up to 5 folders deep) with dcm2niix into .nii.gz files plus BIDS .json sidecars in out_dir (relative: inside the run's output folder) and returns the paths of the NIfTI files written, sorted; load them with load_nifti. dcm2niix is $VOXLAB_DCM2NIIX when set, else looked for in $VIRTUAL_ENV/bin, in the build's environment, then on PATH (`pip install dcm2niix`). An error when it is missing or finds no images.",
     options: &[],
     example: "try {\n    for p in dicom_to_nifti(\"scans/dicom\", \"nifti\") { print(load_nifti(p)); }\n} catch (e) {\n    print(e);   // dicom_to_nifti: scans/dicom: not a folder\n}",
 };

@@ -8,13 +8,15 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 
-/// Where dcm2niix is looked for, in order: `$VOXLAB_DCM2NIIX`, next to the
-/// active virtual environment's python (`$VIRTUAL_ENV/bin`), next to the
-/// environment voxlab was built with, then every folder on `PATH`.
+/// Where dcm2niix is looked for: `$VOXLAB_DCM2NIIX` alone when it is set;
+/// otherwise next to the active virtual environment's python
+/// (`$VIRTUAL_ENV/bin`), next to the environment voxlab was built with, then
+/// every folder on `PATH`.
 pub fn candidates() -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Some(p) = std::env::var_os("VOXLAB_DCM2NIIX") {
         out.push(PathBuf::from(p));
+        return out;
     }
     if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
         out.push(Path::new(&v).join("bin/dcm2niix"));
@@ -61,9 +63,18 @@ pub fn dicom_to_nifti(op: &'static str, dir: &Path, out_dir: &Path) -> Result<Ve
         ));
     }
     let exe = find_dcm2niix().ok_or_else(|| {
+        let looked: Vec<String> = candidates()
+            .iter()
+            .take(3)
+            .map(|p| p.display().to_string())
+            .collect();
         Error::invalid(
             op,
-            "dcm2niix was not found (looked at $VOXLAB_DCM2NIIX, $VIRTUAL_ENV/bin, the build environment and PATH); install it with `pip install dcm2niix` or `make env`",
+            format!(
+                "dcm2niix was not found (looked at {}{}); install it with `pip install dcm2niix` or `make env`, or set VOXLAB_DCM2NIIX",
+                looked.join(", "),
+                if candidates().len() > 3 { " and the rest of PATH" } else { "" }
+            ),
         )
     })?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(op, out_dir, e))?;

@@ -515,6 +515,27 @@ fn dicom_conversion_matches_dcm2niix_reference() {
     assert_eq!(parts[0].as_int().expect("n"), 2, "two DICOM series");
     assert_eq!(voxlab::cli::show(&parts[1]), "[[0.0, 0.0]]");
     assert_eq!(voxlab::cli::show(&parts[2]), "[true, true]");
+    // Missing converter: a clear message (run through the binary so the
+    // environment variable does not leak into other tests).
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    let out = cmd
+        .args([
+            "-e",
+            &format!(
+                r#"dicom_to_nifti("{}", "{}")"#,
+                dicom.display(),
+                tmp.path().join("o").display()
+            ),
+        ])
+        .env("VOXLAB_DCM2NIIX", "/nonexistent/dcm2niix")
+        .output()
+        .expect("voxlab runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        err.contains("dicom_to_nifti: dcm2niix was not found (looked at /nonexistent/dcm2niix); install it with `pip install dcm2niix`"),
+        "{err}"
+    );
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
     assert_script_error(
