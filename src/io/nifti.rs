@@ -71,6 +71,10 @@ const OP_SAVE: &str = "save_nifti";
 
 /// Voxels converted per chunk while streaming data from disk.
 const CHUNK_VOXELS: usize = 1 << 16;
+/// Uncompressed data of at least this many voxels is read by parallel
+/// workers, each taking slices of this many voxels.
+const PAR_MIN_VOXELS: usize = 1 << 21;
+const PAR_CHUNK_VOXELS: usize = 1 << 20;
 /// Buffer size of the gzip readers and of the writers.
 const IO_BUF: usize = 1 << 20;
 /// Buffer size of the plain-file reader; every data chunk (`CHUNK_VOXELS`
@@ -1288,6 +1292,9 @@ impl Source {
 
 /// Output element type (f32 or f64).
 trait Out: Copy + Send + 'static {
+    /// The file dtype whose little-endian bytes are this type's bytes on a
+    /// little-endian machine (read without conversion).
+    const SAME: Dtype;
     fn from_f64(x: f64) -> Self;
     fn from_f32(x: f32) -> Self;
     /// Unscaled conversion of integers that fit f32 exactly, or of any value
@@ -1297,6 +1304,7 @@ trait Out: Copy + Send + 'static {
 }
 
 impl Out for f32 {
+    const SAME: Dtype = Dtype::F32;
     #[inline(always)]
     fn from_f64(x: f64) -> f32 {
         x as f32
@@ -1317,6 +1325,7 @@ impl Out for f32 {
 }
 
 impl Out for f64 {
+    const SAME: Dtype = Dtype::F64;
     #[inline(always)]
     fn from_f64(x: f64) -> f64 {
         x
@@ -1453,6 +1462,52 @@ fn read_values_into<O: Out>(
             done += k;
         }
         return Ok(());
+    }
+    let same = dtype == O::SAME && !be && scaling.is_none() && cfg!(target_endian = "little");
+    if src.plain_len.is_some() && n_vox >= PAR_MIN_VOXELS {
+        // An uncompressed file: workers read (pread) and decode their own
+        // slices of the output in parallel; sizes were checked against the
+        // file before, so a short read here means the file changed.
+        use rayon::prelude::*;
+        use std::os::unix::fs::FileExt;
+        let file = File::open(&src.path).map_err(|e| Error::io(OP_LOAD, &src.path, e))?;
+        let path = src.path.clone();
+        out.par_chunks_mut(PAR_CHUNK_VOXELS)
+            .enumerate()
+            .try_for_each(|(i, dst)| -> Result<()> {
+                let off = offset0 + (i * PAR_CHUNK_VOXELS * esize) as u64;
+                if same {
+                    // SAFETY: as below — O is f32/f64, the view covers `dst`.
+                    let bytes = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            dst.as_mut_ptr() as *mut u8,
+                            std::mem::size_of_val(dst),
+                        )
+                    };
+                    file.read_exact_at(bytes, off)
+                        .map_err(|e| Error::io(OP_LOAD, &path, e))
+                } else {
+                    let mut buf = vec![0u8; dst.len() * esize];
+                    file.read_exact_at(&mut buf, off)
+                        .map_err(|e| Error::io(OP_LOAD, &path, e))?;
+                    decode_chunk::<O>(&buf, dst, dtype, be, scaling);
+                    Ok(())
+                }
+            })?;
+        src.pos += total_bytes;
+        return Ok(());
+    }
+    if same {
+        // Same type and byte order: read straight into the output, one pass.
+        // SAFETY: O is f32 or f64 (plain old data, any bit pattern valid);
+        // the byte view covers exactly `out` and is dropped before `out` is
+        // used again.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, std::mem::size_of_val(out))
+        };
+        return src.read_exact_or(bytes, |got| {
+            truncated_msg(offset0, total_bytes, 0, esize, got)
+        });
     }
     while done < n_vox {
         let k = CHUNK_VOXELS.min(n_vox - done);

@@ -547,3 +547,50 @@ fn dicom_conversion_matches_dcm2niix_reference() {
         ],
     );
 }
+
+/// Files of ≥ 2 Mi voxels are read by parallel workers: check both the
+/// direct path (f32) and the converting path (int16 with scl_slope).
+#[test]
+fn large_uncompressed_nifti_reads_in_parallel_exactly() {
+    use voxlab::io::nifti::{write_nifti, WriteOptions};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dims = [150usize, 140, 110]; // 2.31 Mi voxels
+    let n: usize = dims.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 20011) as f32 - 10000.0)
+        .collect();
+    let eye = [
+        [2.0, 0.0, 0.0, 0.0],
+        [0.0, 2.0, 0.0, 0.0],
+        [0.0, 0.0, 2.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let f32_path = dir.path().join("big.nii");
+    write_nifti(&f32_path, &dims, &values, eye, &WriteOptions::default()).expect("write");
+    let v = voxlab::data::Volume::load(&f32_path, false).expect("load f32");
+    // Tensor [x, y, z] → file order (x fastest): transpose(0, 2) then flatten.
+    let got = v.data.0.transpose(0, 2).contiguous().reshape([-1]);
+    let got: Vec<f32> = Vec::try_from(&got).expect("values");
+    assert!(got == values, "f32 values differ");
+
+    // The same header as int16 with scl_slope 0.5 (NIfTI-1 offsets).
+    let bytes = std::fs::read(&f32_path).expect("read");
+    let vox_offset = f32::from_le_bytes(bytes[108..112].try_into().expect("4")) as usize;
+    let mut out = bytes[..vox_offset].to_vec();
+    out[70..72].copy_from_slice(&4i16.to_le_bytes());
+    out[72..74].copy_from_slice(&16i16.to_le_bytes());
+    out[112..116].copy_from_slice(&0.5f32.to_le_bytes());
+    out[116..120].copy_from_slice(&0.0f32.to_le_bytes());
+    for &x in &values {
+        out.extend_from_slice(&(x as i16).to_le_bytes());
+    }
+    let i16_path = dir.path().join("big_i16.nii");
+    std::fs::write(&i16_path, out).expect("write i16");
+    let v = voxlab::data::Volume::load(&i16_path, false).expect("load i16");
+    let got = v.data.0.transpose(0, 2).contiguous().reshape([-1]);
+    let got: Vec<f32> = Vec::try_from(&got).expect("values");
+    assert!(
+        got.iter().zip(&values).all(|(g, x)| *g == *x * 0.5),
+        "int16 values differ"
+    );
+}
