@@ -1,5 +1,5 @@
-//! Brain data as scripts see it: volumes (and later masks, ROIs, datasets,
-//! the simulated subject).
+//! Brain data as scripts see it: volumes, masks and ROIs, smoothing,
+//! stimulus image sets and datasets (the simulated subject is still to come).
 pub mod dataset;
 pub mod images;
 pub mod mask;
