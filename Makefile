@@ -8,6 +8,8 @@ TORCH_VERSION := 2.11.0
 VOXLAB_CACHE ?= $(HOME)/.cache/voxlab
 VENV ?= $(VOXLAB_CACHE)/venv-torch-$(TORCH_VERSION)
 STAMP := $(VENV)/.voxlab-ready
+# DICOM conversion (dicom_to_nifti) runs dcm2niix from the same environment.
+DCM2NIIX := $(VENV)/bin/dcm2niix
 
 # torch-sys asks `python` (found on PATH when VIRTUAL_ENV is set) where libtorch is.
 export VIRTUAL_ENV := $(VENV)
@@ -22,7 +24,7 @@ demo: $(STAMP)
 	$(CARGO) build --release
 	./target/release/voxlab run scripts/quickstart.rhai --out runs/quickstart
 
-test: $(STAMP)
+test: $(STAMP) $(DCM2NIIX)
 	$(CARGO) test --quiet
 
 build: $(STAMP)
@@ -39,13 +41,18 @@ bench: $(STAMP)
 	$(CARGO) build --release
 	bash bench/run.sh
 
-env: $(STAMP)
+env: $(STAMP) $(DCM2NIIX)
 
 $(STAMP):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) numpy
+	$(VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) numpy dcm2niix==1.0.20260724
 	touch $(STAMP)
+
+# Environments made before dcm2niix joined the list get it added.
+$(DCM2NIIX): $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet dcm2niix==1.0.20260724
+	touch $(DCM2NIIX)
 
 clean-env:
 	rm -rf $(VENV)

@@ -51,6 +51,15 @@ pub fn show(v: &Dynamic) -> String {
     if let Some(m) = v.read_lock::<crate::engine::models::ResNetModel>() {
         return m.to_string();
     }
+    if let Some(m) = v.read_lock::<crate::data::Mask>() {
+        return m.to_string();
+    }
+    if let Some(s) = v.read_lock::<crate::data::ImageSet>() {
+        return s.to_string();
+    }
+    if let Some(d) = v.read_lock::<crate::data::Dataset>() {
+        return d.to_string();
+    }
     if let Some(arr) = v.read_lock::<Array>() {
         const MAX: usize = 20;
         let mut items: Vec<String> = arr.iter().take(MAX).map(show).collect();

@@ -85,8 +85,22 @@ impl Volume {
         })
     }
 
+    /// Reads a NIfTI file; the voxels are decoded straight into the
+    /// tensor's storage (no second full-size copy).
     pub fn load(path: &Path, f64: bool) -> Result<Volume> {
-        Volume::from_nifti(nifti::read_nifti(path, f64)?)
+        const OP: &str = "load_nifti";
+        let (img, flat) = nifti::read_nifti_tensor(path, f64)?;
+        let rev: Vec<i64> = img.dims.iter().rev().map(|&d| d as i64).collect();
+        let t = tc(OP, flat.f_reshape(&rev))?;
+        let perm: Vec<i64> = (0..rev.len() as i64).rev().collect();
+        let t = tc(OP, t.f_permute(&perm))?;
+        Ok(Volume {
+            data: Tensor(t),
+            affine: img.affine,
+            voxel_size: img.voxel_size,
+            tr: img.tr,
+            header: img.header,
+        })
     }
 
     /// A volume from a 3-D/4-D tensor and an affine (voxel sizes from the
@@ -127,6 +141,9 @@ impl Volume {
     /// goes into sform and qform.
     pub fn save(&self, path: &Path) -> Result<()> {
         const OP: &str = "save_nifti";
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(OP, parent, e))?;
+        }
         let dims: Vec<usize> = self.shape().iter().map(|&d| d as usize).collect();
         // Tensor [x, y, z, t] → file order (x fastest): reverse the axes, then C-order.
         let perm: Vec<i64> = (0..dims.len() as i64).rev().collect();

@@ -1,6 +1,6 @@
 //! Script face of [`crate::data`]: NIfTI volumes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rhai::{Array, Dynamic, Engine, Map};
 
@@ -8,9 +8,13 @@ use super::error::{guard, RhaiResult};
 use super::help::{FnDoc, HelpRegistry, OptDoc};
 use super::options::Opts;
 use super::session::Session;
-use super::tensor::{array_to_values, to_tensor};
+use super::tensor::{array_to_values, to_indices, to_tensor};
+use crate::data::dataset::{self, Cell, Dataset, DatasetOptions};
+use crate::data::images::{self, ImageSet};
+use crate::data::mask::{self, Mask};
 use crate::data::Volume;
 use crate::error::{Error, Result};
+use crate::io::images::Filter;
 use crate::io::nifti::HeaderValue;
 use crate::tensor::{shape_text, Tensor};
 
@@ -38,6 +42,188 @@ pub static VOLUME: FnDoc = FnDoc {
     options: &[],
     example: "let v = load_nifti(save_nifti(ones([2, 3, 4, 5]), \"bold.nii\", #{tr: 2.0}));\nprint(v.tr);          // 2.0\nprint(v.data.shape);  // [2, 3, 4, 5]",
 };
+
+pub static LOAD_MASK: FnDoc = FnDoc {
+    name: "load_mask", domain: "data",
+    signature: "load_mask(path: string) -> Mask",
+    summary: "Reads a NIfTI mask (3-D, or 4-D with one volume): its non-zero voxels are in.",
+    options: &[],
+    example: "let m = load_mask(save_nifti(ones([4, 4, 3]), \"m.nii.gz\"));\nprint(m);   // Mask[48 voxels; 4×4×3; 1×1×1 mm]",
+};
+pub static APPLY_MASK: FnDoc = FnDoc {
+    name: "apply_mask", domain: "data",
+    signature: "apply_mask(v: Volume, mask: Mask) -> Tensor",
+    summary: "The voxels of v inside the mask: a vector (voxels) for 3-D v, a matrix t × voxels for 4-D v; columns in nilearn NiftiMasker order (C order over x, y, z of the mask's voxels). v and the mask must share grid and affine.",
+    options: &[],
+    example: "let v = load_nifti(save_nifti(randn([4, 4, 3, 10]), \"bold.nii\"));\nlet m = load_mask(save_nifti(ones([4, 4, 3]), \"m.nii\"));\nprint(apply_mask(v, m).shape);   // [10, 48]",
+};
+pub static UNMASK: FnDoc = FnDoc {
+    name: "unmask", domain: "data",
+    signature: "unmask(x: Tensor, mask: Mask) -> Volume",
+    summary: "Puts voxel values back on the mask's grid (the inverse of apply_mask): a vector gives a 3-D volume, a t × voxels matrix a 4-D one (x·y·z·t); voxels outside the mask are 0; the affine is the mask's.",
+    options: &[],
+    example: "let m = load_mask(save_nifti(ones([4, 4, 3]), \"m.nii\"));\nlet v = unmask(randn([5, m.count]), m);\nprint(v.shape);   // [4, 4, 3, 5]",
+};
+pub static LOAD_ATLAS: FnDoc = FnDoc {
+    name: "load_atlas", domain: "data",
+    signature: "load_atlas(image: string, labels_csv: string) -> map",
+    summary: "Reads a label image and a CSV naming its labels into a map name → Mask. The CSV has a header; label values come from the column 'index' (else 'label', 'value', 'id', else the first numeric column), names from 'name' (else the first text column). A listed label with no voxels is an error.",
+    options: &[],
+    example: "let img = save_nifti(tensor([[[1, 1], [2, 0]]]), \"atlas.nii\");\nlet csv = save_csv(#{index: [1, 2], name: [\"V1\", \"V2\"]}, \"labels.csv\");\nlet rois = load_atlas(img, csv);\nprint(rois.V1.count);   // 2",
+};
+pub static ROI_UNION: FnDoc = FnDoc {
+    name: "roi_union", domain: "data",
+    signature: "roi_union(a: Mask, b: Mask) -> Mask\nroi_union(masks: array) -> Mask",
+    summary: "Voxels in any of the masks (same grid and affine required).",
+    options: &[],
+    example: "let a = load_mask(save_nifti(tensor([[[1, 0], [0, 0]]]), \"a.nii\"));\nlet b = load_mask(save_nifti(tensor([[[0, 1], [0, 0]]]), \"b.nii\"));\nprint(roi_union(a, b).count);   // 2",
+};
+pub static ROI_INTERSECT: FnDoc = FnDoc {
+    name: "roi_intersect", domain: "data",
+    signature: "roi_intersect(a: Mask, b: Mask) -> Mask\nroi_intersect(masks: array) -> Mask",
+    summary: "Voxels in every one of the masks (same grid and affine required).",
+    options: &[],
+    example: "let a = load_mask(save_nifti(tensor([[[1, 1], [0, 0]]]), \"a.nii\"));\nlet b = load_mask(save_nifti(tensor([[[0, 1], [1, 0]]]), \"b.nii\"));\nprint(roi_intersect([a, b]).count);   // 1",
+};
+pub static MASK: FnDoc = FnDoc {
+    name: "Mask", domain: "data",
+    signature: "m.count -> int\nm.shape -> array\nm.affine -> Tensor (4×4, f64)\nm.voxel_size -> array\nm.data -> Tensor (x·y·z, 0/1 f32)\nm.volume -> Volume\nm.indices -> Tensor (i64, C-order flat index of each voxel, as np.flatnonzero)",
+    summary: "A boolean voxel mask (a brain mask or an ROI) on a grid with an affine; prints as Mask[210 voxels; 71×89×72; 2×2×2 mm].",
+    options: &[],
+    example: "let m = load_mask(save_nifti(tensor([[[1, 0], [1, 1]]]), \"m.nii\"));\nprint(m.count);             // 3\nprint(to_array(m.indices)); // [0, 2, 3]",
+};
+
+pub static SMOOTH: FnDoc = FnDoc {
+    name: "smooth", domain: "data",
+    signature: "smooth(v: Volume, fwhm_mm: float | array) -> Volume",
+    summary: "Gaussian smoothing of the spatial axes with a full width at half maximum in mm (one number, or [x, y, z]; 0 leaves an axis alone), equal to nilearn's smooth_img: voxel sizes from the affine, scipy's gaussian_filter1d kernel (radius ⌊4σ+0.5⌋) with 'reflect' edges, non-finite values set to 0 first. 4-D volumes are smoothed volume by volume.",
+    options: &[],
+    example: "let v = load_nifti(save_nifti(randn([8, 8, 6]), \"r.nii\", #{affine: eye(4) * 2}));\nlet s = smooth(v, 6.0);\nprint(s.data.std().item() < v.data.std().item());   // true",
+};
+
+pub static LOAD_IMAGES: FnDoc = FnDoc {
+    name: "load_images", domain: "data",
+    signature: "load_images(dir: string, opts?: map) -> ImageSet\nload_images(paths: array, opts?: map) -> ImageSet",
+    summary: "Reads PNG/JPEG images (a folder's .png/.jpg/.jpeg files sorted by name, or a list of paths) into an ImageSet: N×3×H×W float32 in [0,1], ids from the file names without extension. Greyscale becomes RGB, alpha is dropped. Resizing is Pillow's Image.resize (antialiased, 8-bit per pass), so values equal PIL/torchvision pipelines.",
+    options: &[
+        OptDoc { name: "size", ty: "int | [h, w]", default: "none", meaning: "resize every image to size×size or h×w pixels (aspect not kept); none keeps the files' size, which must then agree" },
+        OptDoc { name: "filter", ty: "string", default: "bicubic", meaning: "resampling filter as Pillow's: bicubic, bilinear, lanczos, box or nearest" },
+    ],
+    example: "let s = zeros([2, 3, 8, 8]);\nsave_images(s, \"stim\");\nlet imgs = load_images(out_dir() + \"/stim\", #{size: 4});\nprint(imgs);   // ImageSet[2 images; 3×4×4; 0, 1]",
+};
+pub static SAVE_IMAGES: FnDoc = FnDoc {
+    name: "save_images", domain: "data",
+    signature: "save_images(images: ImageSet | Tensor, path: string, opts?: map) -> array | string",
+    summary: "Writes images in [0,1] as 8-bit files (⌊255x+0.5⌋ clamped, as torchvision's save_image). An ImageSet or an N×3×H×W tensor goes to the folder path as <id>.png (a tensor's ids are 0, 1, …) and the paths are returned; a single 3×H×W tensor goes to the file path (.png or .jpg) and that path is returned.",
+    options: &[OptDoc { name: "format", ty: "string", default: "png", meaning: "png or jpg, for folders" }],
+    example: "let grid = image_grid(rand([4, 3, 8, 8]), #{cols: 2});\nsave_images(grid, \"grid.png\");",
+};
+pub static IMAGE_GRID: FnDoc = FnDoc {
+    name: "image_grid", domain: "data",
+    signature: "image_grid(images: ImageSet | Tensor, opts?: map) -> Tensor",
+    summary: "Tiles N×3×H×W images into one 3×H'×W' image, as torchvision's make_grid (row-major, padding around and between tiles).",
+    options: &[
+        OptDoc { name: "cols", ty: "int", default: "8", meaning: "images per row" },
+        OptDoc { name: "padding", ty: "int", default: "2", meaning: "pixels between and around tiles" },
+        OptDoc { name: "pad_value", ty: "float", default: "0.0", meaning: "value of the padding (0 black, 1 white)" },
+    ],
+    example: "let g = image_grid(rand([5, 3, 8, 8]), #{cols: 3, padding: 1});\nprint(g.shape);   // [3, 19, 28]",
+};
+pub static IMAGE_SET: FnDoc = FnDoc {
+    name: "ImageSet", domain: "data",
+    signature: "s.data -> Tensor (N×3×H×W)\ns.ids -> array of strings\ns.len -> int\ns.select(indices: array) -> ImageSet",
+    summary: "Stimulus images with their ids; prints as ImageSet[50 images; 3×64×64; a, b, c, …].",
+    options: &[],
+    example: "let s = image_set(rand([3, 3, 4, 4]), [\"a\", \"b\", \"c\"]);\nprint(s.select([2, 0]).ids);   // [\"c\", \"a\"]",
+};
+
+pub static DICOM_TO_NIFTI: FnDoc = FnDoc {
+    name: "dicom_to_nifti", domain: "data",
+    signature: "dicom_to_nifti(dir: string, out_dir: string) -> array",
+    summary: "Converts the DICOM series under dir (up to 5 folders deep) with dcm2niix into .nii.gz files plus BIDS .json sidecars in out_dir (relative: inside the run's output folder) and returns the paths of the NIfTI files written, sorted; load them with load_nifti. dcm2niix is $VOXLAB_DCM2NIIX when set, else looked for in $VIRTUAL_ENV/bin, in the build's environment, then on PATH (`pip install dcm2niix`). An error when it is missing or finds no images.",
+    options: &[],
+    example: "try {\n    for p in dicom_to_nifti(\"scans/dicom\", \"nifti\") { print(load_nifti(p)); }\n} catch (e) {\n    print(e);   // dicom_to_nifti: scans/dicom: not a folder\n}",
+};
+
+pub static IMAGE_SET_FN: FnDoc = FnDoc {
+    name: "image_set", domain: "data",
+    signature: "image_set(data: Tensor, ids: array) -> ImageSet",
+    summary: "Wraps an N×3×H×W tensor in [0,1] (a reconstruction, say) with one id per image.",
+    options: &[],
+    example: "let recon = image_set(rand([2, 3, 8, 8]), [\"n01\", \"n02\"]);\nsave_images(recon, \"recon\");",
+};
+pub static SELECT: FnDoc = FnDoc {
+    name: "select", domain: "data",
+    signature: "select(s: ImageSet, indices: array) -> ImageSet\nselect(ds: Dataset, trials: array) -> Dataset",
+    summary: "The images (or a dataset's trials, with every trial-aligned part) at the given positions, in that order; negative positions count from the end.",
+    options: &[],
+    example: "let s = image_set(rand([3, 3, 4, 4]), [\"a\", \"b\", \"c\"]);\nprint(s.select([-1]).ids);   // [\"c\"]",
+};
+
+pub static LOAD_DATASET: FnDoc = FnDoc {
+    name: "load_dataset", domain: "data",
+    signature: "load_dataset(dir: string, opts?: map) -> Dataset",
+    summary: "Reads a dataset folder (docs/dataset-layout.md): dataset.json naming betas (4-D NIfTI, trials last, or .npy trials × voxels with a mask), mask, rois or atlas, trials.csv, stimuli/, captions.json, labels.csv, ratings.csv. Validates on load: trial rows vs betas, missing stimuli, ROIs outside the brain mask, NaN betas; every problem names the file and row.",
+    options: &[
+        OptDoc { name: "images", ty: "bool", default: "true", meaning: "load the stimulus images" },
+        OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "resize the stimuli (as load_images' size)" },
+        OptDoc { name: "filter", ty: "string", default: "bicubic", meaning: "resampling filter for image_size" },
+        OptDoc { name: "nan", ty: "string", default: "error", meaning: "NaN betas: error, or drop (drop those voxels with a warning)" },
+    ],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([3, 3, 2, 4]), d + \"/betas.nii.gz\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"a\", \"b\"], split: [\"test\", \"test\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{format: 1, betas: \"betas.nii.gz\", trials: \"trials.csv\"}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.average_repeats().betas.shape);   // [2, 18]",
+};
+pub static DATASET: FnDoc = FnDoc {
+    name: "Dataset", domain: "data",
+    signature: "ds.betas -> Tensor (trials × voxels)\nds.trials -> map {stimulus, split, repeat} of arrays\nds.images -> ImageSet (one per trial) or ()\nds.captions -> array or ()\nds.labels -> array or ()\nds.ratings -> map name → Tensor\nds.rois -> map name → Mask\nds.mask -> Mask\nds.len -> int\nds.train() / ds.test() -> Dataset\nds.average_repeats() -> Dataset\nds.roi(name) -> Tensor (trials × ROI voxels)\nds.select(trials) -> Dataset",
+    summary: "Stimulus–response pairs: betas with their trials, images, captions, labels, ratings and ROIs, all aligned trial by trial. average_repeats() averages the trials of each stimulus (as GOD's test set is used; repeat becomes the count).",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([3, 3, 2, 3]), d + \"/betas.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\"], split: [\"train\", \"train\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\"}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.train().len);   // 2",
+};
+
+pub static TRAIN: FnDoc = FnDoc {
+    name: "train", domain: "data",
+    signature: "train(ds: Dataset) -> Dataset",
+    summary: "The trials whose split is train, with every trial-aligned part.",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([2, 2, 2, 4]), d + \"/betas.nii\");\nsave_nifti(tensor([[[1, 0], [0, 0]], [[1, 1], [0, 0]]]), d + \"/v1.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\", \"c\"], split: [\"train\", \"train\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\", rois: #{V1: \"v1.nii\"}}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.train().len);   // 2",
+};
+pub static TEST: FnDoc = FnDoc {
+    name: "test", domain: "data",
+    signature: "test(ds: Dataset) -> Dataset",
+    summary: "The trials whose split is test, with every trial-aligned part.",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([2, 2, 2, 4]), d + \"/betas.nii\");\nsave_nifti(tensor([[[1, 0], [0, 0]], [[1, 1], [0, 0]]]), d + \"/v1.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\", \"c\"], split: [\"train\", \"train\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\", rois: #{V1: \"v1.nii\"}}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.test().trials.stimulus);   // [\"c\", \"c\"]",
+};
+pub static AVERAGE_REPEATS: FnDoc = FnDoc {
+    name: "average_repeats", domain: "data",
+    signature: "average_repeats(ds: Dataset) -> Dataset",
+    summary: "One row per stimulus (in order of first appearance): the mean of its trials' betas; other parts from its first trial; trials.repeat becomes the number of trials averaged. A stimulus in both splits is an error.",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([2, 2, 2, 4]), d + \"/betas.nii\");\nsave_nifti(tensor([[[1, 0], [0, 0]], [[1, 1], [0, 0]]]), d + \"/v1.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\", \"c\"], split: [\"train\", \"train\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\", rois: #{V1: \"v1.nii\"}}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nlet t = ds.test().average_repeats();\nprint(t.trials.repeat);   // [2]",
+};
+pub static ROI: FnDoc = FnDoc {
+    name: "roi", domain: "data",
+    signature: "roi(ds: Dataset, name: string) -> Tensor",
+    summary: "The betas of one ROI: trials × the ROI's voxels (in the brain mask, nilearn order).",
+    options: &[],
+    example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([2, 2, 2, 4]), d + \"/betas.nii\");\nsave_nifti(tensor([[[1, 0], [0, 0]], [[1, 1], [0, 0]]]), d + \"/v1.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\", \"c\"], split: [\"train\", \"train\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\", rois: #{V1: \"v1.nii\"}}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.roi(\"V1\").shape);   // [4, 3]",
+};
+
+fn masks_from(op: &'static str, arr: &Array) -> Result<Vec<Mask>> {
+    arr.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            d.read_lock::<Mask>().map(|m| m.clone()).ok_or_else(|| {
+                Error::invalid(op, format!("item {i} is a {}, not a Mask", d.type_name()))
+            })
+        })
+        .collect()
+}
+
+fn affine_tensor(a: &[[f64; 4]; 4]) -> Result<Tensor> {
+    let flat: Vec<f64> = a.iter().flatten().copied().collect();
+    Tensor::from_f64("affine", &flat, &[4, 4], tch::Kind::Double)
+}
 
 fn affine_from(op: &'static str, v: &Dynamic) -> Result<[[f64; 4]; 4]> {
     let values = if let Some(arr) = v.read_lock::<Array>() {
@@ -75,9 +261,55 @@ fn header_value(v: &HeaderValue) -> Dynamic {
 }
 
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
-    for doc in [&LOAD_NIFTI, &SAVE_NIFTI, &VOLUME] {
+    for doc in [
+        &LOAD_NIFTI,
+        &SAVE_NIFTI,
+        &VOLUME,
+        &LOAD_MASK,
+        &APPLY_MASK,
+        &UNMASK,
+        &LOAD_ATLAS,
+        &ROI_UNION,
+        &ROI_INTERSECT,
+        &MASK,
+        &SMOOTH,
+        &LOAD_IMAGES,
+        &SAVE_IMAGES,
+        &IMAGE_GRID,
+        &IMAGE_SET,
+        &IMAGE_SET_FN,
+        &SELECT,
+        &DICOM_TO_NIFTI,
+        &LOAD_DATASET,
+        &DATASET,
+        &TRAIN,
+        &TEST,
+        &AVERAGE_REPEATS,
+        &ROI,
+    ] {
         help.add(doc);
     }
+    register_masks(engine);
+    register_images(engine, session);
+    register_datasets(engine);
+    let s = session.clone();
+    engine.register_fn(
+        "dicom_to_nifti",
+        move |dir: &str, out_dir: &str| -> RhaiResult<Array> {
+            guard("dicom_to_nifti", || {
+                let out = s.output_path(out_dir);
+                let files =
+                    crate::io::dicom::dicom_to_nifti("dicom_to_nifti", Path::new(dir), &out)?;
+                Ok(files
+                    .iter()
+                    .map(|p| {
+                        s.wrote(p);
+                        Dynamic::from(p.display().to_string())
+                    })
+                    .collect())
+            })
+        },
+    );
     engine.register_type_with_name::<Volume>("Volume");
     engine.register_fn("to_string", |v: &mut Volume| v.to_string());
     engine.register_fn("to_debug", |v: &mut Volume| v.to_string());
@@ -353,4 +585,436 @@ pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry) {
     };
     engine.register_fn("simulate_subject", move || simulate(Map::new()));
     engine.register_fn("simulate_subject", simulate);
+}
+
+fn register_masks(engine: &mut Engine) {
+    engine.register_fn(
+        "smooth",
+        |v: &mut Volume, fwhm: Dynamic| -> RhaiResult<Volume> {
+            guard("smooth", || {
+                let fwhm = if let Some(arr) = fwhm.read_lock::<Array>() {
+                    array_to_values("smooth", &arr)?.0
+                } else if let Ok(x) = fwhm.as_float() {
+                    vec![x]
+                } else if let Ok(i) = fwhm.as_int() {
+                    vec![i as f64]
+                } else {
+                    return Err(Error::invalid(
+                        "smooth",
+                        format!(
+                            "fwhm_mm is a number or an array of three, got {}",
+                            fwhm.type_name()
+                        ),
+                    ));
+                };
+                crate::data::smooth::smooth("smooth", v, &fwhm)
+            })
+        },
+    );
+    engine.register_type_with_name::<Mask>("Mask");
+    engine.register_fn("to_string", |m: &mut Mask| m.to_string());
+    engine.register_fn("to_debug", |m: &mut Mask| m.to_string());
+    engine.register_get("count", |m: &mut Mask| m.count() as i64);
+    engine.register_get("shape", |m: &mut Mask| -> Array {
+        m.shape().into_iter().map(Dynamic::from_int).collect()
+    });
+    engine.register_get("voxel_size", |m: &mut Mask| -> Array {
+        m.voxel_size
+            .iter()
+            .map(|&x| Dynamic::from_float(x))
+            .collect()
+    });
+    engine.register_get("affine", |m: &mut Mask| -> RhaiResult<Tensor> {
+        guard("affine", || affine_tensor(&m.affine))
+    });
+    engine.register_get("data", |m: &mut Mask| -> RhaiResult<Tensor> {
+        guard("data", || {
+            let t = crate::tensor::tc("data", m.data.0.f_to_kind(tch::Kind::Float))?;
+            Ok(Tensor(crate::tensor::tc(
+                "data",
+                t.f_to_device(crate::device::current()),
+            )?))
+        })
+    });
+    engine.register_get("volume", |m: &mut Mask| -> RhaiResult<Volume> {
+        guard("volume", || m.to_volume("volume"))
+    });
+    engine.register_get("indices", |m: &mut Mask| -> RhaiResult<Tensor> {
+        guard("indices", || m.c_order_indices("indices"))
+    });
+
+    engine.register_fn("load_mask", |path: &str| -> RhaiResult<Mask> {
+        guard("load_mask", || Mask::load("load_mask", Path::new(path)))
+    });
+    engine.register_fn(
+        "apply_mask",
+        |v: &mut Volume, m: Mask| -> RhaiResult<Tensor> {
+            guard("apply_mask", || {
+                let t = m.apply("apply_mask", v)?;
+                Ok(Tensor(crate::tensor::tc(
+                    "apply_mask",
+                    t.0.f_to_device(crate::device::current()),
+                )?))
+            })
+        },
+    );
+    engine.register_fn("unmask", |x: Dynamic, m: Mask| -> RhaiResult<Volume> {
+        guard("unmask", || m.unmask("unmask", &to_tensor("unmask", &x)?))
+    });
+    engine.register_fn(
+        "load_atlas",
+        |image: &str, labels: &str| -> RhaiResult<Map> {
+            guard("load_atlas", || {
+                let rois = mask::load_atlas("load_atlas", Path::new(image), Path::new(labels))?;
+                Ok(rois
+                    .into_iter()
+                    .map(|(n, m)| (n.into(), Dynamic::from(m)))
+                    .collect())
+            })
+        },
+    );
+    for (name, union) in [("roi_union", true), ("roi_intersect", false)] {
+        let op: &'static str = name;
+        let combine = move |masks: &[Mask]| {
+            if union {
+                Mask::union(op, masks)
+            } else {
+                Mask::intersect(op, masks)
+            }
+        };
+        engine.register_fn(name, move |a: Mask, b: Mask| -> RhaiResult<Mask> {
+            guard(op, || combine(&[a, b]))
+        });
+        engine.register_fn(name, move |arr: Array| -> RhaiResult<Mask> {
+            guard(op, || combine(&masks_from(op, &arr)?))
+        });
+    }
+}
+
+fn images_of(op: &'static str, v: &Dynamic) -> Result<(Tensor, Vec<String>)> {
+    if let Some(s) = v.read_lock::<ImageSet>() {
+        return Ok((s.data.clone(), s.ids.clone()));
+    }
+    let t = to_tensor(op, v)?;
+    let n = images::as_batch(op, &t)?.size()[0] as usize;
+    let width = n.saturating_sub(1).to_string().len();
+    let ids = (0..n).map(|i| format!("{i:0width$}")).collect();
+    Ok((t, ids))
+}
+
+fn register_images(engine: &mut Engine, session: &Session) {
+    engine.register_type_with_name::<ImageSet>("ImageSet");
+    engine.register_fn("to_string", |s: &mut ImageSet| s.to_string());
+    engine.register_fn("to_debug", |s: &mut ImageSet| s.to_string());
+    engine.register_get("data", |s: &mut ImageSet| s.data.clone());
+    engine.register_get("ids", |s: &mut ImageSet| -> Array {
+        s.ids.iter().map(|i| Dynamic::from(i.clone())).collect()
+    });
+    engine.register_get("len", |s: &mut ImageSet| s.ids.len() as i64);
+    engine.register_fn(
+        "select",
+        |s: &mut ImageSet, idx: Dynamic| -> RhaiResult<ImageSet> {
+            guard("select", || {
+                let idx = to_indices("select", &idx)?;
+                let n = s.ids.len() as i64;
+                let mut ids = Vec::with_capacity(idx.len());
+                for &i in &idx {
+                    let j = if i < 0 { i + n } else { i };
+                    if !(0..n).contains(&j) {
+                        return Err(Error::invalid(
+                            "select",
+                            format!("index {i} is out of range for {n} images"),
+                        ));
+                    }
+                    ids.push(s.ids[j as usize].clone());
+                }
+                let idx: Vec<i64> = idx.iter().map(|&i| if i < 0 { i + n } else { i }).collect();
+                let data = crate::tensor::take("select", &s.data, 0, &idx)?;
+                Ok(ImageSet { data, ids })
+            })
+        },
+    );
+    engine.register_fn(
+        "image_set",
+        |data: Dynamic, ids: Array| -> RhaiResult<ImageSet> {
+            guard("image_set", || {
+                let t = to_tensor("image_set", &data)?;
+                let b = images::as_batch("image_set", &t)?;
+                let ids: Vec<String> = ids.iter().map(|d| d.to_string()).collect();
+                if ids.len() as i64 != b.size()[0] {
+                    return Err(Error::shape(
+                        "image_set",
+                        "ids",
+                        format!("{} (one per image)", b.size()[0]),
+                        ids.len().to_string(),
+                    ));
+                }
+                let data = Tensor(crate::tensor::tc(
+                    "image_set",
+                    b.f_to_kind(tch::Kind::Float),
+                )?);
+                Ok(ImageSet { data, ids })
+            })
+        },
+    );
+
+    let load = |what: Dynamic, opts: Map| -> RhaiResult<ImageSet> {
+        guard("load_images", || {
+            const OP: &str = "load_images";
+            let opts = Opts::parse(&LOAD_IMAGES, opts)?;
+            let filter_name = opts.choice("filter", Filter::NAMES)?;
+            let filter = Filter::parse(&filter_name).expect("a listed filter");
+            let size = size_option(OP, opts.raw("size"))?;
+            let paths: Vec<PathBuf> = if let Some(a) = what.read_lock::<Array>() {
+                a.iter().map(|p| PathBuf::from(p.to_string())).collect()
+            } else if what.is_string() {
+                let p = PathBuf::from(what.to_string());
+                if p.is_dir() {
+                    images::list_dir(OP, &p)?
+                } else {
+                    vec![p]
+                }
+            } else {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "expects a folder or an array of paths, got {}",
+                        what.type_name()
+                    ),
+                ));
+            };
+            let mut set = images::load(OP, &paths, images::LoadOptions { size, filter })?;
+            set.data = Tensor(crate::tensor::tc(
+                OP,
+                set.data.0.f_to_device(crate::device::current()),
+            )?);
+            Ok(set)
+        })
+    };
+    engine.register_fn("load_images", move |w: Dynamic| load(w, Map::new()));
+    engine.register_fn("load_images", load);
+
+    let s = session.clone();
+    let save = move |v: Dynamic, path: &str, opts: Map| -> RhaiResult<Dynamic> {
+        guard("save_images", || {
+            const OP: &str = "save_images";
+            let opts = Opts::parse(&SAVE_IMAGES, opts)?;
+            let ext = opts.choice("format", &["png", "jpg"])?;
+            let single = v
+                .read_lock::<Tensor>()
+                .map(|t| t.ndim() == 3)
+                .unwrap_or(false);
+            let out = s.output_path(path);
+            if single {
+                let t = to_tensor(OP, &v)?;
+                let b = images::as_batch(OP, &t)?;
+                let img = images::to_rgb8(OP, &crate::tensor::tc(OP, b.f_select(0, 0))?)?;
+                crate::io::images::write_rgb(OP, &out, &img)?;
+                s.wrote(&out);
+                return Ok(Dynamic::from(out.display().to_string()));
+            }
+            let (data, ids) = images_of(OP, &v)?;
+            let paths = images::save(OP, &data, &ids, &out, &ext)?;
+            Ok(Dynamic::from_array(
+                paths
+                    .iter()
+                    .map(|p| {
+                        s.wrote(p);
+                        Dynamic::from(p.display().to_string())
+                    })
+                    .collect(),
+            ))
+        })
+    };
+    let save2 = save.clone();
+    engine.register_fn("save_images", move |v: Dynamic, p: &str| {
+        save2(v, p, Map::new())
+    });
+    engine.register_fn("save_images", save);
+
+    let grid = |v: Dynamic, opts: Map| -> RhaiResult<Tensor> {
+        guard("image_grid", || {
+            const OP: &str = "image_grid";
+            let opts = Opts::parse(&IMAGE_GRID, opts)?;
+            let cols = opts.i64("cols")?;
+            let padding = opts.i64("padding")?;
+            if cols < 1 || padding < 0 {
+                return Err(Error::invalid(
+                    OP,
+                    format!("cols must be ≥ 1 and padding ≥ 0, got {cols} and {padding}"),
+                ));
+            }
+            let (data, _) = images_of(OP, &v)?;
+            images::grid(
+                OP,
+                &data,
+                cols as usize,
+                padding as usize,
+                opts.f64("pad_value")?,
+            )
+        })
+    };
+    engine.register_fn("image_grid", move |v: Dynamic| grid(v, Map::new()));
+    engine.register_fn("image_grid", grid);
+}
+
+fn cell(c: &Cell) -> Dynamic {
+    match c {
+        Cell::Text(s) => Dynamic::from(s.clone()),
+        Cell::Number(x) => Dynamic::from_float(*x),
+        Cell::Texts(v) => Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.clone())).collect()),
+    }
+}
+
+fn size_option(op: &'static str, v: Option<Dynamic>) -> Result<Option<(usize, usize)>> {
+    let Some(v) = v else { return Ok(None) };
+    let bad = || Error::BadOption {
+        op,
+        key: if op == "load_images" {
+            "size"
+        } else {
+            "image_size"
+        }
+        .into(),
+        expected: "a positive integer or [height, width]".into(),
+        got: v.to_string(),
+    };
+    let hw = if let Ok(n) = v.as_int() {
+        (n, n)
+    } else if let Some(a) = v.read_lock::<Array>() {
+        match a
+            .iter()
+            .map(|x| x.as_int().ok())
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(x) if x.len() == 2 => (x[0], x[1]),
+            _ => return Err(bad()),
+        }
+    } else {
+        return Err(bad());
+    };
+    if hw.0 < 1 || hw.1 < 1 {
+        return Err(bad());
+    }
+    Ok(Some((hw.0 as usize, hw.1 as usize)))
+}
+
+fn register_datasets(engine: &mut Engine) {
+    engine.register_type_with_name::<Dataset>("Dataset");
+    engine.register_fn("to_string", |d: &mut Dataset| d.to_string());
+    engine.register_fn("to_debug", |d: &mut Dataset| d.to_string());
+    engine.register_get("betas", |d: &mut Dataset| d.betas.clone());
+    engine.register_get("len", |d: &mut Dataset| d.len() as i64);
+    engine.register_get("name", |d: &mut Dataset| d.name.clone());
+    engine.register_get("mask", |d: &mut Dataset| d.mask.clone());
+    engine.register_get("trials", |d: &mut Dataset| -> Map {
+        let mut m = Map::new();
+        m.insert(
+            "stimulus".into(),
+            Dynamic::from_array(
+                d.trials
+                    .iter()
+                    .map(|t| Dynamic::from(t.stimulus.clone()))
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "split".into(),
+            Dynamic::from_array(
+                d.trials
+                    .iter()
+                    .map(|t| Dynamic::from(t.split.clone()))
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "repeat".into(),
+            Dynamic::from_array(
+                d.trials
+                    .iter()
+                    .map(|t| Dynamic::from_int(t.repeat))
+                    .collect(),
+            ),
+        );
+        m
+    });
+    engine.register_get("images", |d: &mut Dataset| -> RhaiResult<Dynamic> {
+        guard("images", || {
+            Ok(d.trial_images("images")?
+                .map_or(Dynamic::UNIT, Dynamic::from))
+        })
+    });
+    engine.register_get("captions", |d: &mut Dataset| {
+        d.captions.as_ref().map_or(Dynamic::UNIT, |v| {
+            Dynamic::from_array(v.iter().map(cell).collect())
+        })
+    });
+    engine.register_get("labels", |d: &mut Dataset| {
+        d.labels.as_ref().map_or(Dynamic::UNIT, |v| {
+            Dynamic::from_array(v.iter().map(cell).collect())
+        })
+    });
+    engine.register_get("ratings", |d: &mut Dataset| -> RhaiResult<Map> {
+        guard("ratings", || {
+            d.ratings
+                .iter()
+                .map(|(k, v)| {
+                    let t = Tensor::from_f64("ratings", v, &[v.len() as i64], tch::Kind::Float)?;
+                    Ok((k.as_str().into(), Dynamic::from(t)))
+                })
+                .collect()
+        })
+    });
+    engine.register_get("rois", |d: &mut Dataset| -> Map {
+        d.rois
+            .iter()
+            .map(|(k, m)| (k.as_str().into(), Dynamic::from(m.clone())))
+            .collect()
+    });
+    engine.register_fn("train", |d: &mut Dataset| -> RhaiResult<Dataset> {
+        guard("train", || d.split("train", "train"))
+    });
+    engine.register_fn("test", |d: &mut Dataset| -> RhaiResult<Dataset> {
+        guard("test", || d.split("test", "test"))
+    });
+    engine.register_fn(
+        "average_repeats",
+        |d: &mut Dataset| -> RhaiResult<Dataset> {
+            guard("average_repeats", || d.average_repeats("average_repeats"))
+        },
+    );
+    engine.register_fn("roi", |d: &mut Dataset, name: &str| -> RhaiResult<Tensor> {
+        guard("roi", || d.roi("roi", name))
+    });
+    engine.register_fn(
+        "select",
+        |d: &mut Dataset, idx: Dynamic| -> RhaiResult<Dataset> {
+            guard("select", || {
+                d.select("select", &to_indices("select", &idx)?)
+            })
+        },
+    );
+    let load = |dir: &str, opts: Map| -> RhaiResult<Dataset> {
+        guard("load_dataset", || {
+            const OP: &str = "load_dataset";
+            let o = Opts::parse(&LOAD_DATASET, opts)?;
+            let filter =
+                Filter::parse(&o.choice("filter", Filter::NAMES)?).expect("a listed filter");
+            let opts = DatasetOptions {
+                images: o.bool("images")?,
+                image_size: size_option(OP, o.raw("image_size"))?,
+                filter,
+                drop_nan_voxels: o.choice("nan", &["error", "drop"])? == "drop",
+            };
+            let mut ds = dataset::load(Path::new(dir), &opts)?;
+            let dev = crate::device::current();
+            ds.betas = Tensor(crate::tensor::tc(OP, ds.betas.0.f_to_device(dev))?);
+            if let Some(s) = &mut ds.stimuli {
+                s.data = Tensor(crate::tensor::tc(OP, s.data.0.f_to_device(dev))?);
+            }
+            Ok(ds)
+        })
+    };
+    engine.register_fn("load_dataset", move |d: &str| load(d, Map::new()));
+    engine.register_fn("load_dataset", load);
 }

@@ -72,7 +72,10 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "Tensors: creation, arithmetic, reductions, selection",
     ),
     ("io", "Files: npy, JSON, CSV"),
-    ("data", "Brain data: NIfTI volumes"),
+    (
+        "data",
+        "Brain data: NIfTI volumes, masks and ROIs, smoothing, DICOM, stimulus images",
+    ),
     (
         "stats",
         "Statistics: correlation, Kendall tau, t-tests, multiple comparisons",

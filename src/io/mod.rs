@@ -1,4 +1,6 @@
-//! Reading and writing files: npy arrays, CSV tables, JSON.
+//! Reading and writing files: NIfTI, images, npy arrays, CSV tables, JSON.
+pub mod dicom;
+pub mod images;
 pub mod nifti;
 pub mod npy;
 pub mod table;

@@ -71,6 +71,10 @@ const OP_SAVE: &str = "save_nifti";
 
 /// Voxels converted per chunk while streaming data from disk.
 const CHUNK_VOXELS: usize = 1 << 16;
+/// Uncompressed data of at least this many voxels is read by parallel
+/// workers, each taking slices of this many voxels.
+const PAR_MIN_VOXELS: usize = 1 << 21;
+const PAR_CHUNK_VOXELS: usize = 1 << 20;
 /// Buffer size of the gzip readers and of the writers.
 const IO_BUF: usize = 1 << 20;
 /// Buffer size of the plain-file reader; every data chunk (`CHUNK_VOXELS`
@@ -838,6 +842,56 @@ fn extension_codes(gap: &[u8], big_endian: bool) -> Vec<i64> {
 /// is supported and how values match nibabel). `want_f64` returns f64 data
 /// (nibabel's `get_fdata()`), otherwise f32 (`get_fdata(dtype=np.float32)`).
 pub fn read_nifti(path: &Path, want_f64: bool) -> Result<NiftiImage> {
+    read_nifti_impl(path, want_f64, false).map(|(img, _)| img)
+}
+
+/// As [`read_nifti`], but the voxel values (file order, x fastest) are
+/// decoded straight into a new CPU tensor's storage — float32, or float64
+/// with `want_f64` — so a large image is held once, not twice; the
+/// returned image's `data` is empty.
+pub fn read_nifti_tensor(path: &Path, want_f64: bool) -> Result<(NiftiImage, tch::Tensor)> {
+    let (img, t) = read_nifti_impl(path, want_f64, true)?;
+    match t {
+        Some(t) => Ok((img, t)),
+        None => Err(Error::format(OP_LOAD, path, "internal: no tensor was read")),
+    }
+}
+
+/// A CPU tensor of `n` values and its storage as a slice.
+fn tensor_buffer<O: Out + tch::kind::Element>(n: usize, path: &Path) -> Result<tch::Tensor> {
+    tch::Tensor::f_empty([n as i64], (O::KIND, tch::Device::Cpu)).map_err(|_| {
+        Error::format(
+            OP_LOAD,
+            path,
+            format!("cannot allocate memory for {n} values announced by the header"),
+        )
+    })
+}
+
+fn read_into_tensor<O: Out + tch::kind::Element>(
+    src: &mut Source,
+    dtype: Dtype,
+    be: bool,
+    n_vox: usize,
+    scaling: Option<(f64, f64)>,
+    path: &Path,
+) -> Result<tch::Tensor> {
+    let total = n_vox * dtype.channels();
+    let t = tensor_buffer::<O>(total, path)?;
+    if total > 0 {
+        // SAFETY: `t` is a fresh, contiguous CPU tensor of `total` elements
+        // of type O that nothing else references while the slice lives.
+        let out = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut O, total) };
+        read_values_into(src, dtype, be, n_vox, scaling, path, out)?;
+    }
+    Ok(t)
+}
+
+fn read_nifti_impl(
+    path: &Path,
+    want_f64: bool,
+    into_tensor: bool,
+) -> Result<(NiftiImage, Option<tch::Tensor>)> {
     let fmt = |p: &Path, m: String| Error::format(OP_LOAD, p, m);
 
     // The file given must exist; its partner (pair) is looked for below.
@@ -1001,7 +1055,19 @@ pub fn read_nifti(path: &Path, want_f64: bool) -> Result<NiftiImage> {
     } else {
         hdr.scaling()
     };
-    let data = if want_f64 {
+    let mut tensor = None;
+    let data = if into_tensor {
+        tensor = Some(if want_f64 {
+            read_into_tensor::<f64>(data_src_ref, dtype, big_endian, n_vox, scaling, &data_path)?
+        } else {
+            read_into_tensor::<f32>(data_src_ref, dtype, big_endian, n_vox, scaling, &data_path)?
+        });
+        if want_f64 {
+            NiftiData::F64(Vec::new())
+        } else {
+            NiftiData::F32(Vec::new())
+        }
+    } else if want_f64 {
         NiftiData::F64(read_values::<f64>(
             data_src_ref,
             dtype,
@@ -1028,18 +1094,21 @@ pub fn read_nifti(path: &Path, want_f64: bool) -> Result<NiftiImage> {
     let zooms = hdr.zooms();
     let ndim = hdr.dim[0].clamp(0, 7) as usize;
     let voxel_size = zooms[..ndim.min(3).min(zooms.len())].to_vec();
-    Ok(NiftiImage {
-        dims,
-        data,
-        affine,
-        voxel_size,
-        zooms,
-        tr: hdr.tr(),
-        datatype: hdr.datatype,
-        datatype_name: dtype.name(),
-        version: hdr.version,
-        header: hdr.to_map(&ext_codes),
-    })
+    Ok((
+        NiftiImage {
+            dims,
+            data,
+            affine,
+            voxel_size,
+            zooms,
+            tr: hdr.tr(),
+            datatype: hdr.datatype,
+            datatype_name: dtype.name(),
+            version: hdr.version,
+            header: hdr.to_map(&ext_codes),
+        },
+        tensor,
+    ))
 }
 
 /// For a pair file name, (header path, image candidates); otherwise
@@ -1223,6 +1292,9 @@ impl Source {
 
 /// Output element type (f32 or f64).
 trait Out: Copy + Send + 'static {
+    /// The file dtype whose little-endian bytes are this type's bytes on a
+    /// little-endian machine (read without conversion).
+    const SAME: Dtype;
     fn from_f64(x: f64) -> Self;
     fn from_f32(x: f32) -> Self;
     /// Unscaled conversion of integers that fit f32 exactly, or of any value
@@ -1232,6 +1304,7 @@ trait Out: Copy + Send + 'static {
 }
 
 impl Out for f32 {
+    const SAME: Dtype = Dtype::F32;
     #[inline(always)]
     fn from_f64(x: f64) -> f32 {
         x as f32
@@ -1252,6 +1325,7 @@ impl Out for f32 {
 }
 
 impl Out for f64 {
+    const SAME: Dtype = Dtype::F64;
     #[inline(always)]
     fn from_f64(x: f64) -> f64 {
         x
@@ -1270,22 +1344,20 @@ impl Out for f64 {
     }
 }
 
-/// Appends the elements of `N` bytes each in `src` to `dst`, converted.
-/// (`ChunksExact` + `map` is a trusted-length iterator: `extend` writes
-/// straight into the reserved capacity, no bounds or capacity checks.)
+/// Writes the elements of `N` bytes each in `src` into `dst`, converted.
 #[inline(always)]
-fn convert<const N: usize, O: Out>(src: &[u8], dst: &mut Vec<O>, f: impl Fn([u8; N]) -> O) {
-    dst.extend(src.chunks_exact(N).map(|b| {
+fn convert<const N: usize, O: Out>(src: &[u8], dst: &mut [O], f: impl Fn([u8; N]) -> O) {
+    for (o, b) in dst.iter_mut().zip(src.chunks_exact(N)) {
         // `chunks_exact(N)` yields slices of exactly N bytes
         let a: [u8; N] = b.try_into().unwrap_or([0u8; N]);
-        f(a)
-    }));
+        *o = f(a);
+    }
 }
 
 /// Decodes one chunk of scalar voxels into `dst`.
 fn decode_chunk<O: Out>(
     src: &[u8],
-    dst: &mut Vec<O>,
+    dst: &mut [O],
     dtype: Dtype,
     be: bool,
     scaling: Option<(f64, f64)>,
@@ -1342,9 +1414,7 @@ fn read_values<O: Out>(
     scaling: Option<(f64, f64)>,
     path: &Path,
 ) -> Result<Vec<O>> {
-    let esize = dtype.size();
-    let chans = dtype.channels();
-    let total = n_vox * chans; // cannot overflow: n_vox * esize was checked
+    let total = n_vox * dtype.channels(); // cannot overflow: n_vox * esize was checked
     let mut out: Vec<O> = Vec::new();
     out.try_reserve_exact(total).map_err(|_| {
         Error::format(
@@ -1353,13 +1423,30 @@ fn read_values<O: Out>(
             format!("cannot allocate memory for {total} values announced by the header"),
         )
     })?;
+    out.resize(total, O::from_f64(0.0));
+    read_values_into(src, dtype, be, n_vox, scaling, path, &mut out)?;
+    Ok(out)
+}
+
+/// Streams `n_vox` voxels (× channels) from `src` into `out`, in bounded
+/// chunks: the only full-size buffer is the caller's.
+fn read_values_into<O: Out>(
+    src: &mut Source,
+    dtype: Dtype,
+    be: bool,
+    n_vox: usize,
+    scaling: Option<(f64, f64)>,
+    _path: &Path,
+    out: &mut [O],
+) -> Result<()> {
+    let esize = dtype.size();
+    let chans = dtype.channels();
     let total_bytes = n_vox as u64 * esize as u64;
     let mut buf = vec![0u8; CHUNK_VOXELS.min(n_vox.max(1)) * esize];
     let mut done = 0usize;
     let offset0 = src.pos;
     if chans > 1 {
         // colour: de-interleave into planes (channel is the last, slowest axis)
-        out.resize(total, O::from_f64(0.0));
         while done < n_vox {
             let k = CHUNK_VOXELS.min(n_vox - done);
             let bytes = &mut buf[..k * esize];
@@ -1374,7 +1461,53 @@ fn read_values<O: Out>(
             }
             done += k;
         }
-        return Ok(out);
+        return Ok(());
+    }
+    let same = dtype == O::SAME && !be && scaling.is_none() && cfg!(target_endian = "little");
+    if src.plain_len.is_some() && n_vox >= PAR_MIN_VOXELS {
+        // An uncompressed file: workers read (pread) and decode their own
+        // slices of the output in parallel; sizes were checked against the
+        // file before, so a short read here means the file changed.
+        use rayon::prelude::*;
+        use std::os::unix::fs::FileExt;
+        let file = File::open(&src.path).map_err(|e| Error::io(OP_LOAD, &src.path, e))?;
+        let path = src.path.clone();
+        out.par_chunks_mut(PAR_CHUNK_VOXELS)
+            .enumerate()
+            .try_for_each(|(i, dst)| -> Result<()> {
+                let off = offset0 + (i * PAR_CHUNK_VOXELS * esize) as u64;
+                if same {
+                    // SAFETY: as below — O is f32/f64, the view covers `dst`.
+                    let bytes = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            dst.as_mut_ptr() as *mut u8,
+                            std::mem::size_of_val(dst),
+                        )
+                    };
+                    file.read_exact_at(bytes, off)
+                        .map_err(|e| Error::io(OP_LOAD, &path, e))
+                } else {
+                    let mut buf = vec![0u8; dst.len() * esize];
+                    file.read_exact_at(&mut buf, off)
+                        .map_err(|e| Error::io(OP_LOAD, &path, e))?;
+                    decode_chunk::<O>(&buf, dst, dtype, be, scaling);
+                    Ok(())
+                }
+            })?;
+        src.pos += total_bytes;
+        return Ok(());
+    }
+    if same {
+        // Same type and byte order: read straight into the output, one pass.
+        // SAFETY: O is f32 or f64 (plain old data, any bit pattern valid);
+        // the byte view covers exactly `out` and is dropped before `out` is
+        // used again.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, std::mem::size_of_val(out))
+        };
+        return src.read_exact_or(bytes, |got| {
+            truncated_msg(offset0, total_bytes, 0, esize, got)
+        });
     }
     while done < n_vox {
         let k = CHUNK_VOXELS.min(n_vox - done);
@@ -1382,10 +1515,10 @@ fn read_values<O: Out>(
         src.read_exact_or(bytes, |got| {
             truncated_msg(offset0, total_bytes, done, esize, got)
         })?;
-        decode_chunk::<O>(bytes, &mut out, dtype, be, scaling);
+        decode_chunk::<O>(bytes, &mut out[done..done + k], dtype, be, scaling);
         done += k;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn truncated_msg(offset0: u64, total: u64, done_vox: usize, esize: usize, got: usize) -> String {

@@ -4,6 +4,8 @@
 
 mod cli;
 mod common;
+mod data;
+mod dataset;
 mod engine;
 mod figures;
 mod help;
