@@ -46,7 +46,7 @@ env: $(STAMP) $(DCM2NIIX)
 $(STAMP):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) numpy dcm2niix==1.0.20260724
+	$(VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) numpy==2.4.6 dcm2niix==1.0.20260724
 	touch $(STAMP)
 
 # Environments made before dcm2niix joined the list get it added.

@@ -388,3 +388,181 @@ fn shuffle(v: &mut [usize], rng: &mut Rng) {
         v.swap(i, j);
     }
 }
+
+/// Writes the simulated subject in the dataset layout (docs/dataset-layout.md)
+/// so that `load_dataset` reads it exactly as it reads real data, plus the
+/// ground truth beside it: `ground_truth/signal.npy` (noiseless responses,
+/// stimuli × voxels, rows in the order of `ground_truth/stimuli.csv`) and
+/// `extra_images/` (images without fMRI). Extra fMRI trials are not written:
+/// the layout has no unlabeled split yet.
+pub fn save(sim: &Simulated, dir: &std::path::Path) -> Result<()> {
+    use crate::data::Volume;
+    use crate::io::table::{save_csv, Column, Table};
+    use crate::tensor::Tensor;
+    let io = |p: &std::path::Path, e| Error::io(OP, p, e);
+    std::fs::create_dir_all(dir.join("rois")).map_err(|e| io(dir, e))?;
+    std::fs::create_dir_all(dir.join("ground_truth")).map_err(|e| io(dir, e))?;
+    let labeled: Vec<usize> = sim
+        .trials
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.split != Split::Extra)
+        .map(|(i, _)| i)
+        .collect();
+    let rows = tc(
+        OP,
+        TchTensor::f_from_slice(&labeled.iter().map(|&i| i as i64).collect::<Vec<_>>()),
+    )?;
+    crate::io::npy::save_npy(
+        &Tensor(tc(OP, sim.betas.f_index_select(0, &rows))?),
+        &dir.join("betas.npy"),
+    )?;
+    let [gx, gy, gz] = sim.grid;
+    let grid_volume = |member: &dyn Fn(usize) -> bool| -> Result<Volume> {
+        let mut values = vec![0f64; gx * gy * gz];
+        let mut v = 0;
+        for (g, &inside) in sim.brain.iter().enumerate() {
+            if inside {
+                if member(v) {
+                    values[g] = 1.0;
+                }
+                v += 1;
+            }
+        }
+        let t = Tensor::from_f64(OP, &values, &[gx as i64, gy as i64, gz as i64], Kind::Float)?;
+        let t = Tensor(tc(OP, t.0.f_to_device(tch::Device::Cpu))?);
+        Volume::from_tensor(OP, t, sim.affine)
+    };
+    grid_volume(&|_| true)?.save(&dir.join("mask.nii.gz"))?;
+    let mut rois = serde_json::Map::new();
+    for (name, member) in &sim.rois {
+        grid_volume(&|v| member[v])?.save(&dir.join(format!("rois/{name}.nii.gz")))?;
+        rois.insert(
+            name.clone(),
+            serde_json::Value::String(format!("rois/{name}.nii.gz")),
+        );
+    }
+    let text = |v: Vec<String>| Column::Text(v);
+    save_csv(
+        &Table {
+            columns: vec![
+                (
+                    "stimulus".into(),
+                    text(
+                        labeled
+                            .iter()
+                            .map(|&i| sim.ids[sim.trials[i].stimulus].clone())
+                            .collect(),
+                    ),
+                ),
+                (
+                    "split".into(),
+                    text(
+                        labeled
+                            .iter()
+                            .map(|&i| sim.trials[i].split.name().to_string())
+                            .collect(),
+                    ),
+                ),
+                (
+                    "repeat".into(),
+                    Column::Number(
+                        labeled
+                            .iter()
+                            .map(|&i| sim.trials[i].repeat as f64)
+                            .collect(),
+                    ),
+                ),
+            ],
+        },
+        &dir.join("trials.csv"),
+    )?;
+    let n_labeled = sim
+        .trials
+        .iter()
+        .filter(|t| t.split != Split::Extra)
+        .map(|t| t.stimulus + 1)
+        .max()
+        .unwrap_or(0);
+    let ids = &sim.ids[..n_labeled];
+    let scenes = &sim.scenes[..n_labeled];
+    let images = Tensor(tc(OP, sim.images.f_narrow(0, 0, n_labeled as i64))?);
+    crate::data::images::save(OP, &images, ids, &dir.join("stimuli"), "png")?;
+    let n_fmri = sim.signal.size()[0] as usize;
+    if sim.scenes.len() > n_fmri {
+        let extra = Tensor(tc(
+            OP,
+            sim.images
+                .f_narrow(0, n_fmri as i64, (sim.scenes.len() - n_fmri) as i64),
+        )?);
+        crate::data::images::save(
+            OP,
+            &extra,
+            &sim.ids[n_fmri..],
+            &dir.join("extra_images"),
+            "png",
+        )?;
+    }
+    let captions: serde_json::Map<String, serde_json::Value> = ids
+        .iter()
+        .zip(scenes)
+        .map(|(id, s)| (id.clone(), serde_json::Value::String(s.caption())))
+        .collect();
+    let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    crate::io::write_atomic(
+        OP,
+        &dir.join("captions.json"),
+        json(&serde_json::Value::Object(captions)).as_bytes(),
+    )?;
+    save_csv(
+        &Table {
+            columns: vec![
+                ("stimulus".into(), text(ids.to_vec())),
+                (
+                    "label".into(),
+                    text(scenes.iter().map(|s| s.category_name()).collect()),
+                ),
+            ],
+        },
+        &dir.join("labels.csv"),
+    )?;
+    save_csv(
+        &Table {
+            columns: vec![
+                ("stimulus".into(), text(ids.to_vec())),
+                (
+                    "valence".into(),
+                    Column::Number(scenes.iter().map(|s| s.valence).collect()),
+                ),
+                (
+                    "arousal".into(),
+                    Column::Number(scenes.iter().map(|s| s.arousal).collect()),
+                ),
+            ],
+        },
+        &dir.join("ratings.csv"),
+    )?;
+    crate::io::npy::save_npy(
+        &Tensor(sim.signal.shallow_clone()),
+        &dir.join("ground_truth/signal.npy"),
+    )?;
+    save_csv(
+        &Table {
+            columns: vec![("stimulus".into(), text(sim.ids[..n_fmri].to_vec()))],
+        },
+        &dir.join("ground_truth/stimuli.csv"),
+    )?;
+    let manifest = serde_json::json!({
+        "format": 1,
+        "name": "simulated",
+        "betas": "betas.npy",
+        "mask": "mask.nii.gz",
+        "rois": rois,
+        "trials": "trials.csv",
+        "stimuli": "stimuli",
+        "captions": "captions.json",
+        "labels": "labels.csv",
+        "ratings": "ratings.csv",
+    });
+    crate::io::write_atomic(OP, &dir.join("dataset.json"), json(&manifest).as_bytes())
+}

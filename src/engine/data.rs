@@ -406,148 +406,26 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
 
 pub static SIMULATE_SUBJECT: FnDoc = FnDoc {
     name: "simulate_subject", domain: "data",
-    signature: "simulate_subject(opts?: map) -> map",
-    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials. Returns #{images, ids, captions, labels, categories, valence, arousal, betas, signal, trials: #{stimulus, split, repeat}, train, test, rois, mask, noise_sd}.",
+    signature: "simulate_subject(opts?: map) -> Dataset",
+    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials. Written in the dataset layout (plus ground_truth/signal.npy, the noiseless responses) and returned as load_dataset reads it.",
     options: &[
         OptDoc { name: "seed", ty: "int", default: "0", meaning: "everything is deterministic given the seed" },
         OptDoc { name: "n_train", ty: "int", default: "1200", meaning: "training stimuli, each shown once" },
         OptDoc { name: "n_test", ty: "int", default: "50", meaning: "test stimuli" },
         OptDoc { name: "test_repeats", ty: "int", default: "35", meaning: "presentations of each test stimulus" },
-        OptDoc { name: "n_extra_fmri", ty: "int", default: "0", meaning: "unlabeled extra fMRI trials (unseen stimuli)" },
         OptDoc { name: "n_extra_images", ty: "int", default: "0", meaning: "extra images without fMRI" },
         OptDoc { name: "image_size", ty: "int", default: "64", meaning: "rendered image height and width" },
         OptDoc { name: "snr", ty: "float", default: "1.0", meaning: "signal sd / noise sd of single-trial responses" },
         OptDoc { name: "grid", ty: "array of int", default: "[20, 24, 18]", meaning: "brain grid size (2 mm voxels)" },
+        OptDoc { name: "out", ty: "string", default: "none", meaning: "folder to write the dataset to (default: simulated-sub-SEED in out_dir())" },
     ],
-    example: "let s = simulate_subject(#{n_train: 40, n_test: 5, test_repeats: 2, image_size: 32});\nprint(s.betas.shape);     // [50, voxels]\nprint(s.captions[0]);",
+    example: "let ds = simulate_subject(#{n_train: 40, n_test: 5, test_repeats: 2, image_size: 32});\nprint(ds.betas.shape);     // [50, voxels]\nprint(ds.captions[0]);",
 };
 
-fn int_tensor(op: &'static str, v: &[i64]) -> Result<Tensor> {
-    Ok(Tensor(crate::tensor::tc(op, tch::Tensor::f_from_slice(v))?))
-}
-
-fn f64_tensor(op: &'static str, v: &[f64]) -> Result<Tensor> {
-    Tensor::from_f64(op, v, &[v.len() as i64], tch::Kind::Float)
-}
-
-fn simulated_map(sim: crate::data::simulate::Simulated) -> Result<Map> {
-    use crate::data::simulate::Split;
-    const OP: &str = "simulate_subject";
-    let mut m = Map::new();
-    let strings = |v: Vec<String>| Dynamic::from_array(v.into_iter().map(Dynamic::from).collect());
-    m.insert("images".into(), Dynamic::from(Tensor(sim.images)));
-    m.insert("ids".into(), strings(sim.ids.clone()));
-    m.insert(
-        "captions".into(),
-        strings(sim.scenes.iter().map(|s| s.caption()).collect()),
-    );
-    m.insert(
-        "categories".into(),
-        strings(sim.scenes.iter().map(|s| s.category_name()).collect()),
-    );
-    m.insert(
-        "labels".into(),
-        Dynamic::from(int_tensor(
-            OP,
-            &sim.scenes
-                .iter()
-                .map(|s| s.category() as i64)
-                .collect::<Vec<_>>(),
-        )?),
-    );
-    m.insert(
-        "valence".into(),
-        Dynamic::from(f64_tensor(
-            OP,
-            &sim.scenes.iter().map(|s| s.valence).collect::<Vec<_>>(),
-        )?),
-    );
-    m.insert(
-        "arousal".into(),
-        Dynamic::from(f64_tensor(
-            OP,
-            &sim.scenes.iter().map(|s| s.arousal).collect::<Vec<_>>(),
-        )?),
-    );
-    m.insert("betas".into(), Dynamic::from(Tensor(sim.betas)));
-    m.insert("signal".into(), Dynamic::from(Tensor(sim.signal)));
-    let mut trials = Map::new();
-    trials.insert(
-        "stimulus".into(),
-        Dynamic::from(int_tensor(
-            OP,
-            &sim.trials
-                .iter()
-                .map(|t| t.stimulus as i64)
-                .collect::<Vec<_>>(),
-        )?),
-    );
-    trials.insert(
-        "split".into(),
-        strings(
-            sim.trials
-                .iter()
-                .map(|t| t.split.name().to_string())
-                .collect(),
-        ),
-    );
-    trials.insert(
-        "repeat".into(),
-        Dynamic::from(int_tensor(
-            OP,
-            &sim.trials
-                .iter()
-                .map(|t| t.repeat as i64)
-                .collect::<Vec<_>>(),
-        )?),
-    );
-    m.insert("trials".into(), Dynamic::from_map(trials));
-    let rows = |split: Split| -> Result<Tensor> {
-        int_tensor(
-            OP,
-            &sim.trials
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.split == split)
-                .map(|(i, _)| i as i64)
-                .collect::<Vec<_>>(),
-        )
-    };
-    m.insert("train".into(), Dynamic::from(rows(Split::Train)?));
-    m.insert("test".into(), Dynamic::from(rows(Split::Test)?));
-    let mut rois = Map::new();
-    for (name, member) in &sim.rois {
-        let v: Vec<f64> = member.iter().map(|&b| f64::from(u8::from(b))).collect();
-        rois.insert(
-            name.as_str().into(),
-            Dynamic::from(Tensor::from_f64(
-                OP,
-                &v,
-                &[v.len() as i64],
-                tch::Kind::Bool,
-            )?),
-        );
-    }
-    m.insert("rois".into(), Dynamic::from_map(rois));
-    let [gx, gy, gz] = sim.grid;
-    let mask: Vec<f64> = sim.brain.iter().map(|&b| f64::from(u8::from(b))).collect();
-    let mask = Tensor::from_f64(
-        OP,
-        &mask,
-        &[gx as i64, gy as i64, gz as i64],
-        tch::Kind::Float,
-    )?;
-    m.insert(
-        "mask".into(),
-        Dynamic::from(Volume::from_tensor(OP, mask, sim.affine)?),
-    );
-    m.insert("noise_sd".into(), Dynamic::from_float(sim.noise_sd));
-    Ok(m)
-}
-
-pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry) {
+pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
     help.add(&SIMULATE_SUBJECT);
-    let simulate = |opts: Map| -> RhaiResult<Map> {
+    let s = session.clone();
+    let simulate = move |opts: Map| -> RhaiResult<Dataset> {
         guard("simulate_subject", || {
             const OP: &str = "simulate_subject";
             let o = Opts::parse(&SIMULATE_SUBJECT, opts)?;
@@ -569,21 +447,42 @@ pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry) {
                     got: format!("{} values", grid.len()),
                 });
             };
+            let seed = o.i64("seed")?;
             let opts = crate::data::simulate::SimOptions {
-                seed: o.i64("seed")? as u64,
+                seed: seed as u64,
                 n_train: count("n_train")?,
                 n_test: count("n_test")?,
                 test_repeats: count("test_repeats")?,
                 n_extra_images: count("n_extra_images")?,
-                n_extra_fmri: count("n_extra_fmri")?,
+                n_extra_fmri: 0,
                 image_size: count("image_size")?,
                 snr: o.f64("snr")?,
                 grid: [*gx as usize, *gy as usize, *gz as usize],
             };
-            simulated_map(crate::data::simulate::simulate(&opts)?)
+            let sim = crate::data::simulate::simulate(&opts)?;
+            let dir = match o.opt_string("out")? {
+                Some(d) => s.output_path(&d),
+                None => s.output_path(&format!("simulated-sub-{seed}")),
+            };
+            crate::data::simulate::save(&sim, &dir)?;
+            s.wrote(&dir);
+            let load_opts = DatasetOptions {
+                images: true,
+                image_size: None,
+                filter: crate::io::images::Filter::Bicubic,
+                drop_nan_voxels: false,
+            };
+            let mut ds = dataset::load(&dir, &load_opts)?;
+            let dev = crate::device::current();
+            ds.betas = Tensor(crate::tensor::tc(OP, ds.betas.0.f_to_device(dev))?);
+            if let Some(st) = &mut ds.stimuli {
+                st.data = Tensor(crate::tensor::tc(OP, st.data.0.f_to_device(dev))?);
+            }
+            Ok(ds)
         })
     };
-    engine.register_fn("simulate_subject", move || simulate(Map::new()));
+    let simulate2 = simulate.clone();
+    engine.register_fn("simulate_subject", move || simulate2(Map::new()));
     engine.register_fn("simulate_subject", simulate);
 }
 

@@ -139,7 +139,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     tensor::register(&mut engine, &mut help);
     io::register(&mut engine, &mut help, &session);
     data::register(&mut engine, &mut help, &session);
-    data::register_simulation(&mut engine, &mut help);
+    data::register_simulation(&mut engine, &mut help, &session);
     stats::register(&mut engine, &mut help);
     models::register(&mut engine, &mut help, &session);
     plot::register(&mut engine, &mut help, &session);

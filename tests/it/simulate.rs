@@ -55,34 +55,115 @@ fn design_and_determinism() {
     );
 }
 
+/// Mean over rows of the Pearson r between matching rows of two matrices.
+fn mean_row_correlation(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
+    let z = |x: &tch::Tensor| {
+        let m = x.mean_dim(Some([1i64].as_slice()), true, tch::Kind::Double);
+        let c = x.to_kind(tch::Kind::Double) - m;
+        let n = c
+            .square()
+            .sum_dim_intlist(Some([1i64].as_slice()), true, tch::Kind::Double)
+            .sqrt();
+        c / n
+    };
+    f64::try_from(
+        (z(a) * z(b))
+            .sum_dim_intlist(Some([1i64].as_slice()), false, tch::Kind::Double)
+            .mean(tch::Kind::Double),
+    )
+    .expect("scalar")
+}
+
 #[test]
 fn averaging_repeats_recovers_the_known_signal() {
-    // Test-set betas averaged over repeats correlate with the noiseless
+    // Test-set responses averaged over repeats correlate with the noiseless
     // signal far better than single trials: sqrt(repeats) more SNR.
-    let v = eval_script(r#"
-        import "decoding" as dec;
-        let s = simulate_subject(#{n_train: 100, n_test: 20, test_repeats: 16, image_size: 32, snr: 0.5});
-        let roi = s.rois.V4 | s.rois.LOC;
-        let none = !(roi & !roi);
-        let test = s.betas.rows(s.test).cols(roi);
-        let stim = s.trials.stimulus.rows(s.test);
-        let truth = s.signal.rows(stim).cols(roi);
-        let single = dec::pattern_correlation(test, truth).mean().item();
-        let sum = zeros([20, truth.shape[1]]);
-        let avg = [];
-        for k in 0..20 {
-            avg.push(test.rows(stim == (100 + k)).mean(0));
-        }
-        let averaged = dec::pattern_correlation(stack(avg), s.signal.rows(arange(100, 120)).cols(roi)).mean().item();
-        [single, averaged]
-    "#).expect("script");
-    let parts = v.into_array().expect("array");
-    let (single, averaged) = (
-        parts[0].as_float().expect("f"),
-        parts[1].as_float().expect("f"),
+    let opts = SimOptions {
+        n_train: 100,
+        n_test: 20,
+        test_repeats: 16,
+        image_size: 32,
+        snr: 0.5,
+        ..Default::default()
+    };
+    let sim = simulate(&opts).expect("simulate");
+    let roi: Vec<i64> = sim
+        .rois
+        .iter()
+        .filter(|(n, _)| n == "V4" || n == "LOC")
+        .flat_map(|(_, m)| {
+            m.iter()
+                .enumerate()
+                .filter(|(_, &b)| b)
+                .map(|(i, _)| i as i64)
+        })
+        .collect();
+    let cols = tch::Tensor::from_slice(&roi);
+    let test: Vec<usize> = sim
+        .trials
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.split == Split::Test)
+        .map(|(i, _)| i)
+        .collect();
+    let rows = tch::Tensor::from_slice(&test.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    let stim = tch::Tensor::from_slice(
+        &test
+            .iter()
+            .map(|&i| sim.trials[i].stimulus as i64)
+            .collect::<Vec<_>>(),
     );
+    let single = mean_row_correlation(
+        &sim.betas.index_select(0, &rows).index_select(1, &cols),
+        &sim.signal.index_select(0, &stim).index_select(1, &cols),
+    );
+    let averaged: Vec<tch::Tensor> = (100..120)
+        .map(|k| {
+            let idx: Vec<i64> = test
+                .iter()
+                .filter(|&&i| sim.trials[i].stimulus == k)
+                .map(|&i| i as i64)
+                .collect();
+            sim.betas
+                .index_select(0, &tch::Tensor::from_slice(&idx))
+                .index_select(1, &cols)
+                .mean_dim(Some([0i64].as_slice()), false, tch::Kind::Float)
+        })
+        .collect();
+    let truth = sim.signal.narrow(0, 100, 20).index_select(1, &cols);
+    let averaged = mean_row_correlation(&tch::Tensor::stack(&averaged, 0), &truth);
     assert!(single > 0.2 && single < 0.6, "single-trial r {single}");
     assert!(averaged > 0.85, "averaged r {averaged} should approach 1");
+}
+
+#[test]
+fn the_script_face_writes_and_loads_a_dataset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = crate::common::engine_in(dir.path());
+    let v = crate::common::eval_in(&vox, r#"
+        let ds = simulate_subject(#{n_train: 30, n_test: 4, test_repeats: 3, image_size: 32, seed: 2});
+        let avg = ds.test().average_repeats();
+        [ds.betas.shape[0], ds.train().betas.shape[0], avg.betas.shape[0], ds.rois.keys().len(), ds.images.data.shape, ds.captions[0].contains(" on "), ds.roi("V1").shape[0]]
+    "#).expect("simulate_subject");
+    assert_eq!(
+        voxlab::cli::show(&v),
+        "[42, 30, 4, 7, [42, 3, 32, 32], true, 42]"
+    );
+    let out = dir.path().join("simulated-sub-2");
+    for f in [
+        "dataset.json",
+        "betas.npy",
+        "mask.nii.gz",
+        "rois/V1.nii.gz",
+        "trials.csv",
+        "stimuli/stim0001.png",
+        "captions.json",
+        "labels.csv",
+        "ratings.csv",
+        "ground_truth/signal.npy",
+    ] {
+        assert!(out.join(f).exists(), "{f} not written");
+    }
     assert_script_error(
         "simulate_subject(#{snr: 0.0})",
         &["simulate_subject: snr must be a positive number"],
