@@ -344,51 +344,24 @@ impl Brain {
         if has_bar {
             let bx = (w - bar_w) as i32 + 10;
             let (by0, by1) = (top as i32 + 10, (top as f64 + max_h * scale - 10.0) as i32);
-            let steps = (by1 - by0).max(1);
-            for i in 0..steps {
-                let v = vhi - (i as f64 + 0.5) / steps as f64 * (vhi - vlo);
+            // Values hidden by the threshold are grey on the bar as on the slices.
+            let colour_of = |v: f64| {
                 let hidden = v.abs() < self.threshold || (!self.colormap.diverging() && v <= 0.0);
-                let c = if hidden {
+                if hidden {
                     RGBColor(190, 190, 190)
                 } else {
                     self.colormap.at((v - vlo) / (vhi - vlo))
-                };
-                root.draw(&Rectangle::new(
-                    [(bx, by0 + i), (bx + 18, by0 + i + 1)],
-                    c.filled(),
-                ))
-                .map_err(draw_err)?;
-            }
-            root.draw(&Rectangle::new(
-                [(bx, by0), (bx + 18, by1)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(draw_err)?;
-            for t in &ticks {
-                let yy = (by1 as f64 - (t - vlo) / (vhi - vlo) * (by1 - by0) as f64).round() as i32;
-                root.draw(&PathElement::new(vec![(bx + 18, yy), (bx + 22, yy)], BLACK))
-                    .map_err(draw_err)?;
-                root.draw(&Text::new(
-                    num_text(*t),
-                    (bx + 25, yy),
-                    tick_font
-                        .clone()
-                        .color(&BLACK)
-                        .pos(Pos::new(HPos::Left, VPos::Center)),
-                ))
-                .map_err(draw_err)?;
-            }
-            if !self.colorbar_label.is_empty() {
-                root.draw(&Text::new(
-                    self.colorbar_label.clone(),
-                    (bx + 25 + tick_w as i32 + 8, (by0 + by1) / 2),
-                    font(13.0)
-                        .transform(FontTransform::Rotate90)
-                        .color(&BLACK)
-                        .pos(Pos::new(HPos::Center, VPos::Top)),
-                ))
-                .map_err(draw_err)?;
-            }
+                }
+            };
+            super::draw_colorbar(
+                &root,
+                (bx, by0, by1),
+                (vlo, vhi),
+                &ticks,
+                colour_of,
+                &self.colorbar_label,
+                tick_w,
+            )?;
         }
         Ok(())
     }

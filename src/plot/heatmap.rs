@@ -213,47 +213,16 @@ impl Heatmap {
                 .map_err(draw_err)?;
         }
         if self.colorbar {
-            let (bx, by0, by1) = (6i32, y0 as i32, (y0 + plot_h) as i32);
-            let steps = (by1 - by0).max(1);
-            for i in 0..steps {
-                let t = 1.0 - (i as f64 + 0.5) / steps as f64;
-                bar.draw(&Rectangle::new(
-                    [(bx, by0 + i), (bx + 18, by0 + i + 1)],
-                    cmap.at(t).filled(),
-                ))
-                .map_err(draw_err)?;
-            }
-            bar.draw(&Rectangle::new(
-                [(bx, by0), (bx + 18, by1)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(draw_err)?;
-            for t in &bar_ticks {
-                let y = by1 as f64 - (t - lo) / (hi - lo) * (by1 - by0) as f64;
-                let y = y.round() as i32;
-                bar.draw(&PathElement::new(vec![(bx + 18, y), (bx + 22, y)], BLACK))
-                    .map_err(draw_err)?;
-                bar.draw(&Text::new(
-                    num_text(*t),
-                    (bx + 25, y),
-                    tick_font
-                        .clone()
-                        .color(&BLACK)
-                        .pos(Pos::new(HPos::Left, VPos::Center)),
-                ))
-                .map_err(draw_err)?;
-            }
-            if !self.colorbar_label.is_empty() {
-                bar.draw(&Text::new(
-                    self.colorbar_label.clone(),
-                    (bx + 25 + bar_label_w as i32 + 8, (by0 + by1) / 2),
-                    font(13.0)
-                        .transform(FontTransform::Rotate90)
-                        .color(&BLACK)
-                        .pos(Pos::new(HPos::Center, VPos::Top)),
-                ))
-                .map_err(draw_err)?;
-            }
+            let span = (y0 as i32, (y0 + plot_h) as i32);
+            super::draw_colorbar(
+                &bar,
+                (6, span.0, span.1),
+                (lo, hi),
+                &bar_ticks,
+                |v| cmap.at((v - lo) / (hi - lo)),
+                &self.colorbar_label,
+                bar_label_w,
+            )?;
         }
         Ok(())
     }

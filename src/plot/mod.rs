@@ -317,3 +317,60 @@ pub(crate) fn scale_nearest(rgb: &[u8], w: usize, h: usize, tw: usize, th: usize
 pub fn font(size: f64) -> FontDesc<'static> {
     FontDesc::new(FontFamily::Name(FAMILY), size, FontStyle::Normal)
 }
+
+/// A vertical colour bar from `by0` (top, value `hi`) to `by1` (bottom,
+/// value `lo`) at x = `bx`, with ticks and an optional rotated label, in the
+/// colours `colour_of(value)` gives. Heatmaps and brain slices share it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn draw_colorbar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    (bx, by0, by1): (i32, i32, i32),
+    (lo, hi): (f64, f64),
+    ticks: &[f64],
+    colour_of: impl Fn(f64) -> RGBColor,
+    label: &str,
+    tick_label_width: u32,
+) -> Result<()> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let steps = (by1 - by0).max(1);
+    for i in 0..steps {
+        let v = hi - (i as f64 + 0.5) / steps as f64 * (hi - lo);
+        area.draw(&Rectangle::new(
+            [(bx, by0 + i), (bx + 18, by0 + i + 1)],
+            colour_of(v).filled(),
+        ))
+        .map_err(draw_err)?;
+    }
+    area.draw(&Rectangle::new(
+        [(bx, by0), (bx + 18, by1)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(draw_err)?;
+    let tick_font = font(12.0);
+    for t in ticks {
+        let y = (by1 as f64 - (t - lo) / (hi - lo) * (by1 - by0) as f64).round() as i32;
+        area.draw(&PathElement::new(vec![(bx + 18, y), (bx + 22, y)], BLACK))
+            .map_err(draw_err)?;
+        area.draw(&Text::new(
+            num_text(*t),
+            (bx + 25, y),
+            tick_font
+                .clone()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(draw_err)?;
+    }
+    if !label.is_empty() {
+        area.draw(&Text::new(
+            label.to_string(),
+            (bx + 25 + tick_label_width as i32 + 8, (by0 + by1) / 2),
+            font(13.0)
+                .transform(FontTransform::Rotate90)
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(draw_err)?;
+    }
+    Ok(())
+}
