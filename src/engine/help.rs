@@ -58,6 +58,11 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "stats",
         "Statistics: correlation, Kendall tau, t-tests, multiple comparisons",
     ),
+    (
+        "models",
+        "Models: ridge regression with cross-validated alphas",
+    ),
+    ("eval", "Evaluation: identification protocols"),
     ("plot", "Figures"),
 ];
 

@@ -2,9 +2,11 @@
 //! registry, the module resolver for `import`, and sandbox limits.
 
 pub mod error;
+pub mod eval;
 pub mod help;
 pub mod io;
 pub mod json;
+pub mod models;
 pub mod options;
 pub mod plot;
 pub mod runtime;
@@ -137,6 +139,8 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     tensor::register(&mut engine, &mut help);
     io::register(&mut engine, &mut help, &session);
     stats::register(&mut engine, &mut help);
+    models::register(&mut engine, &mut help, &session);
+    eval::register(&mut engine, &mut help);
     plot::register(&mut engine, &mut help, &session);
     let help = Rc::new(help);
     runtime::register_help(&mut engine, help.clone());
