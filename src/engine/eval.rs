@@ -20,8 +20,9 @@ a trial is won when S[i, i] beats every candidate S[i, j] (a tie among k+1 at th
 ways: 2 = NSD-style, every other item once (score = fraction of the N−1 pairs won, as MindEye/Brain-Diffuser); \
 m > 2 = GOD-style, m−1 distinct random others per trial, `repeats` trials per item; m = N = all others at once. \
 mean = mean over items of the per-item scores (`scores`); ci = 95% percentile bootstrap over items (2000 resamples); \
-chance = 1/ways; p = one-sided binomial P(X ≥ wins), X ~ Binomial(trials, 1/ways), trials = N(N−1) for 2-way, \
-N·repeats otherwise (optimistic for 2-way, whose pairs share items). Deterministic for a given seed.",
+chance = 1/ways; p = one-sided binomial over items, P(X ≥ round(mean·N)) with X ~ Binomial(N, 1/ways) \
+(conservative: the trials = N(N−1) pairs or N·repeats draws share items, and a binomial over them would be \
+far too optimistic). Deterministic for a given seed.",
     options: &[
         OptDoc { name: "ways", ty: "int", default: "2", meaning: "candidates per trial including the true item (2 … number of items)" },
         OptDoc { name: "repeats", ty: "int", default: "100", meaning: "random draws per item when 2 < ways < items" },

@@ -17,11 +17,13 @@
 //!
 //! The result: the mean over items; a 95% interval (percentile bootstrap over
 //! items, 2000 resamples, same seed); chance = 1/ways; and a one-sided
-//! binomial p-value P(X ≥ k), X ~ Binomial(trials, 1/ways), with k the
-//! number of trials won (rounded) and trials the number of comparisons made
-//! (N·(N−1) pairs for 2-way, N·repeats otherwise). Trials sharing an item are
-//! not independent, so the binomial p is optimistic for 2-way all-pairs; the
-//! interval is the safer summary there.
+//! binomial p-value over items, P(X ≥ k) with X ~ Binomial(N, 1/ways) and
+//! k = round(mean · N). The comparisons themselves (N·(N−1) pairs for 2-way,
+//! N·repeats draws otherwise) share items and are not independent: a
+//! binomial over them is far too optimistic (random predictions reach
+//! p ≈ 0.01 with 50 items, 2-way). Each item's score averages several trials,
+//! so its variance is below a Bernoulli's and the test over items is
+//! conservative.
 
 use tch::{Device, Kind, Tensor as T};
 
@@ -297,8 +299,8 @@ pub fn identification(
     };
     let ci = (q(0.025), q(0.975));
     let chance = 1.0 / ways as f64;
-    let k = (mean * trials as f64).round() as u64;
-    let p = binomial_sf(k, trials, chance);
+    let k = (mean * n as f64).round() as u64;
+    let p = binomial_sf(k, n as u64, chance);
     Ok(Identification {
         protocol,
         ways: o.ways,

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod engine;
 mod help;
+mod models;
 mod nifti;
 mod npy;
 mod records;
