@@ -433,8 +433,10 @@ pub fn fit_ridge(x: &Tensor, y: &Tensor, o: &RidgeOptions) -> Result<RidgeModel>
 
     // ---- choose alpha per target by K-fold CV
     let na = o.alphas.len();
+    let mut kernel = None;
     let (chosen, cv_scores) = if search {
-        let scores = cross_validate(&x, &y, o, &chunks)?;
+        let (scores, k) = cross_validate(&x, &y, o, &chunks)?;
+        kernel = k;
         let mean = tc(OP, scores.f_div_scalar(o.cv as f64))?;
         let log_a: Vec<f64> = o.alphas.iter().map(|a| a.ln() * 1e-10).collect();
         let slope = tc(OP, T::f_from_slice(&log_a))?;
@@ -468,7 +470,14 @@ pub fn fit_ridge(x: &Tensor, y: &Tensor, o: &RidgeOptions) -> Result<RidgeModel>
     let decomp = if primal {
         Decomp::from_gram(&mm(&tr(&xp)?, &xp)?, true, Some(xp.shallow_clone()))?
     } else {
-        Decomp::from_gram(&mm(&xp, &tr(&xp)?)?, false, Some(xp.shallow_clone()))?
+        // The kernel of all samples from cross-validation, centred, when
+        // there is one (no standardization): saves a second n×n×p product.
+        let k = match kernel.take() {
+            Some(k) if o.fit_intercept => double_centre(&k)?,
+            Some(k) => k,
+            None => mm(&xp, &tr(&xp)?)?,
+        };
+        Decomp::from_gram(&k, false, Some(xp.shallow_clone()))?
     };
     let y_mean = if o.fit_intercept {
         Some(mean0(&y)?)
@@ -521,8 +530,18 @@ pub fn fit_ridge(x: &Tensor, y: &Tensor, o: &RidgeOptions) -> Result<RidgeModel>
     })
 }
 
-/// Sum over folds of the per-target scores (candidates × targets, f64).
-fn cross_validate(x: &T, y: &T, o: &RidgeOptions, chunks: &[(i64, i64)]) -> Result<T> {
+/// K − r1ᵀ − 1rᵀ + c with r the row means and c the grand mean: the kernel of
+/// the column-centred data.
+fn double_centre(k: &T) -> Result<T> {
+    let r = tc(OP, k.f_mean_dim(Some([1i64].as_slice()), true, k.kind()))?;
+    let c = tc(OP, r.f_mean(k.kind()))?;
+    let rt = tr(&r)?;
+    tc(OP, tc(OP, tc(OP, k.f_sub(&r))?.f_sub(&rt))?.f_add(&c))
+}
+
+/// Sum over folds of the per-target scores (candidates × targets, f64), and
+/// the uncentered kernel of all samples when the dual form computed it.
+fn cross_validate(x: &T, y: &T, o: &RidgeOptions, chunks: &[(i64, i64)]) -> Result<(T, Option<T>)> {
     let (n, p) = (x.size()[0], x.size()[1]);
     let t = y.size()[1];
     let na = o.alphas.len() as i64;
@@ -607,7 +626,7 @@ fn cross_validate(x: &T, y: &T, o: &RidgeOptions, chunks: &[(i64, i64)]) -> Resu
             let _ = tc(OP, part.f_add_(&sc))?;
         }
     }
-    Ok(total)
+    Ok((total, full_kernel))
 }
 
 impl RidgeModel {
