@@ -153,8 +153,12 @@ pub fn similarity(pred: &Tensor, truth: &Tensor, metric: Metric) -> Result<Vec<f
 }
 
 /// Score of one trial: 1 if the own truth beats every candidate, 1/(k+1) if it
-/// ties with k of them at the top, else 0.
+/// ties with k of them at the top, else 0 (also when a similarity is NaN).
 fn trial(own: f64, candidates: impl Iterator<Item = f64>) -> f64 {
+    // An undefined similarity (a constant row under correlation) never wins.
+    if own.is_nan() {
+        return 0.0;
+    }
     let mut ties = 0u32;
     for c in candidates {
         if c > own || c.is_nan() {

@@ -387,6 +387,17 @@ fn two_way_counts_pairs_and_ties_by_hand() {
 }
 
 #[test]
+fn a_constant_prediction_is_never_identified_by_correlation() {
+    tch::manual_seed(8);
+    let truth = tch::Tensor::randn([6, 10], (Kind::Double, Device::Cpu));
+    let pred = truth.copy();
+    let _ = pred.get(2).fill_(1.0);
+    let r = ident(&pred, &truth, 2, Metric::Correlation, 0);
+    assert_eq!(r.scores[2], 0.0);
+    assert_eq!(r.scores.iter().filter(|&&s| s == 1.0).count(), 5);
+}
+
+#[test]
 fn binomial_tail_is_exact_on_small_cases() {
     use voxlab::eval::identification::binomial_sf;
     assert!((binomial_sf(7, 10, 0.5) - 176.0 / 1024.0).abs() < 1e-14);
