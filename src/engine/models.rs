@@ -34,6 +34,7 @@ properties .coef (features × targets), .intercept, .alphas (chosen per target),
         OptDoc { name: "dtype", ty: "string", default: "none", meaning: "f32 or f64; default x's dtype (f32 for integer x). f64 agrees with scikit-learn to 1e-8" },
         OptDoc { name: "device", ty: "string", default: "none", meaning: "cpu or cuda; default the current device()" },
         OptDoc { name: "chunk", ty: "int", default: "10000", meaning: "targets processed at once (bounds memory for many voxels)" },
+        OptDoc { name: "progress", ty: "bool", default: "true", meaning: "progress bar on stderr for fits longer than a second (only on a terminal)" },
     ],
     example: "set_seed(0);\nlet x = randn([100, 20]);\nlet y = matmul(x, randn([20, 3])) + randn([100, 3]);\nlet m = fit_ridge(x, y, #{alphas: [0.1, 1, 10, 100], cv: 5});\nprint(m);\nprint(m.alphas);\nlet s = m.score(x, y);\nprint(s.mean_r2);",
 };
@@ -95,6 +96,7 @@ fn options(opts: Map, x: &Tensor) -> Result<RidgeOptions> {
         device,
         chunk: o.i64("chunk")?,
         scoring: Scoring::parse("fit_ridge", &o.string("scoring")?)?,
+        progress: o.bool("progress")?,
     })
 }
 

@@ -79,6 +79,9 @@ pub struct RidgeOptions {
     /// Targets per chunk.
     pub chunk: i64,
     pub scoring: Scoring,
+    /// Show a progress bar on stderr (only when it is a terminal and the fit
+    /// has run for more than a second).
+    pub progress: bool,
 }
 
 impl Default for RidgeOptions {
@@ -93,6 +96,7 @@ impl Default for RidgeOptions {
             device: Device::Cpu,
             chunk: 10_000,
             scoring: Scoring::R2,
+            progress: true,
         }
     }
 }
@@ -431,11 +435,14 @@ pub fn fit_ridge(x: &Tensor, y: &Tensor, o: &RidgeOptions) -> Result<RidgeModel>
         .map(|s| (s, o.chunk.min(t - s)))
         .collect();
 
+    let steps = if search { o.cv as usize + 1 } else { 1 } * chunks.len();
+    let mut bar = Progress::new(o.progress, steps);
+
     // ---- choose alpha per target by K-fold CV
     let na = o.alphas.len();
     let mut kernel = None;
     let (chosen, cv_scores) = if search {
-        let (scores, k) = cross_validate(&x, &y, o, &chunks)?;
+        let (scores, k) = cross_validate(&x, &y, o, &chunks, &mut bar)?;
         kernel = k;
         let mean = tc(OP, scores.f_div_scalar(o.cv as f64))?;
         let log_a: Vec<f64> = o.alphas.iter().map(|a| a.ln() * 1e-10).collect();
@@ -501,8 +508,10 @@ pub fn fit_ridge(x: &Tensor, y: &Tensor, o: &RidgeOptions) -> Result<RidgeModel>
         let d = tc(OP, tc(OP, lam.f_add(&a))?.f_reciprocal())?;
         let coef = decomp.coef(&tc(OP, w.f_mul(&d))?)?;
         coefs.push(coef);
+        bar.step("refit");
     }
     drop(decomp);
+    bar.finish();
     let mut coef = tc(OP, T::f_cat(&coefs, 1))?;
     drop(coefs);
     if let Some(s) = &prep.x_inv_sd {
@@ -541,7 +550,13 @@ fn double_centre(k: &T) -> Result<T> {
 
 /// Sum over folds of the per-target scores (candidates × targets, f64), and
 /// the uncentered kernel of all samples when the dual form computed it.
-fn cross_validate(x: &T, y: &T, o: &RidgeOptions, chunks: &[(i64, i64)]) -> Result<(T, Option<T>)> {
+fn cross_validate(
+    x: &T,
+    y: &T,
+    o: &RidgeOptions,
+    chunks: &[(i64, i64)],
+    bar: &mut Progress,
+) -> Result<(T, Option<T>)> {
     let (n, p) = (x.size()[0], x.size()[1]);
     let t = y.size()[1];
     let na = o.alphas.len() as i64;
@@ -624,6 +639,7 @@ fn cross_validate(x: &T, y: &T, o: &RidgeOptions, chunks: &[(i64, i64)]) -> Resu
             let sc = fold_scores(&z, &decomp.lambda, &w, &y_te, &o.alphas, o.scoring)?;
             let mut part = tc(OP, total.f_narrow(1, s, c))?;
             let _ = tc(OP, part.f_add_(&sc))?;
+            bar.step("cross-validation");
         }
     }
     Ok((total, full_kernel))
@@ -879,5 +895,53 @@ impl safetensors::View for Bytes {
     }
     fn data_len(&self) -> usize {
         self.data.len()
+    }
+}
+
+/// A one-line progress bar on stderr for long fits: shown only when stderr
+/// is a terminal and the fit has taken more than a second; erased at the end.
+pub struct Progress {
+    enabled: bool,
+    total: usize,
+    done: usize,
+    start: std::time::Instant,
+    shown: bool,
+}
+
+impl Progress {
+    pub fn new(enabled: bool, total: usize) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            enabled: enabled && std::io::stderr().is_terminal(),
+            total: total.max(1),
+            done: 0,
+            start: std::time::Instant::now(),
+            shown: false,
+        }
+    }
+
+    pub fn step(&mut self, what: &str) {
+        self.done += 1;
+        let elapsed = self.start.elapsed().as_secs_f64();
+        if !self.enabled || elapsed < 1.0 {
+            return;
+        }
+        let width = 24;
+        let filled = width * self.done.min(self.total) / self.total;
+        eprint!(
+            "\r\x1b[Kfit_ridge: {what} [{}{}] {}/{} {elapsed:.0} s",
+            "#".repeat(filled),
+            "-".repeat(width - filled),
+            self.done,
+            self.total
+        );
+        self.shown = true;
+    }
+
+    pub fn finish(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
     }
 }
