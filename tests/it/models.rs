@@ -434,3 +434,27 @@ fn identification_in_scripts() {
         &["identification: unknown metric \"manhattan\""],
     );
 }
+
+#[test]
+fn ridge_on_cuda_matches_cpu_when_a_gpu_is_present() {
+    voxlab::device::init_cuda();
+    if !voxlab::device::cuda_available() {
+        return; // no GPU on this machine: nothing to compare
+    }
+    let case = "hi_dual_r2";
+    let c = &cases()[case];
+    let o = RidgeOptions {
+        device: Device::Cuda(0),
+        ..f64_opts(flat(&c["alphas"]))
+    };
+    let m = fit_ridge(&npy(case, "x"), &npy(case, "y"), &o).unwrap();
+    assert_eq!(m.coef.device(), Device::Cuda(0));
+    assert_close(
+        "cuda alphas",
+        &values(&m.alphas),
+        &flat(&c["best_alphas"]),
+        1e-12,
+    );
+    let pred = m.predict("test", &npy(case, "xtest")).unwrap();
+    assert_close("cuda pred", &values(&pred.0), &flat(&c["pred"]), 1e-8);
+}
