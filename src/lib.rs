@@ -10,9 +10,11 @@ pub mod data;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod io;
 pub mod models;
 pub mod plot;
+pub mod random;
 pub mod stats;
 pub mod tensor;
 

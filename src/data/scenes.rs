@@ -7,40 +7,7 @@
 
 use rayon::prelude::*;
 
-/// A small deterministic generator (SplitMix64) so scenes do not depend on
-/// libtorch's global generator.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.uniform() * n as f64) as usize % n.max(1)
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(1e-300);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-}
+pub use crate::random::SplitMix64 as Rng;
 
 pub const SHAPES: [&str; 6] = ["circle", "square", "triangle", "cross", "ring", "star"];
 /// Colour names and RGB in [0, 1].
@@ -75,9 +42,9 @@ pub struct Scene {
 
 impl Scene {
     pub fn random(rng: &mut Rng) -> Scene {
-        let shape = rng.below(SHAPES.len());
-        let colour = rng.below(COLOURS.len());
-        let background = rng.below(BACKGROUNDS.len());
+        let shape = rng.below(SHAPES.len() as u64) as usize;
+        let colour = rng.below(COLOURS.len() as u64) as usize;
+        let background = rng.below(BACKGROUNDS.len() as u64) as usize;
         let size = 0.12 + 0.18 * rng.uniform();
         let x = size + (1.0 - 2.0 * size) * rng.uniform();
         let y = size + (1.0 - 2.0 * size) * rng.uniform();

@@ -384,7 +384,7 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
 
 fn shuffle(v: &mut [usize], rng: &mut Rng) {
     for i in (1..v.len()).rev() {
-        let j = rng.below(i + 1);
+        let j = rng.below(i as u64 + 1) as usize;
         v.swap(i, j);
     }
 }

@@ -80,7 +80,11 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "stats",
         "Statistics: correlation, Kendall tau, t-tests, multiple comparisons",
     ),
-    ("models", "Models: ResNet classifiers and features"),
+    (
+        "models",
+        "Models: ridge regression, ResNet classifiers and features",
+    ),
+    ("eval", "Evaluation: identification protocols"),
     ("plot", "Figures"),
 ];
 

@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod help;
 pub mod io;
 pub mod json;
@@ -142,6 +143,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     data::register_simulation(&mut engine, &mut help, &session);
     stats::register(&mut engine, &mut help);
     models::register(&mut engine, &mut help, &session);
+    eval::register(&mut engine, &mut help);
     plot::register(&mut engine, &mut help, &session);
     let help = Rc::new(help);
     runtime::register_help(&mut engine, help.clone());

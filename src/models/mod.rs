@@ -1,4 +1,8 @@
-//! Models: ResNets with torchvision-compatible weights (and, in time, ridge,
-//! decoders, GANs, mappers, diffusion).
+//! Models from brain data to features and back: ridge decoders and encoders,
+//! ResNets with torchvision-compatible weights (in time: decoders, GANs,
+//! mappers, diffusion).
 pub mod classifier;
 pub mod resnet;
+pub mod ridge;
+
+pub use ridge::{fit_ridge, RidgeModel, RidgeOptions, RidgeScore, Scoring};

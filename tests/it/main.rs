@@ -9,6 +9,7 @@ mod dataset;
 mod engine;
 mod figures;
 mod help;
+mod models;
 mod nifti;
 mod npy;
 mod records;

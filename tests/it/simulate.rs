@@ -3,7 +3,7 @@
 
 use voxlab::data::simulate::{simulate, SimOptions, Split};
 
-use crate::common::{assert_script_error, eval_script};
+use crate::common::assert_script_error;
 
 fn small() -> SimOptions {
     SimOptions {

@@ -1,0 +1,295 @@
+//! n-way identification of predicted features against true features.
+//!
+//! With `pred` and `truth` both items × features, let S[i, j] be the
+//! similarity of prediction i to true item j (Pearson correlation across
+//! features, cosine similarity, or minus the Euclidean distance). Item i is
+//! identified in a trial when its own truth beats the candidates it is
+//! compared with: S[i, i] > S[i, j] for every candidate j (a tie with the best
+//! candidate among k tied counts 1/(k+1)).
+//!
+//! * ways = 2 (NSD-style, as MindEye / Brain-Diffuser compute it): every other
+//!   item is a candidate once; item i's score is the fraction of the N−1 pairs
+//!   it wins. No randomness.
+//! * ways = m > 2 (GOD-style m-way top-1): in each of `repeats` trials, m−1
+//!   distinct others are drawn uniformly at random (SplitMix64 seeded by
+//!   `seed`, so results repeat exactly); item i's score is the fraction of
+//!   trials won. With m = N every other item is a candidate, in one trial.
+//!
+//! The result: the mean over items; a 95% interval (percentile bootstrap over
+//! items, 2000 resamples, same seed); chance = 1/ways; and a one-sided
+//! binomial p-value over items, P(X ≥ k) with X ~ Binomial(N, 1/ways) and
+//! k = round(mean · N). The comparisons themselves (N·(N−1) pairs for 2-way,
+//! N·repeats draws otherwise) share items and are not independent: a
+//! binomial over them is far too optimistic (random predictions reach
+//! p ≈ 0.01 with 50 items, 2-way). Each item's score averages several trials,
+//! so its variance is below a Bernoulli's and the test over items is
+//! conservative.
+
+use tch::{Device, Kind, Tensor as T};
+
+use crate::error::{Error, Result};
+use crate::random::SplitMix64;
+use crate::stats::dist::ibeta_pair;
+use crate::tensor::{shape_text, tc, Tensor};
+
+const OP: &str = "identification";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Correlation,
+    Cosine,
+    Euclidean,
+}
+
+impl Metric {
+    pub fn parse(op: &'static str, s: &str) -> Result<Self> {
+        match s {
+            "correlation" | "pearson" => Ok(Metric::Correlation),
+            "cosine" => Ok(Metric::Cosine),
+            "euclidean" => Ok(Metric::Euclidean),
+            other => Err(Error::invalid(
+                op,
+                format!(
+                    "unknown metric \"{other}\"; expected \"correlation\", \"cosine\" or \"euclidean\""
+                ),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Correlation => "correlation",
+            Metric::Cosine => "cosine",
+            Metric::Euclidean => "euclidean",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentificationOptions {
+    pub ways: i64,
+    pub repeats: i64,
+    pub metric: Metric,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Identification {
+    /// e.g. "2-way all pairs, correlation" or "50-way top-1 ×100, correlation".
+    pub protocol: String,
+    pub ways: i64,
+    pub mean: f64,
+    pub ci: (f64, f64),
+    pub chance: f64,
+    pub p: f64,
+    pub trials: u64,
+    /// Per-item fraction of trials won.
+    pub scores: Vec<f64>,
+}
+
+/// Similarity matrix S[i, j] = sim(pred_i, truth_j), items × items, f64 on the CPU.
+pub fn similarity(pred: &Tensor, truth: &Tensor, metric: Metric) -> Result<Vec<f64>> {
+    let p = tc(OP, pred.as_floating(OP)?.f_to_kind(Kind::Double))?;
+    let t = tc(OP, truth.as_floating(OP)?.f_to_kind(Kind::Double))?;
+    let t = tc(OP, t.f_to_device(p.device()))?;
+    let s = match metric {
+        Metric::Correlation | Metric::Cosine => {
+            let prep = |x: &T| -> Result<T> {
+                let x = if metric == Metric::Correlation {
+                    let m = tc(
+                        OP,
+                        x.f_mean_dim(Some([1i64].as_slice()), true, Kind::Double),
+                    )?;
+                    tc(OP, x.f_sub(&m))?
+                } else {
+                    x.shallow_clone()
+                };
+                let norm = tc(
+                    OP,
+                    tc(OP, x.f_square())?.f_sum_dim_intlist(
+                        Some([1i64].as_slice()),
+                        true,
+                        Kind::Double,
+                    ),
+                )?;
+                tc(OP, x.f_div(&tc(OP, norm.f_sqrt())?))
+            };
+            tc(
+                OP,
+                prep(&p)?.f_matmul(&tc(OP, prep(&t)?.f_transpose(0, 1))?),
+            )?
+        }
+        Metric::Euclidean => {
+            let d = tc(OP, T::f_cdist(&p, &t, 2.0, None::<i64>))?;
+            tc(OP, d.f_neg())?
+        }
+    };
+    let s = tc(OP, s.f_to_device(Device::Cpu))?;
+    let s = tc(OP, s.f_contiguous())?;
+    tc(OP, Vec::<f64>::try_from(&tc(OP, s.f_reshape([-1]))?))
+}
+
+/// Score of one trial: 1 if the own truth beats every candidate, 1/(k+1) if it
+/// ties with k of them at the top, else 0 (also when a similarity is NaN).
+fn trial(own: f64, candidates: impl Iterator<Item = f64>) -> f64 {
+    // An undefined similarity (a constant row under correlation) never wins.
+    if own.is_nan() {
+        return 0.0;
+    }
+    let mut ties = 0u32;
+    for c in candidates {
+        if c > own || c.is_nan() {
+            return 0.0;
+        }
+        if c == own {
+            ties += 1;
+        }
+    }
+    1.0 / f64::from(ties + 1)
+}
+
+/// One-sided binomial P(X ≥ k), X ~ Binomial(n, q).
+pub fn binomial_sf(k: u64, n: u64, q: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n {
+        return 0.0;
+    }
+    // P(X ≥ k) = I_q(k, n − k + 1).
+    ibeta_pair(k as f64, (n - k + 1) as f64, q, 1.0 - q).0
+}
+
+pub fn identification(
+    pred: &Tensor,
+    truth: &Tensor,
+    o: &IdentificationOptions,
+) -> Result<Identification> {
+    if pred.ndim() != 2 || pred.shape() != truth.shape() {
+        return Err(Error::shape(
+            OP,
+            "pred and truth",
+            "two items × features matrices of the same shape",
+            format!(
+                "{} and {}",
+                shape_text(&pred.shape()),
+                shape_text(&truth.shape())
+            ),
+        ));
+    }
+    let n = pred.shape()[0];
+    if n < 2 {
+        return Err(Error::invalid(
+            OP,
+            format!("need at least 2 items, got {n}"),
+        ));
+    }
+    if o.ways < 2 || o.ways > n {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "ways must be between 2 and the number of items ({n}), got {}",
+                o.ways
+            ),
+        ));
+    }
+    if o.repeats < 1 {
+        return Err(Error::invalid(
+            OP,
+            format!("repeats must be ≥ 1, got {}", o.repeats),
+        ));
+    }
+    let s = similarity(pred, truth, o.metric)?;
+    let n = n as usize;
+    let ways = o.ways as usize;
+    let row = |i: usize| &s[i * n..(i + 1) * n];
+    let mut rng = SplitMix64::new(o.seed);
+    let (scores, trials, protocol): (Vec<f64>, u64, String) = if ways == 2 {
+        let scores = (0..n)
+            .map(|i| {
+                let r = row(i);
+                let won: f64 = (0..n)
+                    .filter(|&j| j != i)
+                    .map(|j| trial(r[i], std::iter::once(r[j])))
+                    .sum();
+                won / (n - 1) as f64
+            })
+            .collect();
+        (
+            scores,
+            (n * (n - 1)) as u64,
+            format!("2-way all pairs, {}", o.metric.name()),
+        )
+    } else if ways == n {
+        let scores = (0..n)
+            .map(|i| {
+                let r = row(i);
+                trial(r[i], (0..n).filter(|&j| j != i).map(|j| r[j]))
+            })
+            .collect();
+        (
+            scores,
+            n as u64,
+            format!("{ways}-way top-1 against all others, {}", o.metric.name()),
+        )
+    } else {
+        let reps = o.repeats as usize;
+        let mut pool: Vec<usize> = Vec::with_capacity(n - 1);
+        let scores = (0..n)
+            .map(|i| {
+                let r = row(i);
+                let mut won = 0.0;
+                for _ in 0..reps {
+                    pool.clear();
+                    pool.extend((0..n).filter(|&j| j != i));
+                    // Partial Fisher–Yates: the first ways−1 are the draw.
+                    for k in 0..ways - 1 {
+                        let j = k + rng.below((pool.len() - k) as u64) as usize;
+                        pool.swap(k, j);
+                    }
+                    won += trial(r[i], pool[..ways - 1].iter().map(|&j| r[j]));
+                }
+                won / reps as f64
+            })
+            .collect();
+        (
+            scores,
+            (n * reps) as u64,
+            format!("{ways}-way top-1 ×{reps} random draws, {}", o.metric.name()),
+        )
+    };
+    let mean = scores.iter().sum::<f64>() / n as f64;
+    // Percentile bootstrap over items.
+    const B: usize = 2000;
+    let mut boot = SplitMix64::new(o.seed ^ 0xB007_5742_D1CE_0001);
+    let mut means: Vec<f64> = (0..B)
+        .map(|_| {
+            (0..n)
+                .map(|_| scores[boot.below(n as u64) as usize])
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect();
+    means.sort_by(|a, b| a.total_cmp(b));
+    let q = |f: f64| -> f64 {
+        // Linear interpolation between order statistics (numpy's default).
+        let pos = f * (B - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = pos.ceil() as usize;
+        means[lo] + (means[hi] - means[lo]) * (pos - lo as f64)
+    };
+    let ci = (q(0.025), q(0.975));
+    let chance = 1.0 / ways as f64;
+    let k = (mean * n as f64).round() as u64;
+    let p = binomial_sf(k, n as u64, chance);
+    Ok(Identification {
+        protocol,
+        ways: o.ways,
+        mean,
+        ci,
+        chance,
+        p,
+        trials,
+        scores,
+    })
+}
