@@ -1,4 +1,5 @@
-//! Script face of [`crate::eval`]: identification protocols.
+//! Script face of [`crate::eval`]: identification protocols, image
+//! similarity and feature correlations.
 
 use rhai::{Dynamic, Engine, Map};
 
@@ -7,6 +8,7 @@ use super::help::{FnDoc, HelpRegistry, OptDoc};
 use super::options::Opts;
 use super::tensor::to_tensor;
 use crate::error::Error;
+use crate::eval::image_metrics;
 use crate::eval::{identification, IdentificationOptions, Metric};
 use crate::tensor::Tensor;
 
@@ -32,7 +34,119 @@ far too optimistic). Deterministic for a given seed.",
     example: "set_seed(0);\nlet truth = randn([50, 100]);\nlet pred = truth + 2.0 * randn([50, 100]);\nlet r = identification(pred, truth, #{ways: 50});\nprint(`${r.protocol}: ${r.mean} (chance ${r.chance}, p = ${r.p})`);\nlet two = identification(pred, truth);",
 };
 
+pub static SSIM: FnDoc = FnDoc {
+    name: "ssim",
+    domain: "eval",
+    signature: "ssim(a: ImageSet | Tensor, b: ImageSet | Tensor) -> #{mean, values}",
+    summary: "Structural similarity of image pairs as the NSD reconstruction papers compute it: scikit-image structural_similarity on rgb2gray images with Gaussian weights (σ = 1.5), use_sample_covariance=False, data_range=1; b is resized to a's size (bilinear, antialiased) when they differ. values has one SSIM per pair.",
+    options: &[],
+    example: "let a = rand([2, 3, 32, 32]);
+print(ssim(a, a).mean);   // 1.0",
+};
+pub static PIXCORR: FnDoc = FnDoc {
+    name: "pixcorr",
+    domain: "eval",
+    signature: "pixcorr(a: ImageSet | Tensor, b: ImageSet | Tensor) -> #{mean, values}",
+    summary: "Pixel correlation of image pairs: Pearson r over the flattened RGB values (b resized to a's size, bilinear, when they differ).",
+    options: &[],
+    example: "let a = rand([2, 3, 16, 16]);
+print(pixcorr(a, a * 0.5 + 0.1).mean);   // 1.0",
+};
+pub static FEATURE_CORR: FnDoc = FnDoc {
+    name: "feature_corr",
+    domain: "eval",
+    signature: "feature_corr(pred: Tensor, truth: Tensor) -> #{per_sample, per_feature, mean_sample, mean_feature}",
+    summary: "Pearson r between predicted and true features (samples × features): per sample (across features) and per feature (across samples), with their means (NaN skipped).",
+    options: &[],
+    example: "let t = randn([20, 8]);
+let r = feature_corr(t + 0.5 * randn([20, 8]), t);
+print(r.mean_feature);",
+};
+
+/// Images as an N×3×H×W tensor from an ImageSet or a tensor.
+fn images(op: &'static str, v: &Dynamic) -> crate::error::Result<tch::Tensor> {
+    if let Some(set) = v.read_lock::<crate::data::ImageSet>() {
+        return Ok(set.data.0.shallow_clone());
+    }
+    Ok(to_tensor(op, v)?.0)
+}
+
+fn nan_mean(v: &[f64]) -> f64 {
+    let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if finite.is_empty() {
+        f64::NAN
+    } else {
+        finite.iter().sum::<f64>() / finite.len() as f64
+    }
+}
+
+fn values_map(op: &'static str, v: Vec<f64>) -> crate::error::Result<Map> {
+    let mut m = Map::new();
+    m.insert("mean".into(), Dynamic::from_float(nan_mean(&v)));
+    m.insert(
+        "values".into(),
+        Dynamic::from(Tensor::from_f64(
+            op,
+            &v,
+            &[v.len() as i64],
+            tch::Kind::Double,
+        )?),
+    );
+    Ok(m)
+}
+
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
+    for doc in [&SSIM, &PIXCORR, &FEATURE_CORR] {
+        help.add(doc);
+    }
+    engine.register_fn("ssim", |a: Dynamic, b: Dynamic| -> RhaiResult<Map> {
+        guard("ssim", || {
+            values_map(
+                "ssim",
+                image_metrics::ssim(&images("ssim", &a)?, &images("ssim", &b)?)?,
+            )
+        })
+    });
+    engine.register_fn("pixcorr", |a: Dynamic, b: Dynamic| -> RhaiResult<Map> {
+        guard("pixcorr", || {
+            values_map(
+                "pixcorr",
+                image_metrics::pixcorr(&images("pixcorr", &a)?, &images("pixcorr", &b)?)?,
+            )
+        })
+    });
+    engine.register_fn(
+        "feature_corr",
+        |p: Dynamic, t: Dynamic| -> RhaiResult<Map> {
+            guard("feature_corr", || {
+                const OP: &str = "feature_corr";
+                let (s, f) =
+                    image_metrics::feature_corr(&to_tensor(OP, &p)?.0, &to_tensor(OP, &t)?.0)?;
+                let mut m = Map::new();
+                m.insert("mean_sample".into(), Dynamic::from_float(nan_mean(&s)));
+                m.insert("mean_feature".into(), Dynamic::from_float(nan_mean(&f)));
+                m.insert(
+                    "per_sample".into(),
+                    Dynamic::from(Tensor::from_f64(
+                        OP,
+                        &s,
+                        &[s.len() as i64],
+                        tch::Kind::Double,
+                    )?),
+                );
+                m.insert(
+                    "per_feature".into(),
+                    Dynamic::from(Tensor::from_f64(
+                        OP,
+                        &f,
+                        &[f.len() as i64],
+                        tch::Kind::Double,
+                    )?),
+                );
+                Ok(m)
+            })
+        },
+    );
     help.add(&IDENTIFICATION);
     let f = |pred: Dynamic, truth: Dynamic, opts: Map| -> RhaiResult<Map> {
         guard("identification", || {

@@ -84,7 +84,10 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "models",
         "Models: ridge regression, ResNet classifiers and features",
     ),
-    ("eval", "Evaluation: identification protocols"),
+    (
+        "eval",
+        "Evaluation: identification, image similarity, feature correlations",
+    ),
     ("plot", "Figures"),
 ];
 

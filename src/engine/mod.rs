@@ -151,6 +151,9 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
         files: FileModuleResolver::new(),
         cache: RefCell::new(HashMap::new()),
     });
+    // Rhai's defaults (tighter in debug builds) reject ordinary method chains
+    // such as x.reshape(...).mean(5).mean(3).reshape(...) inside a function.
+    engine.set_max_expr_depths(256, 128);
     apply_limits(&mut engine, limits);
     engine.on_debug(|text, source, pos| match (source, pos.line()) {
         (Some(src), Some(line)) => eprintln!("[{src}:{line}] {text}"),

@@ -1,5 +1,7 @@
-//! Evaluation protocols: identification of predicted against true features.
+//! Evaluation protocols: identification of predicted against true features,
+//! image similarity (SSIM, pixel correlation) and feature correlations.
 
 pub mod identification;
+pub mod image_metrics;
 
 pub use identification::{identification, Identification, IdentificationOptions, Metric};

@@ -7,6 +7,7 @@ mod common;
 mod data;
 mod dataset;
 mod engine;
+mod eval;
 mod figures;
 mod help;
 mod models;
