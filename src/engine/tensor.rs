@@ -481,6 +481,14 @@ pub static ELEMENTWISE: FnDoc = FnDoc {
     options: &[],
     example: "let r = sqrt(abs(randn([4])));\nlet sq = pow(tensor([1, 2]), 2);",
 };
+pub static CLAMP: FnDoc = FnDoc {
+    name: "clamp",
+    domain: "tensor",
+    signature: "clamp(t: Tensor, lo: number, hi: number) -> Tensor",
+    summary: "Limits every value to [lo, hi] (e.g. decoded pixels to [0, 1]).",
+    options: &[],
+    example: "let c = tensor([-0.5, 0.3, 1.7]).clamp(0.0, 1.0);   // 0 0.3 1",
+};
 pub static NAN_TO_NUM: FnDoc = FnDoc {
     name: "nan_to_num",
     domain: "tensor",
@@ -526,6 +534,7 @@ const ALL_DOCS: &[&FnDoc] = &[
     &ZSCORE,
     &SOFTMAX,
     &ELEMENTWISE,
+    &CLAMP,
     &NAN_TO_NUM,
 ];
 
@@ -1157,6 +1166,30 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                 .or_else(|| p.as_int().ok().map(|i| i as f64))
                 .ok_or_else(|| Error::invalid("pow", "the exponent must be a number"))?;
             Ok(Tensor(tc("pow", x.f_pow_tensor_scalar(p))?))
+        })
+    });
+    engine.register_fn("clamp", |t: &mut Tensor, lo: Dynamic, hi: Dynamic| {
+        guard("clamp", || {
+            let num = |v: &Dynamic, what: &str| {
+                v.as_float()
+                    .ok()
+                    .or_else(|| v.as_int().ok().map(|i| i as f64))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "clamp",
+                            format!("{what} must be a number, got {}", v.type_name()),
+                        )
+                    })
+            };
+            let (lo, hi) = (num(&lo, "lo")?, num(&hi, "hi")?);
+            if lo > hi {
+                return Err(Error::invalid(
+                    "clamp",
+                    format!("lo ({lo}) must not exceed hi ({hi})"),
+                ));
+            }
+            let x = t.as_floating("clamp")?;
+            Ok(Tensor(tc("clamp", x.f_clamp(lo, hi))?))
         })
     });
     engine.register_fn("nan_to_num", |t: &mut Tensor, v: Dynamic| {

@@ -17,6 +17,7 @@ mod records;
 mod repl;
 mod resnet;
 mod rsa;
+mod scripts;
 mod simulate;
 mod stats;
 mod tensor;
