@@ -9,6 +9,7 @@ mod bars;
 mod boxplot;
 mod brain;
 pub mod colormap;
+mod glyphs;
 mod heatmap;
 mod hist;
 mod images;
@@ -139,7 +140,8 @@ impl Figure {
             .map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("png") => {
-                let root = BitMapBackend::new(path, (self.width, self.height)).into_drawing_area();
+                let root = glyphs::GlyphFix(BitMapBackend::new(path, (self.width, self.height)))
+                    .into_drawing_area();
                 self.render(root)
             }
             Some("svg") => {
