@@ -76,7 +76,9 @@ impl Opts {
 
     /// The given value, or the documented default parsed as a script literal.
     fn value(&self, key: &str) -> Option<Dynamic> {
-        if let Some(v) = self.map.get(key) {
+        // `()` stands for "not given", so scripts can choose an option
+        // conditionally: #{weights: if w == "" { () } else { w }}.
+        if let Some(v) = self.map.get(key).filter(|v| !v.is_unit()) {
             return Some(v.clone());
         }
         let default = self.spec(key).default;
@@ -88,7 +90,7 @@ impl Opts {
 
     pub fn is_set(&self, key: &str) -> bool {
         self.spec(key);
-        self.map.contains_key(key)
+        self.map.get(key).is_some_and(|v| !v.is_unit())
     }
 
     pub fn opt_f64(&self, key: &str) -> Result<Option<f64>> {

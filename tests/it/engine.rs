@@ -163,3 +163,12 @@ fn json_and_csv_round_trip() {
         "{err}"
     );
 }
+
+#[test]
+fn an_option_given_as_unit_takes_its_default() {
+    // zscore of [1, 3] along axis 0 with ddof 0: [-1, 1].
+    assert_eq!(
+        crate::common::eval_f64("zscore(tensor([[1.0], [3.0]]), #{axis: (), ddof: ()})[1][0]"),
+        1.0
+    );
+}

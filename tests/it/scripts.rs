@@ -41,3 +41,58 @@ fn quickstart_decodes_well_above_chance() {
         );
     }
 }
+
+#[test]
+fn bnu_emotion_runs_its_three_analyses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bnu_emotion.rhai");
+    let o = voxlab_in(
+        dir.path(),
+        &[
+            "run",
+            &script.display().to_string(),
+            "--set",
+            "quick=true",
+            "--out",
+            "b",
+        ],
+        None,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let out = dir.path().join("b");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
+            .expect("json");
+    assert_eq!(record["status"], "ok");
+    let m = &record["metrics"];
+    // Three classes: chance is at most the majority share; the simulated
+    // valence follows colour and shape, so held-out accuracy must beat 1/3 clearly.
+    assert!(
+        m["valence_val_accuracy"].as_f64().expect("accuracy") > 0.4,
+        "{}",
+        m["valence_val_accuracy"]
+    );
+    assert!(
+        m["paired_t"]["p"].as_f64().expect("p") < 0.05,
+        "spiky vs round shapes differ in valence by construction"
+    );
+    assert_eq!(m["rsa_tau"].as_array().expect("tau").len(), 7, "7 ROIs");
+    assert_eq!(
+        m["rsa_tau"][0].as_array().expect("row").len(),
+        22,
+        "22 ResNet18 stages"
+    );
+    assert!(m["rsa_significant_pairs"].as_f64().expect("count") > 0.0);
+    for fig in [
+        "learning_curves.png",
+        "group_box.png",
+        "rsa_bars.png",
+        "rsa_tau.png",
+    ] {
+        let bytes = std::fs::read(out.join(fig)).expect("figure written");
+        assert!(
+            image::load_from_memory(&bytes).is_ok(),
+            "{fig} is not a valid image"
+        );
+    }
+}
