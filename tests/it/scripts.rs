@@ -96,3 +96,52 @@ fn bnu_emotion_runs_its_three_analyses() {
         );
     }
 }
+
+#[test]
+fn encoding_layers_maps_the_best_stage_per_voxel() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/encoding_layers.rhai");
+    let o = voxlab_in(
+        dir.path(),
+        &[
+            "run",
+            &script.display().to_string(),
+            "--set",
+            "quick=true",
+            "--out",
+            "e",
+        ],
+        None,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let out = dir.path().join("e");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
+            .expect("json");
+    assert_eq!(record["status"], "ok");
+    assert!(
+        record["metrics"]["significant_voxels"]
+            .as_f64()
+            .expect("count")
+            > 100.0
+    );
+    let best = record["metrics"]["best_stage_per_roi"]
+        .as_object()
+        .expect("map");
+    assert_eq!(best.len(), 7);
+    let map = voxlab::data::Volume::load(&out.join("best_stage.nii.gz"), false).expect("NIfTI map");
+    assert_eq!(map.shape().len(), 3);
+    let max = f64::try_from(map.data.0.max()).expect("max");
+    assert!(
+        (1.0..=22.0).contains(&max),
+        "stage numbers 1..22, got max {max}"
+    );
+    for fig in ["r_per_stage.png", "best_stage.png"] {
+        let bytes = std::fs::read(out.join(fig)).expect("figure written");
+        assert!(
+            image::load_from_memory(&bytes).is_ok(),
+            "{fig} is not a valid image"
+        );
+    }
+}
