@@ -2,6 +2,9 @@
 # Platform benchmarks: start-up and the cost of calling registered functions,
 # each beside what a scientist would run instead (Python with torch/numpy).
 # Usage: make bench   (builds release first). Prints a table with ratios.
+# Heavier comparisons run separately (see docs/performance.md):
+#   python bench/ridge.py   fit_ridge vs himalaya / scikit-learn RidgeCV
+#   python bench/rsa.py     kendall_fdr vs scipy+statsmodels, rdm vs rsatoolbox
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VOXLAB=${VOXLAB:-./target/release/voxlab}

@@ -142,7 +142,8 @@ fn kendall_tau_op(
     }
     let (rx, kx) = dense_ranks(&x);
     let (ry, ky) = dense_ranks(&y);
-    kendall_ranked(op, &rx, kx, &ry, ky, opts)
+    let xo = x_order(&rx, kx);
+    kendall_ranked(op, &rx, kx, &xo, &ry, ky, opts)
 }
 
 /// Kendall's tau for every (row, column) pair, in parallel: result k =
@@ -168,11 +169,14 @@ pub fn kendall_matrix(
         }
     }
     // Rank every NaN-free vector once; pairs involving NaN go the slow way.
-    let prep = |v: &&[f64]| -> Option<(Vec<u32>, usize)> {
+    // Rows also get their x order once, so a pair needs no sort of its own.
+    let prep = |v: &&[f64]| -> Option<(Vec<u32>, usize, XOrder)> {
         if v.iter().any(|x| x.is_nan()) || v.len() <= 1 {
             None
         } else {
-            Some(dense_ranks(v))
+            let (r, k) = dense_ranks(v);
+            let xo = x_order(&r, k);
+            Some((r, k, xo))
         }
     };
     let rrank: Vec<_> = rows.par_iter().map(prep).collect();
@@ -183,8 +187,8 @@ pub fn kendall_matrix(
         .map(|k| {
             let (i, j) = (k / nc, k % nc);
             match (&rrank[i], &crank[j]) {
-                (Some((rx, kx)), Some((ry, ky))) => {
-                    kendall_ranked(OP_MATRIX, rx, *kx, ry, *ky, opts)
+                (Some((rx, kx, xo)), Some((ry, ky, _))) => {
+                    kendall_ranked(OP_MATRIX, rx, *kx, xo, ry, *ky, opts)
                 }
                 _ => kendall_tau_op(OP_MATRIX, rows[i], cols[j], opts),
             }
@@ -215,11 +219,38 @@ fn tie_stats(r: &[u32], k: usize) -> (u128, u128, u128) {
     (t, t0, t1)
 }
 
+/// Indices ordered by dense x rank (a counting sort, stable) and the end of
+/// each x tie group in that order.
+struct XOrder {
+    order: Vec<u32>,
+    ends: Vec<u32>,
+}
+
+fn x_order(rx: &[u32], kx: usize) -> XOrder {
+    let mut start = vec![0u32; kx + 1];
+    for &r in rx {
+        start[r as usize + 1] += 1;
+    }
+    for k in 0..kx {
+        start[k + 1] += start[k];
+    }
+    let ends = start[1..].to_vec();
+    let mut order = vec![0u32; rx.len()];
+    for (i, &r) in rx.iter().enumerate() {
+        let p = &mut start[r as usize];
+        order[*p as usize] = i as u32;
+        *p += 1;
+    }
+    XOrder { order, ends }
+}
+
 /// Core on dense ranks (no NaN, n ≥ 2): scipy's algorithm step by step.
+/// `xo` is `x_order(rx, kx)`.
 fn kendall_ranked(
     op: &'static str,
     rx: &[u32],
     kx: usize,
+    xo: &XOrder,
     ry: &[u32],
     ky: usize,
     opts: &KendallOptions,
@@ -228,29 +259,34 @@ fn kendall_ranked(
     if n <= 1 {
         return Ok(TestResult::nan(None));
     }
-    // Sort by (x, y); then discordant pairs are the strict inversions in y.
-    let mut key: Vec<u64> = rx
-        .iter()
-        .zip(ry)
-        .map(|(&a, &b)| ((a as u64) << 32) | b as u64)
-        .collect();
-    key.sort_unstable();
-    // joint ties
+    // Order by (x, y): y in x order, sorted within each x tie group; then
+    // discordant pairs are the strict inversions in y, and joint ties are
+    // runs of equal y inside a group.
+    let mut ys: Vec<u32> = xo.order.iter().map(|&i| ry[i as usize]).collect();
     let mut ntie: u128 = 0;
-    let mut run: u128 = 1;
-    for w in 1..=n {
-        if w < n && key[w] == key[w - 1] {
-            run += 1;
-        } else {
-            ntie += run * (run - 1) / 2;
-            run = 1;
+    let mut lo = 0usize;
+    for &hi in &xo.ends {
+        let hi = hi as usize;
+        if hi - lo > 1 {
+            let g = &mut ys[lo..hi];
+            g.sort_unstable();
+            let mut run: u128 = 1;
+            for w in 1..=g.len() {
+                if w < g.len() && g[w] == g[w - 1] {
+                    run += 1;
+                } else {
+                    ntie += run * (run - 1) / 2;
+                    run = 1;
+                }
+            }
         }
+        lo = hi;
     }
     // discordant pairs with a Fenwick tree over y ranks
     let mut tree = vec![0u32; ky + 1];
     let mut dis: u128 = 0;
-    for (seen, &kk) in key.iter().enumerate() {
-        let yv = (kk & 0xffff_ffff) as usize;
+    for (seen, &yv) in ys.iter().enumerate() {
+        let yv = yv as usize;
         // count of earlier y ≤ yv
         let mut i = yv + 1;
         let mut le: u64 = 0;
