@@ -10,6 +10,7 @@ mod engine;
 mod eval;
 mod figures;
 mod help;
+mod labs;
 mod models;
 mod nifti;
 mod npy;
