@@ -3,28 +3,45 @@
 
 use crate::common::voxlab_in;
 
-#[test]
-fn quickstart_decodes_well_above_chance() {
+/// Runs a shipped script at reduced size; returns its run record and output
+/// folder after checking the run succeeded and each figure is a valid image.
+fn run_quick(script: &str, figures: &[&str]) -> (serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/quickstart.rhai");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
     let o = voxlab_in(
         dir.path(),
         &[
             "run",
-            &script.display().to_string(),
+            &path.display().to_string(),
             "--set",
             "quick=true",
             "--out",
-            "q",
+            "out",
         ],
         None,
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
-    let out = dir.path().join("q");
+    let out = dir.path().join("out");
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
             .expect("json");
     assert_eq!(record["status"], "ok");
+    for fig in figures {
+        let bytes = std::fs::read(out.join(fig)).expect("figure written");
+        assert!(
+            image::load_from_memory(&bytes).is_ok(),
+            "{fig} is not a valid image"
+        );
+    }
+    (record, dir)
+}
+
+#[test]
+fn quickstart_decodes_well_above_chance() {
+    let (record, _dir) = run_quick(
+        "scripts/quickstart.rhai",
+        &["identification.png", "decoded.png"],
+    );
     let top1 = record["metrics"]["top1_50way"].as_f64().expect("top1");
     let chance = record["metrics"]["chance"].as_f64().expect("chance");
     assert!((chance - 0.02).abs() < 1e-12);
@@ -33,37 +50,17 @@ fn quickstart_decodes_well_above_chance() {
         "50-way top-1 {top1} vs chance {chance}"
     );
     assert!(record["metrics"]["top1_50way_p"].as_f64().expect("p") < 1e-6);
-    for fig in ["identification.png", "decoded.png"] {
-        let bytes = std::fs::read(out.join(fig)).expect("figure written");
-        assert!(
-            image::load_from_memory(&bytes).is_ok(),
-            "{fig} is not a valid image"
-        );
-    }
 }
 
 #[test]
 fn bnu_emotion_runs_its_three_analyses() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bnu_emotion.rhai");
-    let o = voxlab_in(
-        dir.path(),
-        &[
-            "run",
-            &script.display().to_string(),
-            "--set",
-            "quick=true",
-            "--out",
-            "b",
-        ],
-        None,
-    );
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    let out = dir.path().join("b");
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
-            .expect("json");
-    assert_eq!(record["status"], "ok");
+    let figures = [
+        "learning_curves.png",
+        "group_box.png",
+        "rsa_bars.png",
+        "rsa_tau.png",
+    ];
+    let (record, _dir) = run_quick("scripts/bnu_emotion.rhai", &figures);
     let m = &record["metrics"];
     // Three classes: chance is at most the majority share; the simulated
     // valence follows colour and shape, so held-out accuracy must beat 1/3 clearly.
@@ -83,43 +80,14 @@ fn bnu_emotion_runs_its_three_analyses() {
         "22 ResNet18 stages"
     );
     assert!(m["rsa_significant_pairs"].as_f64().expect("count") > 0.0);
-    for fig in [
-        "learning_curves.png",
-        "group_box.png",
-        "rsa_bars.png",
-        "rsa_tau.png",
-    ] {
-        let bytes = std::fs::read(out.join(fig)).expect("figure written");
-        assert!(
-            image::load_from_memory(&bytes).is_ok(),
-            "{fig} is not a valid image"
-        );
-    }
 }
 
 #[test]
 fn encoding_layers_maps_the_best_stage_per_voxel() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/encoding_layers.rhai");
-    let o = voxlab_in(
-        dir.path(),
-        &[
-            "run",
-            &script.display().to_string(),
-            "--set",
-            "quick=true",
-            "--out",
-            "e",
-        ],
-        None,
+    let (record, dir) = run_quick(
+        "scripts/encoding_layers.rhai",
+        &["r_per_stage.png", "best_stage.png"],
     );
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    let out = dir.path().join("e");
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
-            .expect("json");
-    assert_eq!(record["status"], "ok");
     assert!(
         record["metrics"]["significant_voxels"]
             .as_f64()
@@ -130,18 +98,12 @@ fn encoding_layers_maps_the_best_stage_per_voxel() {
         .as_object()
         .expect("map");
     assert_eq!(best.len(), 7);
-    let map = voxlab::data::Volume::load(&out.join("best_stage.nii.gz"), false).expect("NIfTI map");
+    let map = voxlab::data::Volume::load(&dir.path().join("out/best_stage.nii.gz"), false)
+        .expect("NIfTI map");
     assert_eq!(map.shape().len(), 3);
     let max = f64::try_from(map.data.0.max()).expect("max");
     assert!(
         (1.0..=22.0).contains(&max),
         "stage numbers 1..22, got max {max}"
     );
-    for fig in ["r_per_stage.png", "best_stage.png"] {
-        let bytes = std::fs::read(out.join(fig)).expect("figure written");
-        assert!(
-            image::load_from_memory(&bytes).is_ok(),
-            "{fig} is not a valid image"
-        );
-    }
 }
