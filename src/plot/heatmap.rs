@@ -58,16 +58,10 @@ impl Heatmap {
     }
 
     fn auto_limits(&self) -> (f64, f64) {
-        let (lo, hi) = self
-            .values
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        if !lo.is_finite() {
-            (0.0, 1.0)
-        } else if self.colormap.diverging() {
+        let Some((lo, hi)) = super::finite_range(self.values.iter().copied()) else {
+            return (0.0, 1.0);
+        };
+        if self.colormap.diverging() {
             let m = lo.abs().max(hi.abs());
             if m > 0.0 {
                 (-m, m)

@@ -45,30 +45,15 @@ impl Lines {
         })
     }
 
-    fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-        let (lo, hi) = values
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                (a.min(v), b.max(v))
-            });
-        if !lo.is_finite() {
-            return (0.0, 1.0);
-        }
-        let pad = if hi > lo {
-            (hi - lo) * 0.05
-        } else {
-            lo.abs().max(1.0) * 0.05
-        };
-        (lo - pad, hi + pad)
-    }
-
     pub(super) fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
         title: &str,
     ) -> Result<()> {
-        let (x0, x1) = Self::range(self.series.iter().flat_map(|s| s.x.iter().copied()));
-        let (y0, y1) = Self::range(self.series.iter().flat_map(|s| s.y.iter().copied()));
+        let (x0, x1) =
+            super::padded_range(self.series.iter().flat_map(|s| s.x.iter().copied()), false);
+        let (y0, y1) =
+            super::padded_range(self.series.iter().flat_map(|s| s.y.iter().copied()), false);
         let mut chart = ChartBuilder::on(root)
             .caption(title, font(20.0))
             .margin(12)

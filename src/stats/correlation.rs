@@ -19,8 +19,6 @@ pub struct CorrelationOptions {
 }
 
 impl CorrelationOptions {
-    pub const KEYS: &'static [&'static str] = &["alternative", "nan_policy"];
-
     pub fn alternative(mut self, a: Alternative) -> Self {
         self.alternative = a;
         self
@@ -42,9 +40,7 @@ pub struct PearsonColumnsOptions {
     pub pvalues: bool,
 }
 
-impl PearsonColumnsOptions {
-    pub const KEYS: &'static [&'static str] = &["alternative", "nan_policy", "pvalues"];
-}
+impl PearsonColumnsOptions {}
 
 /// Column-wise correlations: `r[j]` for column j, `pvalue` when asked for.
 #[derive(Debug, Clone, PartialEq)]

@@ -93,9 +93,6 @@ pub struct KendallOptions {
 }
 
 impl KendallOptions {
-    /// The option keys a script may pass.
-    pub const KEYS: &'static [&'static str] = &["variant", "method", "alternative", "nan_policy"];
-
     pub fn variant(mut self, v: KendallVariant) -> Self {
         self.variant = v;
         self

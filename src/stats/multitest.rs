@@ -56,8 +56,6 @@ impl Default for MultitestOptions {
 }
 
 impl MultitestOptions {
-    pub const KEYS: &'static [&'static str] = &["alpha", "nan_policy"];
-
     /// Checks `alpha` ∈ (0, 1) (`Error::BadOption` otherwise).
     pub fn validate(&self, op: &'static str) -> Result<()> {
         check_alpha(op, self.alpha)
@@ -86,8 +84,6 @@ impl Default for FdrOptions {
 }
 
 impl FdrOptions {
-    pub const KEYS: &'static [&'static str] = &["method", "alpha", "nan_policy"];
-
     /// Checks `alpha` ∈ (0, 1) (`Error::BadOption` otherwise).
     pub fn validate(&self, op: &'static str) -> Result<()> {
         check_alpha(op, self.alpha)

@@ -17,8 +17,6 @@ pub struct TTestOptions {
 }
 
 impl TTestOptions {
-    pub const KEYS: &'static [&'static str] = &["alternative", "nan_policy"];
-
     pub fn alternative(mut self, a: Alternative) -> Self {
         self.alternative = a;
         self
@@ -52,8 +50,6 @@ impl Default for TTestIndOptions {
 }
 
 impl TTestIndOptions {
-    pub const KEYS: &'static [&'static str] = &["equal_var", "alternative", "nan_policy"];
-
     pub fn equal_var(mut self, e: bool) -> Self {
         self.equal_var = e;
         self
