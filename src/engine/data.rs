@@ -246,6 +246,13 @@ fn affine_from(op: &'static str, v: &Dynamic) -> Result<[[f64; 4]; 4]> {
     Ok(a)
 }
 
+/// The `filter` option of image loading, one of Pillow's resampling filters.
+fn filter_option(opts: &Opts) -> Result<Filter> {
+    let name = opts.choice("filter", Filter::NAMES)?;
+    Filter::parse(&name)
+        .ok_or_else(|| Error::invalid("filter", format!("unknown filter \"{name}\"")))
+}
+
 fn header_value(v: &HeaderValue) -> Dynamic {
     match v {
         HeaderValue::Int(i) => Dynamic::from_int(*i),
@@ -661,8 +668,7 @@ fn register_images(engine: &mut Engine, session: &Session) {
         guard("load_images", || {
             const OP: &str = "load_images";
             let opts = Opts::parse(&LOAD_IMAGES, opts)?;
-            let filter_name = opts.choice("filter", Filter::NAMES)?;
-            let filter = Filter::parse(&filter_name).expect("a listed filter");
+            let filter = filter_option(&opts)?;
             let size = size_option(OP, opts.raw("size"))?;
             let paths: Vec<PathBuf> = if let Some(a) = what.read_lock::<Array>() {
                 a.iter().map(|p| PathBuf::from(p.to_string())).collect()
@@ -897,8 +903,7 @@ fn register_datasets(engine: &mut Engine) {
         guard("load_dataset", || {
             const OP: &str = "load_dataset";
             let o = Opts::parse(&LOAD_DATASET, opts)?;
-            let filter =
-                Filter::parse(&o.choice("filter", Filter::NAMES)?).expect("a listed filter");
+            let filter = filter_option(&o)?;
             let opts = DatasetOptions {
                 images: o.bool("images")?,
                 image_size: size_option(OP, o.raw("image_size"))?,

@@ -87,11 +87,12 @@ fn wrap<DB: DrawingBackend>(
     }
     if lines.len() > max_lines {
         lines.truncate(max_lines);
-        let last = lines.last_mut().expect("max_lines ≥ 1");
-        while !last.is_empty() && text_size(area, &format!("{last}…"), f).0 > max_w {
-            last.pop();
+        if let Some(last) = lines.last_mut() {
+            while !last.is_empty() && text_size(area, &format!("{last}…"), f).0 > max_w {
+                last.pop();
+            }
+            last.push('…');
         }
-        last.push('…');
     }
     lines
 }
