@@ -137,10 +137,7 @@ fn kendall_tau_op(
     if x.len() <= 1 {
         return Ok(TestResult::nan(None));
     }
-    let (rx, kx) = dense_ranks(&x);
-    let (ry, ky) = dense_ranks(&y);
-    let xo = x_order(&rx, kx);
-    kendall_ranked(op, &rx, kx, &xo, &ry, ky, opts)
+    kendall_ranked(op, &Ranked::new(&x), &Ranked::new(&y), opts)
 }
 
 /// Kendall's tau for every (row, column) pair, in parallel: result k =
@@ -165,15 +162,13 @@ pub fn kendall_matrix(
             }
         }
     }
-    // Rank every NaN-free vector once; pairs involving NaN go the slow way.
-    // Rows also get their x order once, so a pair needs no sort of its own.
-    let prep = |v: &&[f64]| -> Option<(Vec<u32>, usize, XOrder)> {
+    // Rank every NaN-free vector once (ranks, x order and tie statistics are
+    // shared by all its pairs); pairs involving NaN go the slow way.
+    let prep = |v: &&[f64]| -> Option<Ranked> {
         if v.iter().any(|x| x.is_nan()) || v.len() <= 1 {
             None
         } else {
-            let (r, k) = dense_ranks(v);
-            let xo = x_order(&r, k);
-            Some((r, k, xo))
+            Some(Ranked::new(v))
         }
     };
     let rrank: Vec<_> = rows.par_iter().map(prep).collect();
@@ -184,9 +179,7 @@ pub fn kendall_matrix(
         .map(|k| {
             let (i, j) = (k / nc, k % nc);
             match (&rrank[i], &crank[j]) {
-                (Some((rx, kx, xo)), Some((ry, ky, _))) => {
-                    kendall_ranked(OP_MATRIX, rx, *kx, xo, ry, *ky, opts)
-                }
+                (Some(x), Some(y)) => kendall_ranked(OP_MATRIX, x, y, opts),
                 _ => kendall_tau_op(OP_MATRIX, rows[i], cols[j], opts),
             }
         })
@@ -198,71 +191,107 @@ pub fn kendall_matrix(
     ))
 }
 
-/// Σ t(t−1)/2, Σ t(t−1)(t−2), Σ t(t−1)(2t+5) over the tie groups of dense ranks.
-fn tie_stats(r: &[u32], k: usize) -> (u128, u128, u128) {
-    let mut cnt = vec![0u64; k];
-    for &v in r {
-        cnt[v as usize] += 1;
-    }
-    let (mut t, mut t0, mut t1) = (0u128, 0u128, 0u128);
-    for &c in &cnt {
-        if c > 1 {
-            let c = c as u128;
-            t += c * (c - 1) / 2;
-            t0 += c * (c - 1) * (c - 2);
-            t1 += c * (c - 1) * (2 * c + 5);
+/// One NaN-free vector prepared for any number of pairings: dense ranks,
+/// the order of its indices by rank with the end of each tie group, and its
+/// tie statistics.
+struct Ranked {
+    /// Dense ranks 0..k.
+    ranks: Vec<u32>,
+    /// Number of distinct values.
+    k: usize,
+    /// Indices ordered by rank (a stable counting sort).
+    order: Vec<u32>,
+    /// End (exclusive) of each tie group in `order`.
+    ends: Vec<u32>,
+    /// Σ t(t−1)/2, Σ t(t−1)(t−2), Σ t(t−1)(2t+5) over tie groups of size t.
+    ties: (u128, u128, u128),
+}
+
+impl Ranked {
+    fn new(v: &[f64]) -> Ranked {
+        let (ranks, k) = dense_ranks(v);
+        let mut start = vec![0u32; k + 1];
+        for &r in &ranks {
+            start[r as usize + 1] += 1;
+        }
+        let (mut t, mut t0, mut t1) = (0u128, 0u128, 0u128);
+        for &c in &start[1..] {
+            if c > 1 {
+                let c = c as u128;
+                t += c * (c - 1) / 2;
+                t0 += c * (c - 1) * (c - 2);
+                t1 += c * (c - 1) * (2 * c + 5);
+            }
+        }
+        for g in 0..k {
+            start[g + 1] += start[g];
+        }
+        let ends = start[1..].to_vec();
+        let mut order = vec![0u32; ranks.len()];
+        for (i, &r) in ranks.iter().enumerate() {
+            let p = &mut start[r as usize];
+            order[*p as usize] = i as u32;
+            *p += 1;
+        }
+        Ranked {
+            ranks,
+            k,
+            order,
+            ends,
+            ties: (t, t0, t1),
         }
     }
-    (t, t0, t1)
 }
 
-/// Indices ordered by dense x rank (a counting sort, stable) and the end of
-/// each x tie group in that order.
-struct XOrder {
-    order: Vec<u32>,
-    ends: Vec<u32>,
+/// Strict inversions (i < j with v[i] > v[j]) of values in 0..k.
+///
+/// A pair is inverted exactly when, at the highest bit where the two values
+/// differ, the earlier one has a 1; so for every bit b we count, per prefix
+/// v >> (b+1), the 1s seen so far and add them at each 0. One pass over the
+/// values with a small counter array per bit: O(n log k), sequential reads
+/// and no branches, several times faster than a Fenwick tree's two walks.
+fn count_inversions(v: &[u32], k: usize) -> u64 {
+    let bits = (usize::BITS - k.saturating_sub(1).leading_zeros()) as usize;
+    // counters of bit b live at offsets[b] .. offsets[b] + (k >> (b+1)) + 1
+    let mut offsets = Vec::with_capacity(bits);
+    let mut len = 0usize;
+    for b in 0..bits {
+        offsets.push(len);
+        len += (k >> (b + 1)) + 1;
+    }
+    let mut ones = vec![0u64; len];
+    let mut inversions = 0u64;
+    for &x in v {
+        let x = x as usize;
+        for (b, &off) in offsets.iter().enumerate() {
+            let bit = ((x >> b) & 1) as u64;
+            let c = &mut ones[off + (x >> (b + 1))];
+            inversions += *c * (1 - bit);
+            *c += bit;
+        }
+    }
+    inversions
 }
 
-fn x_order(rx: &[u32], kx: usize) -> XOrder {
-    let mut start = vec![0u32; kx + 1];
-    for &r in rx {
-        start[r as usize + 1] += 1;
-    }
-    for k in 0..kx {
-        start[k + 1] += start[k];
-    }
-    let ends = start[1..].to_vec();
-    let mut order = vec![0u32; rx.len()];
-    for (i, &r) in rx.iter().enumerate() {
-        let p = &mut start[r as usize];
-        order[*p as usize] = i as u32;
-        *p += 1;
-    }
-    XOrder { order, ends }
-}
-
-/// Core on dense ranks (no NaN, n ≥ 2): scipy's algorithm step by step.
-/// `xo` is `x_order(rx, kx)`.
+/// Core on prepared vectors (no NaN, same length n ≥ 2): scipy's algorithm
+/// (Knight 1966) step by step.
 fn kendall_ranked(
     op: &'static str,
-    rx: &[u32],
-    kx: usize,
-    xo: &XOrder,
-    ry: &[u32],
-    ky: usize,
+    x: &Ranked,
+    y: &Ranked,
     opts: &KendallOptions,
 ) -> Result<TestResult> {
-    let n = rx.len();
+    let n = x.ranks.len();
     if n <= 1 {
         return Ok(TestResult::nan(None));
     }
     // Order by (x, y): y in x order, sorted within each x tie group; then
     // discordant pairs are the strict inversions in y, and joint ties are
     // runs of equal y inside a group.
-    let mut ys: Vec<u32> = xo.order.iter().map(|&i| ry[i as usize]).collect();
+    let mut ys: Vec<u32> = x.order.iter().map(|&i| y.ranks[i as usize]).collect();
     let mut ntie: u128 = 0;
     let mut lo = 0usize;
-    for &hi in &xo.ends {
+    for &hi in &x.ends {
         let hi = hi as usize;
         if hi - lo > 1 {
             let g = &mut ys[lo..hi];
@@ -279,27 +308,10 @@ fn kendall_ranked(
         }
         lo = hi;
     }
-    // discordant pairs with a Fenwick tree over y ranks
-    let mut tree = vec![0u32; ky + 1];
-    let mut dis: u128 = 0;
-    for (seen, &yv) in ys.iter().enumerate() {
-        let yv = yv as usize;
-        // count of earlier y ≤ yv
-        let mut i = yv + 1;
-        let mut le: u64 = 0;
-        while i > 0 {
-            le += tree[i] as u64;
-            i &= i - 1;
-        }
-        dis += (seen as u64 - le) as u128;
-        let mut i = yv + 1;
-        while i <= ky {
-            tree[i] += 1;
-            i += i & i.wrapping_neg();
-        }
-    }
-    let (xtie, x0, x1) = tie_stats(rx, kx);
-    let (ytie, y0, y1) = tie_stats(ry, ky);
+    let dis = count_inversions(&ys, y.k) as u128;
+    let (kx, ky) = (x.k, y.k);
+    let (xtie, x0, x1) = x.ties;
+    let (ytie, y0, y1) = y.ties;
     let n128 = n as u128;
     let tot = n128 * (n128 - 1) / 2;
     if xtie == tot || ytie == tot {

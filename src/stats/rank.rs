@@ -38,18 +38,40 @@ pub(crate) fn cmp_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     }
 }
 
-/// Dense ranks 0..k (equal values share one) and the number k of distinct values.
+/// Dense ranks 0..k (equal values share one) and the number k of distinct
+/// values; -0.0 ties with 0.0 and NaNs rank last, tied with each other.
 pub(crate) fn dense_ranks(x: &[f64]) -> (Vec<u32>, usize) {
     let n = x.len();
-    let mut idx: Vec<u32> = (0..n as u32).collect();
-    idx.sort_unstable_by(|&a, &b| cmp_nan_last(x[a as usize], x[b as usize]));
+    // Sorting (key, index) pairs with keys whose integer order is the float
+    // order is several times faster than an index sort comparing floats
+    // through the index (no indirection, no partial_cmp).
+    let mut keyed: Vec<(u64, u32)> = x
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (ordered_bits(v), i as u32))
+        .collect();
+    keyed.sort_unstable();
     let mut out = vec![0u32; n];
     let mut rank = 0u32;
     for w in 0..n {
-        if w > 0 && x[idx[w] as usize] != x[idx[w - 1] as usize] {
+        if w > 0 && keyed[w].0 != keyed[w - 1].0 {
             rank += 1;
         }
-        out[idx[w] as usize] = rank;
+        out[keyed[w].1 as usize] = rank;
     }
     (out, if n == 0 { 0 } else { rank as usize + 1 })
+}
+
+/// A u64 whose unsigned order is the numeric order of `v` (-0.0 mapped to
+/// 0.0, every NaN to one key above +inf).
+fn ordered_bits(v: f64) -> u64 {
+    if v.is_nan() {
+        return u64::MAX;
+    }
+    let b = (v + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
 }
