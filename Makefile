@@ -10,6 +10,8 @@ VENV ?= $(VOXLAB_CACHE)/venv-torch-$(TORCH_VERSION)
 STAMP := $(VENV)/.voxlab-ready
 # DICOM conversion (dicom_to_nifti) runs dcm2niix from the same environment.
 DCM2NIIX := $(VENV)/bin/dcm2niix
+# Tests check files voxlab writes by opening them with nibabel.
+NIBABEL := $(VENV)/.nibabel-5.4.2
 
 # torch-sys asks `python` (found on PATH when VIRTUAL_ENV is set) where libtorch is.
 export VIRTUAL_ENV := $(VENV)
@@ -24,7 +26,7 @@ demo: $(STAMP)
 	$(CARGO) build --release
 	./target/release/voxlab run scripts/quickstart.rhai --out runs/quickstart
 
-test: $(STAMP) $(DCM2NIIX)
+test: $(STAMP) $(DCM2NIIX) $(NIBABEL)
 	$(CARGO) test --quiet
 
 build: $(STAMP)
@@ -41,18 +43,23 @@ bench: $(STAMP)
 	$(CARGO) build --release
 	bash bench/run.sh
 
-env: $(STAMP) $(DCM2NIIX)
+env: $(STAMP) $(DCM2NIIX) $(NIBABEL)
 
 $(STAMP):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) numpy==2.4.6 dcm2niix==1.0.20260724
+	$(VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) numpy==2.4.6 dcm2niix==1.0.20260724 nibabel==5.4.2
 	touch $(STAMP)
 
 # Environments made before dcm2niix joined the list get it added.
 $(DCM2NIIX): $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet dcm2niix==1.0.20260724
 	touch $(DCM2NIIX)
+
+# Environments made before nibabel joined the list get it added.
+$(NIBABEL): $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet nibabel==5.4.2
+	touch $(NIBABEL)
 
 clean-env:
 	rm -rf $(VENV)

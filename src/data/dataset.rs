@@ -807,3 +807,135 @@ impl Dataset {
         }))
     }
 }
+
+/// Writes `ds` in the dataset layout (docs/dataset-layout.md) under `dir`, so
+/// that [`load`] gives the same betas, trials, ROIs, mask, captions, labels
+/// and ratings. Betas go out as a 4-D float32 NIfTI on the mask's grid (zeros
+/// outside the mask); stimulus images as 8-bit PNG (exact for images that
+/// were read from 8-bit files at their size). Captions, labels and ratings
+/// are written per stimulus, from its first trial.
+pub fn save(ds: &Dataset, dir: &Path, op: &'static str) -> Result<()> {
+    use serde_json::json;
+    let io = |p: &Path, e| Error::io(op, p, e);
+    std::fs::create_dir_all(dir.join("rois")).map_err(|e| io(dir, e))?;
+    let betas = Tensor(tc(op, ds.betas.0.f_to_device(tch::Device::Cpu))?);
+    ds.mask
+        .unmask(op, &betas)?
+        .save(&dir.join("betas.nii.gz"))?;
+    ds.mask.to_volume(op)?.save(&dir.join("mask.nii.gz"))?;
+    let mut manifest = serde_json::Map::new();
+    manifest.insert("format".into(), json!(1));
+    manifest.insert("name".into(), json!(ds.name));
+    manifest.insert("betas".into(), json!("betas.nii.gz"));
+    manifest.insert("mask".into(), json!("mask.nii.gz"));
+    let mut rois = serde_json::Map::new();
+    for (name, roi) in &ds.rois {
+        let file = format!("rois/{name}.nii.gz");
+        roi.to_volume(op)?.save(&dir.join(&file))?;
+        rois.insert(name.clone(), json!(file));
+    }
+    manifest.insert("rois".into(), Value::Object(rois));
+
+    let text = |v: Vec<String>| Column::Text(v);
+    table::save_csv(
+        &table::Table {
+            columns: vec![
+                (
+                    "stimulus".into(),
+                    text(ds.trials.iter().map(|t| t.stimulus.clone()).collect()),
+                ),
+                (
+                    "split".into(),
+                    text(ds.trials.iter().map(|t| t.split.clone()).collect()),
+                ),
+                (
+                    "repeat".into(),
+                    Column::Number(ds.trials.iter().map(|t| t.repeat as f64).collect()),
+                ),
+            ],
+        },
+        &dir.join("trials.csv"),
+    )?;
+    manifest.insert("trials".into(), json!("trials.csv"));
+
+    // The first trial of each stimulus, in order of first appearance.
+    let mut seen = std::collections::HashSet::new();
+    let firsts: Vec<usize> = (0..ds.trials.len())
+        .filter(|&i| seen.insert(ds.trials[i].stimulus.as_str()))
+        .collect();
+    let ids: Vec<String> = firsts
+        .iter()
+        .map(|&i| ds.trials[i].stimulus.clone())
+        .collect();
+
+    if let Some(s) = &ds.stimuli {
+        images::save(op, &s.data, &s.ids, &dir.join("stimuli"), "png")?;
+        manifest.insert("stimuli".into(), json!("stimuli"));
+    }
+    if let Some(c) = &ds.captions {
+        let map: serde_json::Map<String, Value> = firsts
+            .iter()
+            .map(|&i| {
+                let v = match &c[i] {
+                    Cell::Text(s) => json!(s),
+                    Cell::Texts(v) => json!(v),
+                    Cell::Number(x) => json!(fmt_id(*x)),
+                };
+                (ds.trials[i].stimulus.clone(), v)
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&Value::Object(map))
+            .map_err(|e| Error::invalid(op, format!("captions: {e}")))?;
+        crate::io::write_atomic(op, &dir.join("captions.json"), text.as_bytes())?;
+        manifest.insert("captions".into(), json!("captions.json"));
+    }
+    if let Some(l) = &ds.labels {
+        let numeric = firsts.iter().all(|&i| matches!(l[i], Cell::Number(_)));
+        let col = if numeric {
+            Column::Number(
+                firsts
+                    .iter()
+                    .map(|&i| match l[i] {
+                        Cell::Number(x) => x,
+                        _ => f64::NAN,
+                    })
+                    .collect(),
+            )
+        } else {
+            text(
+                firsts
+                    .iter()
+                    .map(|&i| match &l[i] {
+                        Cell::Text(s) => s.clone(),
+                        Cell::Number(x) => fmt_id(*x),
+                        Cell::Texts(v) => v.join(" "),
+                    })
+                    .collect(),
+            )
+        };
+        table::save_csv(
+            &table::Table {
+                columns: vec![
+                    ("stimulus".into(), text(ids.clone())),
+                    ("label".into(), col),
+                ],
+            },
+            &dir.join("labels.csv"),
+        )?;
+        manifest.insert("labels".into(), json!("labels.csv"));
+    }
+    if !ds.ratings.is_empty() {
+        let mut columns = vec![("stimulus".to_string(), text(ids.clone()))];
+        for (name, v) in &ds.ratings {
+            columns.push((
+                name.clone(),
+                Column::Number(firsts.iter().map(|&i| v[i]).collect()),
+            ));
+        }
+        table::save_csv(&table::Table { columns }, &dir.join("ratings.csv"))?;
+        manifest.insert("ratings".into(), json!("ratings.csv"));
+    }
+    let text = serde_json::to_string_pretty(&Value::Object(manifest))
+        .map_err(|e| Error::invalid(op, format!("dataset.json: {e}")))?;
+    crate::io::write_atomic(op, &dir.join("dataset.json"), text.as_bytes())
+}

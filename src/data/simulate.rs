@@ -4,8 +4,9 @@
 //! Stimuli are rendered scenes ([`super::scenes`]). The brain is a small
 //! volume with named ROIs whose voxels follow known encoding models:
 //! - V1, V2, V3: retinotopic population receptive fields (Gaussian pRFs whose
-//!   size grows from V1 to V3) over local contrast energy, plus a colour
-//!   channel preference;
+//!   size grows from V1 to V3) over local contrast energy, a colour
+//!   channel preference and oriented gradient energy (4 orientations, von
+//!   Mises tuning around a preferred orientation per voxel);
 //! - V4: tuned to the object's colour; LOC: to its shape and size;
 //! - LANG: to the words of the caption (bag of words);
 //! - AMY: to valence and arousal (the emotion-tuned region).
@@ -16,9 +17,12 @@
 
 use tch::{Kind, Tensor as TchTensor};
 
+use super::dataset::{self, Cell, Dataset, Trial as DatasetTrial};
+use super::images::{self, ImageSet};
+use super::mask::Mask;
 use super::scenes::{self, Rng, Scene};
 use crate::error::{Error, Result};
-use crate::tensor::tc;
+use crate::tensor::{tc, Tensor};
 
 const OP: &str = "simulate_subject";
 
@@ -34,9 +38,22 @@ pub struct SimOptions {
     pub n_extra_fmri: usize,
     pub image_size: usize,
     pub snr: f64,
-    /// Brain grid (x, y, z).
+    /// Brain grid (x, y, z), `VOXEL_MM` voxels.
     pub grid: [usize; 3],
+    /// Multiplier on the ROI ball radii (which already scale with the grid).
+    pub roi_size: f64,
 }
+
+/// Voxel edge length of the simulated grid, millimetres.
+pub const VOXEL_MM: f64 = 3.0;
+
+/// Orientations (radians) of the oriented-energy channels of V1–V3.
+const ORIENTATIONS: [f64; 4] = [
+    0.0,
+    std::f64::consts::FRAC_PI_4,
+    std::f64::consts::FRAC_PI_2,
+    3.0 * std::f64::consts::FRAC_PI_4,
+];
 
 impl Default for SimOptions {
     fn default() -> Self {
@@ -49,7 +66,8 @@ impl Default for SimOptions {
             n_extra_fmri: 0,
             image_size: 64,
             snr: 1.0,
-            grid: [20, 24, 18],
+            grid: [40, 48, 40],
+            roi_size: 1.0,
         }
     }
 }
@@ -94,14 +112,16 @@ pub struct Simulated {
     /// Brain mask over the grid, C order (x slowest, z fastest).
     pub brain: Vec<bool>,
     pub grid: [usize; 3],
-    /// 2 mm voxels centred on the grid.
+    /// `VOXEL_MM` voxels centred on the grid.
     pub affine: [[f64; 4]; 4],
     /// ROI name → membership per masked voxel.
     pub rois: Vec<(String, Vec<bool>)>,
     pub noise_sd: f64,
 }
 
-/// ROIs: name, centre as a fraction of the grid, radius in voxels.
+/// ROIs: name, centre as a fraction of the grid, radius in voxels of a
+/// reference grid whose geometric-mean side is `REF_SIDE` voxels (scaled to
+/// the actual grid, times `roi_size`).
 const ROIS: [(&str, [f64; 3], f64); 7] = [
     ("V1", [0.5, 0.08, 0.45], 3.0),
     ("V2", [0.5, 0.2, 0.45], 3.0),
@@ -111,6 +131,16 @@ const ROIS: [(&str, [f64; 3], f64); 7] = [
     ("LANG", [0.25, 0.7, 0.6], 2.5),
     ("AMY", [0.65, 0.65, 0.25], 2.0),
 ];
+
+const REF_SIDE: f64 = 20.5;
+
+/// Weights of the early-visual feature blocks (each block has unit sd over
+/// stimuli) relative to contrast energy's 1. Colour is linear in the pixels
+/// and oriented energy is not; with these weights V1–V3 stay decodable to
+/// pixels (50-way identification well above chance) while orientation still
+/// shapes each voxel's tuning.
+const W_COLOUR: f64 = 1.0;
+const W_ORIENTATION: f64 = 0.4;
 
 fn check(opts: &SimOptions) -> Result<()> {
     if opts.n_train == 0 || opts.n_test == 0 || opts.test_repeats == 0 {
@@ -137,7 +167,49 @@ fn check(opts: &SimOptions) -> Result<()> {
             format!("grid sizes must be 12–96 voxels, got {:?}", opts.grid),
         ));
     }
+    if !(opts.roi_size > 0.0 && opts.roi_size <= 4.0) {
+        return Err(Error::invalid(
+            OP,
+            format!("roi_size must be in (0, 4], got {}", opts.roi_size),
+        ));
+    }
     Ok(())
+}
+
+/// Oriented gradient energy per coarse cell: the squared directional
+/// derivative of luminance along each of `ORIENTATIONS`, averaged per cell
+/// (n × orientations × cells²).
+fn orientation_energy(images: &TchTensor, cells: i64) -> Result<TchTensor> {
+    let lum = tc(
+        OP,
+        images.f_mean_dim(Some([1i64].as_slice()), true, Kind::Float),
+    )?;
+    let s = lum.size()[3];
+    let dx = tc(
+        OP,
+        tc(OP, lum.f_narrow(3, 1, s - 1))?.f_sub(&tc(OP, lum.f_narrow(3, 0, s - 1))?),
+    )?;
+    let dx = tc(OP, dx.f_narrow(2, 0, s - 1))?;
+    let dy = tc(
+        OP,
+        tc(OP, lum.f_narrow(2, 1, s - 1))?.f_sub(&tc(OP, lum.f_narrow(2, 0, s - 1))?),
+    )?;
+    let dy = tc(OP, dy.f_narrow(3, 0, s - 1))?;
+    let mut chans = Vec::new();
+    for th in ORIENTATIONS {
+        let d = tc(
+            OP,
+            tc(OP, dx.f_mul_scalar(th.cos()))?.f_add(&tc(OP, dy.f_mul_scalar(th.sin()))?),
+        )?;
+        chans.push(tc(OP, d.f_square())?);
+    }
+    let e = tc(OP, TchTensor::f_cat(&chans, 1))?;
+    let e = tc(OP, e.f_adaptive_avg_pool2d([cells, cells]))?;
+    let n = images.size()[0];
+    tc(
+        OP,
+        e.f_reshape([n, ORIENTATIONS.len() as i64, cells * cells]),
+    )
 }
 
 /// Local contrast energy on a coarse grid: |luminance − its mean| averaged
@@ -197,36 +269,46 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
         }
     }
     let n_vox = coords.len();
+    let scale = (gx as f64 * gy as f64 * gz as f64).cbrt() / REF_SIDE * opts.roi_size;
+    // Each voxel belongs to at most one ROI: the first ball (in ROIS order)
+    // that contains it, so a mask holds only voxels with that ROI's tuning.
+    let roi_index: Vec<Option<usize>> = coords
+        .iter()
+        .map(|p| {
+            ROIS.iter().position(|(_, c, r)| {
+                let centre = [c[0] * gx as f64, c[1] * gy as f64, c[2] * gz as f64];
+                let d2: f64 = (0..3).map(|k| (p[k] - centre[k]).powi(2)).sum();
+                d2.sqrt() <= r * scale
+            })
+        })
+        .collect();
     let rois: Vec<(String, Vec<bool>)> = ROIS
         .iter()
-        .map(|(name, c, r)| {
-            let centre = [c[0] * gx as f64, c[1] * gy as f64, c[2] * gz as f64];
-            let member = coords
-                .iter()
-                .map(|p| {
-                    (0..3)
-                        .map(|k| (p[k] - centre[k]).powi(2))
-                        .sum::<f64>()
-                        .sqrt()
-                        <= *r
-                })
-                .collect();
+        .enumerate()
+        .map(|(i, (name, _, _))| {
+            let member = roi_index.iter().map(|&r| r == Some(i)).collect();
             (name.to_string(), member)
         })
         .collect();
-    let roi_of = |v: usize| rois.iter().position(|(_, m)| m[v]);
+    let roi_of = |v: usize| roi_index[v];
 
     // Stimulus features for the fMRI stimuli.
     let fmri_images = tc(OP, images.f_narrow(0, 0, n_fmri as i64))?;
     let cells = 16i64;
     let (energy, colour) = coarse_features(&fmri_images, cells)?;
-    let energy: Vec<f32> = tc(
+    let orient = orientation_energy(&fmri_images, cells)?;
+    // Each feature block scaled to unit sd so the weights below mean the same
+    // whatever the image statistics; rows are stimuli.
+    let unit = |t: TchTensor| -> Result<TchTensor> {
+        let t = tc(OP, t.f_reshape([n_fmri as i64, -1]))?;
+        let t = tc(OP, t.f_to_kind(Kind::Double))?;
+        let sd = tc(OP, t.f_std(true))?;
+        let sd = f64::try_from(sd).unwrap_or(1.0).max(1e-12);
+        tc(OP, t.f_div_scalar(sd))
+    };
+    let features = tc(
         OP,
-        Vec::<f32>::try_from(tc(OP, energy.f_contiguous())?.reshape([-1])),
-    )?;
-    let colour: Vec<f32> = tc(
-        OP,
-        Vec::<f32>::try_from(tc(OP, colour.f_contiguous())?.reshape([-1])),
+        TchTensor::f_cat(&[unit(energy)?, unit(colour)?, unit(orient)?], 1),
     )?;
     let vocab = scenes::vocabulary();
     let words: Vec<Vec<f64>> = scenes[..n_fmri]
@@ -240,9 +322,16 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
         })
         .collect();
 
-    // Per-voxel encoding weights, drawn once (the ground truth).
+    // Per-voxel encoding weights, drawn once (the ground truth). V1–V3
+    // voxels get a weight vector over the feature columns (contrast energy,
+    // colour, oriented energy, each pooled by the voxel's Gaussian pRF); the
+    // early-visual signal is then one matrix product.
     let mut signal = vec![0f64; n_fmri * n_vox];
     let c2 = (cells * cells) as usize;
+    let n_ori = ORIENTATIONS.len();
+    let n_feat = (1 + 3 + n_ori) * c2;
+    let mut early: Vec<usize> = Vec::new();
+    let mut early_w: Vec<f64> = Vec::new();
     for v in 0..n_vox {
         let roi = roi_of(v);
         match roi.map(|r| ROIS[r].0) {
@@ -254,31 +343,35 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
                 } * cells as f64;
                 let (cx, cy) = (rng.uniform() * cells as f64, rng.uniform() * cells as f64);
                 let pref = [rng.normal(), rng.normal(), rng.normal()];
-                let mut w = vec![0f64; c2];
+                // Preferred orientation, von Mises tuning over the channels.
+                let theta = rng.uniform() * std::f64::consts::PI;
+                let tune: Vec<f64> = ORIENTATIONS
+                    .iter()
+                    .map(|o| (2.0 * (2.0 * (o - theta)).cos()).exp())
+                    .collect();
+                let tsum: f64 = tune.iter().sum();
+                let mut g = vec![0f64; c2];
                 let mut total = 0.0;
                 for r in 0..cells as usize {
                     for c in 0..cells as usize {
                         let d2 = (c as f64 + 0.5 - cx).powi(2) + (r as f64 + 0.5 - cy).powi(2);
-                        w[r * cells as usize + c] = (-d2 / (2.0 * sigma * sigma)).exp();
-                        total += w[r * cells as usize + c];
+                        g[r * cells as usize + c] = (-d2 / (2.0 * sigma * sigma)).exp();
+                        total += g[r * cells as usize + c];
                     }
                 }
-                for (i, sig) in signal.iter_mut().skip(v).step_by(n_vox).enumerate() {
-                    let e: f64 = (0..c2)
-                        .map(|k| w[k] * energy[i * c2 + k] as f64)
-                        .sum::<f64>()
-                        / total;
-                    let col: f64 = (0..3)
-                        .map(|ch| {
-                            pref[ch]
-                                * (0..c2)
-                                    .map(|k| w[k] * colour[(i * 3 + ch) * c2 + k] as f64)
-                                    .sum::<f64>()
-                                / total
-                        })
-                        .sum();
-                    *sig = 4.0 * e + 0.5 * col;
+                let mut w = vec![0f64; n_feat];
+                for k in 0..c2 {
+                    let gk = g[k] / total;
+                    w[k] = gk;
+                    for ch in 0..3 {
+                        w[(1 + ch) * c2 + k] = W_COLOUR * pref[ch] * gk;
+                    }
+                    for (o, t) in tune.iter().enumerate() {
+                        w[(4 + o) * c2 + k] = W_ORIENTATION * t / tsum * n_ori as f64 * gk;
+                    }
                 }
+                early.push(v);
+                early_w.extend(w);
             }
             Some("V4") => {
                 let w: Vec<f64> = (0..scenes::COLOURS.len()).map(|_| rng.normal()).collect();
@@ -309,13 +402,44 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
             None => {}
         }
     }
+    if !early.is_empty() {
+        let w = tc(OP, TchTensor::f_from_slice(&early_w))?;
+        let w = tc(OP, w.f_reshape([early.len() as i64, n_feat as i64]))?;
+        let resp = tc(OP, features.f_matmul(&tc(OP, w.f_transpose(0, 1))?))?;
+        let resp: Vec<f64> = tc(
+            OP,
+            Vec::<f64>::try_from(tc(OP, resp.f_contiguous())?.reshape([-1])),
+        )?;
+        let ne = early.len();
+        for i in 0..n_fmri {
+            for (j, &v) in early.iter().enumerate() {
+                signal[i * n_vox + v] = resp[i * ne + j];
+            }
+        }
+    }
     // Standardise each responsive voxel's signal so SNR means the same everywhere.
-    for v in 0..n_vox {
-        let col: Vec<f64> = signal.iter().skip(v).step_by(n_vox).copied().collect();
-        let mean = col.iter().sum::<f64>() / col.len() as f64;
-        let sd = (col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / col.len() as f64).sqrt();
-        for (i, x) in col.iter().enumerate() {
-            signal[i * n_vox + v] = if sd > 1e-12 { (x - mean) / sd } else { 0.0 };
+    let mut mean = vec![0f64; n_vox];
+    let mut sq = vec![0f64; n_vox];
+    for row in signal.chunks(n_vox) {
+        for v in 0..n_vox {
+            mean[v] += row[v];
+            sq[v] += row[v] * row[v];
+        }
+    }
+    let nf = n_fmri as f64;
+    let sd: Vec<f64> = (0..n_vox)
+        .map(|v| {
+            mean[v] /= nf;
+            (sq[v] / nf - mean[v] * mean[v]).max(0.0).sqrt()
+        })
+        .collect();
+    for row in signal.chunks_mut(n_vox) {
+        for v in 0..n_vox {
+            row[v] = if sd[v] > 1e-9 {
+                (row[v] - mean[v]) / sd[v]
+            } else {
+                0.0
+            };
         }
     }
 
@@ -360,11 +484,11 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
         OP,
         tc(OP, TchTensor::f_from_slice(&signal32))?.f_reshape([n_fmri as i64, n_vox as i64]),
     )?;
-    let half = |g: usize| -(g as f64) + 1.0;
+    let half = |g: usize| -(g as f64 - 1.0) / 2.0 * VOXEL_MM;
     let affine = [
-        [2.0, 0.0, 0.0, half(gx)],
-        [0.0, 2.0, 0.0, half(gy)],
-        [0.0, 0.0, 2.0, half(gz)],
+        [VOXEL_MM, 0.0, 0.0, half(gx)],
+        [0.0, VOXEL_MM, 0.0, half(gy)],
+        [0.0, 0.0, VOXEL_MM, half(gz)],
         [0.0, 0.0, 0.0, 1.0],
     ];
     Ok(Simulated {
@@ -389,113 +513,126 @@ fn shuffle(v: &mut [usize], rng: &mut Rng) {
     }
 }
 
-/// Writes the simulated subject in the dataset layout (docs/dataset-layout.md)
-/// so that `load_dataset` reads it exactly as it reads real data, plus the
-/// ground truth beside it: `ground_truth/signal.npy` (noiseless responses,
-/// stimuli × voxels, rows in the order of `ground_truth/stimuli.csv`) and
-/// `extra_images/` (images without fMRI). Extra fMRI trials are not written:
-/// the layout has no unlabeled split yet.
-pub fn save(sim: &Simulated, dir: &std::path::Path) -> Result<()> {
-    use crate::data::Volume;
-    use crate::io::table::{save_csv, Column, Table};
-    use crate::tensor::Tensor;
-    let io = |p: &std::path::Path, e| Error::io(OP, p, e);
-    std::fs::create_dir_all(dir.join("rois")).map_err(|e| io(dir, e))?;
-    std::fs::create_dir_all(dir.join("ground_truth")).map_err(|e| io(dir, e))?;
-    let labeled: Vec<usize> = sim
-        .trials
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.split != Split::Extra)
-        .map(|(i, _)| i)
-        .collect();
-    let rows = tc(
-        OP,
-        TchTensor::f_from_slice(&labeled.iter().map(|&i| i as i64).collect::<Vec<_>>()),
-    )?;
-    crate::io::npy::save_npy(
-        &Tensor(tc(OP, sim.betas.f_index_select(0, &rows))?),
-        &dir.join("betas.npy"),
-    )?;
-    let [gx, gy, gz] = sim.grid;
-    let grid_volume = |member: &dyn Fn(usize) -> bool| -> Result<Volume> {
-        let mut values = vec![0f64; gx * gy * gz];
-        let mut v = 0;
-        for (g, &inside) in sim.brain.iter().enumerate() {
-            if inside {
-                if member(v) {
-                    values[g] = 1.0;
+impl Simulated {
+    /// The labeled trials (train and test) as a [`Dataset`], exactly what
+    /// `load_dataset` gives after [`save`]; `name` is the dataset's name.
+    pub fn to_dataset(&self, name: &str) -> Result<Dataset> {
+        let labeled: Vec<usize> = (0..self.trials.len())
+            .filter(|&i| self.trials[i].split != Split::Extra)
+            .collect();
+        let rows: Vec<i64> = labeled.iter().map(|&i| i as i64).collect();
+        let rows = tc(OP, TchTensor::f_from_slice(&rows))?;
+        let betas = Tensor(tc(OP, self.betas.f_index_select(0, &rows))?);
+        let [gx, gy, gz] = self.grid;
+        // A grid mask from membership of the brain's voxels.
+        let grid_mask = |member: &dyn Fn(usize) -> bool| -> Result<Mask> {
+            let mut values = vec![0f64; gx * gy * gz];
+            let mut v = 0;
+            for (g, &inside) in self.brain.iter().enumerate() {
+                if inside {
+                    if member(v) {
+                        values[g] = 1.0;
+                    }
+                    v += 1;
                 }
-                v += 1;
             }
-        }
-        let t = Tensor::from_f64(OP, &values, &[gx as i64, gy as i64, gz as i64], Kind::Float)?;
-        let t = Tensor(tc(OP, t.0.f_to_device(tch::Device::Cpu))?);
-        Volume::from_tensor(OP, t, sim.affine)
-    };
-    grid_volume(&|_| true)?.save(&dir.join("mask.nii.gz"))?;
-    let mut rois = serde_json::Map::new();
-    for (name, member) in &sim.rois {
-        grid_volume(&|v| member[v])?.save(&dir.join(format!("rois/{name}.nii.gz")))?;
-        rois.insert(
-            name.clone(),
-            serde_json::Value::String(format!("rois/{name}.nii.gz")),
-        );
-    }
-    let text = |v: Vec<String>| Column::Text(v);
-    save_csv(
-        &Table {
-            columns: vec![
+            let t = Tensor::from_f64(OP, &values, &[gx as i64, gy as i64, gz as i64], Kind::Float)?;
+            Mask::from_tensor(OP, &t, self.affine)
+        };
+        let mask = grid_mask(&|_| true)?;
+        let rois = self
+            .rois
+            .iter()
+            .map(|(name, member)| Ok((name.clone(), grid_mask(&|v| member[v])?)))
+            .collect::<Result<Vec<_>>>()?;
+        // Stimuli: the labeled ones are the first scenes, in id order.
+        let n_labeled = labeled
+            .iter()
+            .map(|&i| self.trials[i].stimulus + 1)
+            .max()
+            .unwrap_or(0);
+        let stimuli = ImageSet {
+            data: Tensor(tc(OP, self.images.f_narrow(0, 0, n_labeled as i64))?),
+            ids: self.ids[..n_labeled].to_vec(),
+        };
+        let scene = |i: usize| &self.scenes[self.trials[i].stimulus];
+        Ok(Dataset {
+            name: name.to_string(),
+            dir: std::path::PathBuf::new(),
+            betas,
+            trials: labeled
+                .iter()
+                .map(|&i| DatasetTrial {
+                    stimulus: self.ids[self.trials[i].stimulus].clone(),
+                    split: self.trials[i].split.name().to_string(),
+                    repeat: self.trials[i].repeat as i64,
+                })
+                .collect(),
+            mask,
+            rois,
+            stimuli: Some(stimuli),
+            image_index: labeled
+                .iter()
+                .map(|&i| self.trials[i].stimulus as i64)
+                .collect(),
+            captions: Some(
+                labeled
+                    .iter()
+                    .map(|&i| Cell::Text(scene(i).caption()))
+                    .collect(),
+            ),
+            labels: Some(
+                labeled
+                    .iter()
+                    .map(|&i| Cell::Text(scene(i).category_name()))
+                    .collect(),
+            ),
+            ratings: vec![
                 (
-                    "stimulus".into(),
-                    text(
-                        labeled
-                            .iter()
-                            .map(|&i| sim.ids[sim.trials[i].stimulus].clone())
-                            .collect(),
-                    ),
+                    "valence".into(),
+                    labeled.iter().map(|&i| scene(i).valence).collect(),
                 ),
                 (
-                    "split".into(),
-                    text(
-                        labeled
-                            .iter()
-                            .map(|&i| sim.trials[i].split.name().to_string())
-                            .collect(),
-                    ),
-                ),
-                (
-                    "repeat".into(),
-                    Column::Number(
-                        labeled
-                            .iter()
-                            .map(|&i| sim.trials[i].repeat as f64)
-                            .collect(),
-                    ),
+                    "arousal".into(),
+                    labeled.iter().map(|&i| scene(i).arousal).collect(),
                 ),
             ],
-        },
-        &dir.join("trials.csv"),
-    )?;
-    let n_labeled = sim
-        .trials
-        .iter()
-        .filter(|t| t.split != Split::Extra)
-        .map(|t| t.stimulus + 1)
-        .max()
-        .unwrap_or(0);
-    let ids = &sim.ids[..n_labeled];
-    let scenes = &sim.scenes[..n_labeled];
-    let images = Tensor(tc(OP, sim.images.f_narrow(0, 0, n_labeled as i64))?);
-    crate::data::images::save(OP, &images, ids, &dir.join("stimuli"), "png")?;
+        })
+    }
+}
+
+/// Writes the simulated subject in the dataset layout (docs/dataset-layout.md)
+/// with [`dataset::save`] (betas as a 4-D NIfTI), so that `load_dataset` reads
+/// it exactly as it reads real data, plus what the layout has no place for:
+/// `ground_truth/signal.npy` (noiseless responses, stimuli × mask voxels, rows
+/// in the order of `ground_truth/stimuli.csv`, for noise ceilings),
+/// `extra_images/` (images without fMRI) and the unlabeled extra fMRI in
+/// `extra_fmri/` (`betas.npy`: trials × mask voxels in C order, `trials.csv`,
+/// `stimuli/`).
+pub fn save(sim: &Simulated, dir: &std::path::Path, name: &str) -> Result<()> {
+    use crate::io::table::{save_csv, Column, Table};
+    dataset::save(&sim.to_dataset(name)?, dir, OP)?;
+    let io = |p: &std::path::Path, e| Error::io(OP, p, e);
+    std::fs::create_dir_all(dir.join("ground_truth")).map_err(|e| io(dir, e))?;
     let n_fmri = sim.signal.size()[0] as usize;
+    crate::io::npy::save_npy(
+        &Tensor(sim.signal.shallow_clone()),
+        &dir.join("ground_truth/signal.npy"),
+    )?;
+    let ids_table = |ids: &[String]| Table {
+        columns: vec![("stimulus".into(), Column::Text(ids.to_vec()))],
+    };
+    save_csv(
+        &ids_table(&sim.ids[..n_fmri]),
+        &dir.join("ground_truth/stimuli.csv"),
+    )?;
     if sim.scenes.len() > n_fmri {
         let extra = Tensor(tc(
             OP,
             sim.images
                 .f_narrow(0, n_fmri as i64, (sim.scenes.len() - n_fmri) as i64),
         )?);
-        crate::data::images::save(
+        images::save(
             OP,
             &extra,
             &sim.ids[n_fmri..],
@@ -503,66 +640,32 @@ pub fn save(sim: &Simulated, dir: &std::path::Path) -> Result<()> {
             "png",
         )?;
     }
-    let captions: serde_json::Map<String, serde_json::Value> = ids
-        .iter()
-        .zip(scenes)
-        .map(|(id, s)| (id.clone(), serde_json::Value::String(s.caption())))
+    let extra: Vec<usize> = (0..sim.trials.len())
+        .filter(|&i| sim.trials[i].split == Split::Extra)
         .collect();
-    let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    crate::io::write_atomic(
-        OP,
-        &dir.join("captions.json"),
-        json(&serde_json::Value::Object(captions)).as_bytes(),
-    )?;
-    save_csv(
-        &Table {
-            columns: vec![
-                ("stimulus".into(), text(ids.to_vec())),
-                (
-                    "label".into(),
-                    text(scenes.iter().map(|s| s.category_name()).collect()),
-                ),
-            ],
-        },
-        &dir.join("labels.csv"),
-    )?;
-    save_csv(
-        &Table {
-            columns: vec![
-                ("stimulus".into(), text(ids.to_vec())),
-                (
-                    "valence".into(),
-                    Column::Number(scenes.iter().map(|s| s.valence).collect()),
-                ),
-                (
-                    "arousal".into(),
-                    Column::Number(scenes.iter().map(|s| s.arousal).collect()),
-                ),
-            ],
-        },
-        &dir.join("ratings.csv"),
-    )?;
-    crate::io::npy::save_npy(
-        &Tensor(sim.signal.shallow_clone()),
-        &dir.join("ground_truth/signal.npy"),
-    )?;
-    save_csv(
-        &Table {
-            columns: vec![("stimulus".into(), text(sim.ids[..n_fmri].to_vec()))],
-        },
-        &dir.join("ground_truth/stimuli.csv"),
-    )?;
-    let manifest = serde_json::json!({
-        "format": 1,
-        "name": "simulated",
-        "betas": "betas.npy",
-        "mask": "mask.nii.gz",
-        "rois": rois,
-        "trials": "trials.csv",
-        "stimuli": "stimuli",
-        "captions": "captions.json",
-        "labels": "labels.csv",
-        "ratings": "ratings.csv",
-    });
-    crate::io::write_atomic(OP, &dir.join("dataset.json"), json(&manifest).as_bytes())
+    if let (Some(&first), Some(&last)) = (extra.first(), extra.last()) {
+        let rows = tc(
+            OP,
+            TchTensor::f_from_slice(&extra.iter().map(|&i| i as i64).collect::<Vec<_>>()),
+        )?;
+        crate::io::npy::save_npy(
+            &Tensor(tc(OP, sim.betas.f_index_select(0, &rows))?),
+            &dir.join("extra_fmri/betas.npy"),
+        )?;
+        // Extra stimuli are consecutive scenes, each shown once.
+        let (s0, s1) = (sim.trials[first].stimulus, sim.trials[last].stimulus + 1);
+        save_csv(
+            &ids_table(&sim.ids[s0..s1]),
+            &dir.join("extra_fmri/trials.csv"),
+        )?;
+        let imgs = Tensor(tc(OP, sim.images.f_narrow(0, s0 as i64, (s1 - s0) as i64))?);
+        images::save(
+            OP,
+            &imgs,
+            &sim.ids[s0..s1],
+            &dir.join("extra_fmri/stimuli"),
+            "png",
+        )?;
+    }
+    Ok(())
 }

@@ -174,7 +174,7 @@ pub static LOAD_DATASET: FnDoc = FnDoc {
 };
 pub static DATASET: FnDoc = FnDoc {
     name: "Dataset", domain: "data",
-    signature: "ds.betas -> Tensor (trials × voxels)\nds.trials -> map {stimulus, split, repeat} of arrays\nds.images -> ImageSet (one per trial) or ()\nds.captions -> array or ()\nds.labels -> array or ()\nds.ratings -> map name → Tensor\nds.rois -> map name → Mask\nds.mask -> Mask\nds.len -> int\nds.train() / ds.test() -> Dataset\nds.average_repeats() -> Dataset\nds.roi(name) -> Tensor (trials × ROI voxels)\nds.select(trials) -> Dataset",
+    signature: "ds.betas -> Tensor (trials × voxels)\nds.trials -> map {stimulus, split, repeat} of arrays\nds.images -> ImageSet (one per trial) or ()\nds.captions -> array or ()\nds.labels -> array or ()\nds.ratings -> map name → Tensor\nds.rois -> map name → Mask\nds.mask -> Mask\nds.len -> int\nds.train() / ds.test() -> Dataset\nds.average_repeats() -> Dataset\nds.roi(name) -> Tensor (trials × ROI voxels)\nds.select(trials) -> Dataset\nds.save(dir) -> string (the folder written)",
     summary: "Stimulus–response pairs: betas with their trials, images, captions, labels, ratings and ROIs, all aligned trial by trial. average_repeats() averages the trials of each stimulus (as GOD's test set is used; repeat becomes the count).",
     options: &[],
     example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([3, 3, 2, 3]), d + \"/betas.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\"], split: [\"train\", \"train\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\"}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.train().len);   // 2",
@@ -298,7 +298,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     }
     register_masks(engine);
     register_images(engine, session);
-    register_datasets(engine);
+    register_datasets(engine, session);
     let s = session.clone();
     engine.register_fn(
         "dicom_to_nifti",
@@ -414,16 +414,18 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
 pub static SIMULATE_SUBJECT: FnDoc = FnDoc {
     name: "simulate_subject", domain: "data",
     signature: "simulate_subject(opts?: map) -> Dataset",
-    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials. Written in the dataset layout (plus ground_truth/signal.npy, the noiseless responses) and returned as load_dataset reads it.",
+    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs over contrast energy, colour and oriented energy with a preferred orientation per voxel), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials. Written in the dataset layout (betas as a 4-D NIfTI, plus ground_truth/signal.npy, the noiseless responses) and returned as load_dataset reads it.",
     options: &[
         OptDoc { name: "seed", ty: "int", default: "0", meaning: "everything is deterministic given the seed" },
         OptDoc { name: "n_train", ty: "int", default: "1200", meaning: "training stimuli, each shown once" },
         OptDoc { name: "n_test", ty: "int", default: "50", meaning: "test stimuli" },
         OptDoc { name: "test_repeats", ty: "int", default: "35", meaning: "presentations of each test stimulus" },
+        OptDoc { name: "n_extra_fmri", ty: "int", default: "0", meaning: "extra unlabeled fMRI trials of unseen stimuli, written to extra_fmri/ (betas.npy trials × mask voxels, trials.csv, stimuli/); not part of the returned Dataset" },
         OptDoc { name: "n_extra_images", ty: "int", default: "0", meaning: "extra images without fMRI" },
         OptDoc { name: "image_size", ty: "int", default: "64", meaning: "rendered image height and width" },
         OptDoc { name: "snr", ty: "float", default: "1.0", meaning: "signal sd / noise sd of single-trial responses" },
-        OptDoc { name: "grid", ty: "array of int", default: "[20, 24, 18]", meaning: "brain grid size (2 mm voxels)" },
+        OptDoc { name: "grid", ty: "array of int", default: "[40, 48, 40]", meaning: "brain grid size (3 mm voxels); each side 12–96" },
+        OptDoc { name: "roi_size", ty: "float", default: "1.0", meaning: "multiplier on the ROI ball radii (radii already scale with the grid; 1.0 gives V1 ≈ 900 voxels on the default grid); in (0, 4]" },
         OptDoc { name: "out", ty: "string", default: "none", meaning: "folder to write the dataset to (default: simulated-sub-SEED in out_dir())" },
     ],
     example: "let ds = simulate_subject(#{n_train: 40, n_test: 5, test_repeats: 2, image_size: 32});\nprint(ds.betas.shape);     // [50, voxels]\nprint(ds.captions[0]);",
@@ -461,17 +463,18 @@ pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry, session
                 n_test: count("n_test")?,
                 test_repeats: count("test_repeats")?,
                 n_extra_images: count("n_extra_images")?,
-                n_extra_fmri: 0,
+                n_extra_fmri: count("n_extra_fmri")?,
                 image_size: count("image_size")?,
                 snr: o.f64("snr")?,
                 grid: [*gx as usize, *gy as usize, *gz as usize],
+                roi_size: o.f64("roi_size")?,
             };
             let sim = crate::data::simulate::simulate(&opts)?;
             let dir = match o.opt_string("out")? {
                 Some(d) => s.output_path(&d),
                 None => s.output_path(&format!("simulated-sub-{seed}")),
             };
-            crate::data::simulate::save(&sim, &dir)?;
+            crate::data::simulate::save(&sim, &dir, "simulated")?;
             s.wrote(&dir);
             let load_opts = DatasetOptions {
                 images: true,
@@ -804,8 +807,20 @@ fn size_option(op: &'static str, v: Option<Dynamic>) -> Result<Option<(usize, us
     Ok(Some((hw.0 as usize, hw.1 as usize)))
 }
 
-fn register_datasets(engine: &mut Engine) {
+fn register_datasets(engine: &mut Engine, session: &Session) {
     engine.register_type_with_name::<Dataset>("Dataset");
+    let s = session.clone();
+    engine.register_fn(
+        "save",
+        move |d: &mut Dataset, dir: &str| -> RhaiResult<String> {
+            guard("save", || {
+                let out = s.output_path(dir);
+                dataset::save(d, &out, "save")?;
+                s.wrote(&out);
+                Ok(out.display().to_string())
+            })
+        },
+    );
     engine.register_fn("to_string", |d: &mut Dataset| d.to_string());
     engine.register_fn("to_debug", |d: &mut Dataset| d.to_string());
     engine.register_get("betas", |d: &mut Dataset| d.betas.clone());

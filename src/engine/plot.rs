@@ -97,8 +97,8 @@ pub static PLOT_HEATMAP: FnDoc = FnDoc {
 };
 pub static SAVE: FnDoc = FnDoc {
     name: "save", domain: "plot",
-    signature: "fig.save(path: string) -> string",
-    summary: "Writes a figure as .png or .svg (by extension) into out_dir() when the path is relative; returns the path.",
+    signature: "fig.save(path: string) -> string\nds.save(dir: string) -> string",
+    summary: "Writes a Figure as .png or .svg (by extension), or a Dataset in the dataset layout (docs/dataset-layout.md: betas as a 4-D NIfTI on the mask's grid, mask, rois/, trials.csv, stimuli/ as PNG, captions.json, labels.csv, ratings.csv, dataset.json) so that load_dataset gives it back; a relative path goes into out_dir(). Returns the path.",
     options: &[],
     example: "plot_lines([1, 4, 9]).save(\"squares.png\");",
 };

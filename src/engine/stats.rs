@@ -382,7 +382,7 @@ pub static RDM: FnDoc = FnDoc {
     name: "rdm",
     domain: "stats",
     signature: "rdm(x: Tensor, opts?: map) -> Tensor",
-    summary: "Representational dissimilarity matrix of a stimuli × features matrix (stimuli × stimuli), equal to scipy squareform(pdist(x, metric)); libtorch matrix products on the current device.",
+    summary: "Representational dissimilarity matrix of a stimuli × features matrix (stimuli × stimuli), equal to scipy squareform(pdist(x, metric)). Small inputs (n(n−1)/2 · features ≤ 5e7, e.g. model RDMs from categories or ratings) are computed pair by pair in float64 like scipy, so equal patterns give exactly equal distances (a categorical model keeps its ties for Kendall and Spearman); larger ones by libtorch matrix products on the current device.",
     options: &[
         OptDoc { name: "metric", ty: "string", default: "correlation", meaning: "correlation (1 − Pearson r), euclidean, sqeuclidean or cosine" },
         OptDoc { name: "dtype", ty: "string", default: "f32", meaning: "f32, or f64 for full precision" },

@@ -35,5 +35,7 @@ pub use permutation::{
     permutation_test, permutation_test_with, PermStatistic, PermutationOptions, PermutationResult,
 };
 pub use rank::rankdata_average;
-pub use rdm::{kendall_fdr, rdm, rsa, CorrectOver, KendallFdr, RdmMetric, RsaMethod};
+pub use rdm::{
+    kendall_fdr, rdm, rsa, CorrectOver, KendallFdr, RdmMetric, RsaMethod, PAIRWISE_MAX_WORK,
+};
 pub use ttest::{ttest_1samp, ttest_ind, ttest_rel, TTestIndOptions, TTestOptions};

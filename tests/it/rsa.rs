@@ -92,6 +92,68 @@ fn rdm_equals_scipy_pdist() {
     println!("rdm: max rel err {worst:.2e}");
 }
 
+/// Above PAIRWISE_MAX_WORK `rdm` uses one matrix product; it must agree with
+/// the pair-by-pair path (checked against scipy above) to rounding.
+#[test]
+fn rdm_matrix_product_path_equals_pairwise_path() {
+    let mut g = voxlab::random::SplitMix64::new(3);
+    let (n, p) = (120usize, 8000usize);
+    assert!((n * (n - 1) / 2 * p) as f64 > PAIRWISE_MAX_WORK);
+    // a shared offset per feature and per stimulus, as in raw responses
+    let offsets: Vec<f64> = (0..p).map(|_| 5.0 + g.normal()).collect();
+    let x: Vec<f64> = (0..n * p)
+        .map(|k| offsets[k % p] + 0.3 * (k / p) as f64 / n as f64 + g.normal())
+        .collect();
+    let big = Tensor::from_f64("t", &x, &[n as i64, p as i64], tch::Kind::Double).unwrap();
+    for metric in ["correlation", "euclidean", "sqeuclidean", "cosine"] {
+        let m = RdmMetric::parse("t", metric).unwrap();
+        let fast = rdm(&big, m, tch::Kind::Double)
+            .unwrap()
+            .to_f64_vec("t")
+            .unwrap();
+        // the same rows in pieces small enough for the pairwise path
+        for (a, b) in [(0usize, 1usize), (17, 99), (118, 119)] {
+            let rows: Vec<f64> = [a, b]
+                .iter()
+                .flat_map(|&i| x[i * p..(i + 1) * p].to_vec())
+                .collect();
+            let two = Tensor::from_f64("t", &rows, &[2, p as i64], tch::Kind::Double).unwrap();
+            let d = rdm(&two, m, tch::Kind::Double)
+                .unwrap()
+                .to_f64_vec("t")
+                .unwrap()[1];
+            let got = fast[a * n + b];
+            assert!(
+                (got - d).abs() <= 1e-9 * d.abs().max(1.0),
+                "{metric} ({a}, {b}): matrix product {got} vs pairwise {d}"
+            );
+        }
+    }
+}
+
+/// A categorical model RDM must keep its ties exactly (two values off the
+/// diagonal), or Kendall tau counts rounding noise as order.
+#[test]
+fn rdm_of_one_hot_categories_keeps_exact_ties() {
+    let v = eval_script(
+        "let cats = [0, 1, 2, 0, 3, 1, 2, 3, 4, 0, 4, 2];\n\
+         let rows = cats.map(|c| { let r = [0.0, 0.0, 0.0, 0.0, 0.0]; r[c] = 1.0; r });\n\
+         let out = [];\n\
+         for metric in [\"euclidean\", \"sqeuclidean\", \"correlation\", \"cosine\"] {\n\
+           for dtype in [\"f32\", \"f64\"] {\n\
+             let d = rdm(tensor(rows), #{metric: metric, dtype: dtype});\n\
+             let seen = [];\n\
+             for row in to_array(d) { for v in row { if !seen.contains(v) { seen.push(v); } } }\n\
+             out.push(seen.len());\n\
+           }\n\
+         }\n\
+         out",
+    )
+    .unwrap();
+    // distinct values: 0 (same category, and the diagonal) and one other
+    assert_eq!(v.to_string(), "[2, 2, 2, 2, 2, 2, 2, 2]");
+}
+
 #[test]
 fn rsa_equals_scipy_and_rsatoolbox() {
     let fx = fixture();

@@ -53,6 +53,12 @@ fn design_and_determinism() {
             .all(|(_, m)| m.iter().filter(|&&b| b).count() >= 10),
         "every ROI has voxels"
     );
+    // ROIs are disjoint: a voxel's mask is the ROI whose tuning it has.
+    let n_vox = a.rois[0].1.len();
+    for v in 0..n_vox {
+        let owners = a.rois.iter().filter(|(_, m)| m[v]).count();
+        assert!(owners <= 1, "voxel {v} is in {owners} ROIs");
+    }
 }
 
 /// Mean over rows of the Pearson r between matching rows of two matrices.
@@ -152,7 +158,7 @@ fn the_script_face_writes_and_loads_a_dataset() {
     let out = dir.path().join("simulated-sub-2");
     for f in [
         "dataset.json",
-        "betas.npy",
+        "betas.nii.gz",
         "mask.nii.gz",
         "rois/V1.nii.gz",
         "trials.csv",
@@ -171,5 +177,150 @@ fn the_script_face_writes_and_loads_a_dataset() {
     assert_script_error(
         "simulate_subject(#{grid: [10, 10]})",
         &["option 'grid' expects three integers"],
+    );
+}
+
+#[test]
+fn saved_4d_betas_load_back_identical() {
+    // The betas go out as a 4-D NIfTI (zeros outside the mask) and come back
+    // through load_dataset bit-for-bit, in the labeled trials' order.
+    let sim = simulate(&SimOptions {
+        n_train: 30,
+        n_test: 4,
+        test_repeats: 3,
+        image_size: 16,
+        grid: [14, 16, 14],
+        n_extra_fmri: 5,
+        ..Default::default()
+    })
+    .expect("simulate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    voxlab::data::simulate::save(&sim, dir.path(), "simulated").expect("save");
+    assert!(dir.path().join("betas.nii.gz").exists());
+    let ds = voxlab::data::dataset::load(
+        dir.path(),
+        &voxlab::data::dataset::DatasetOptions {
+            images: true,
+            image_size: None,
+            filter: voxlab::io::images::Filter::Bicubic,
+            drop_nan_voxels: false,
+        },
+    )
+    .expect("load");
+    let labeled = sim.betas.narrow(0, 0, 42);
+    assert_eq!(ds.betas.0.size(), labeled.size());
+    assert!(
+        ds.betas.0.equal(&labeled),
+        "betas identical after the round trip"
+    );
+    let extra =
+        voxlab::io::npy::load_npy(&dir.path().join("extra_fmri/betas.npy")).expect("extra betas");
+    assert!(
+        extra.0.equal(&sim.betas.narrow(0, 42, 5)),
+        "extra fMRI written"
+    );
+    assert!(dir.path().join("extra_fmri/stimuli/stim0035.png").exists());
+    for (t, s) in ds.trials.iter().zip(&sim.trials) {
+        assert_eq!(t.stimulus, sim.ids[s.stimulus]);
+        assert_eq!(t.split, s.split.name());
+        assert_eq!(t.repeat, s.repeat as i64);
+    }
+    assert_eq!(ds.rois.len(), sim.rois.len());
+}
+
+#[test]
+fn dataset_save_then_load_gives_identical_data() {
+    // A Dataset written with ds.save(dir) reads back identical: the simulated
+    // subject, and a selection averaged over repeats.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = crate::common::engine_in(dir.path());
+    let v = crate::common::eval_in(
+        &vox,
+        r#"
+        fn same(a, b) {
+            let rois_same = a.rois.keys() == b.rois.keys();
+            for k in a.rois.keys() {
+                if (a.roi(k) - b.roi(k)).abs().max().item() != 0.0 { rois_same = false; }
+            }
+            let parts = [
+                (a.betas - b.betas).abs().max().item() == 0.0 && a.betas.shape == b.betas.shape,
+                a.trials.stimulus == b.trials.stimulus && a.trials.split == b.trials.split
+                    && a.trials.repeat == b.trials.repeat,
+                a.captions == b.captions,
+                a.labels == b.labels,
+                a.ratings.keys() == b.ratings.keys()
+                    && (a.ratings.valence - b.ratings.valence).abs().max().item() == 0.0,
+                rois_same,
+                (a.images.data - b.images.data).abs().max().item() == 0.0,
+                a.images.ids == b.images.ids,
+            ];
+            parts
+        }
+        let ds = simulate_subject(#{n_train: 20, n_test: 3, test_repeats: 2, image_size: 16, grid: [14, 16, 14]});
+        let back = load_dataset(ds.save("copy"));
+        let avg = ds.test().average_repeats();
+        let avg_back = load_dataset(avg.save("averaged"));
+        same(ds, back) + same(avg, avg_back)
+        "#,
+    )
+    .expect("save and load");
+    assert_eq!(
+        voxlab::cli::show(&v),
+        "[true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true]"
+    );
+    for f in [
+        "copy/dataset.json",
+        "copy/betas.nii.gz",
+        "copy/rois/V4.nii.gz",
+        "averaged/stimuli/stim0021.png",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} not written");
+    }
+}
+
+/// The Python of the set-up's environment (`make test` exports VIRTUAL_ENV).
+fn setup_python() -> std::path::PathBuf {
+    let venv = std::env::var_os("VIRTUAL_ENV")
+        .expect("VIRTUAL_ENV is not set: run the tests with `make test`");
+    std::path::Path::new(&venv).join("bin/python")
+}
+
+#[test]
+fn nibabel_reads_every_nifti_the_simulated_subject_wrote() {
+    // nibabel (installed by `make test`) opens each file, checks grid,
+    // affine and masks, and writes the betas it sees inside the mask; they
+    // must equal voxlab's bit for bit.
+    let sim = simulate(&SimOptions {
+        n_train: 12,
+        n_test: 3,
+        test_repeats: 2,
+        image_size: 16,
+        grid: [14, 16, 14],
+        ..Default::default()
+    })
+    .expect("simulate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    voxlab::data::simulate::save(&sim, dir.path(), "simulated").expect("save");
+    let script = crate::common::fixture("data/check_sim_nibabel.py");
+    let out = std::process::Command::new(setup_python())
+        .arg(&script)
+        .arg(dir.path())
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ALL OK"),
+        "nibabel check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("betas.nii.gz: shape (14, 16, 14, 18)"),
+        "{stdout}"
+    );
+    let seen = voxlab::io::npy::load_npy(&dir.path().join("nibabel_betas.npy")).expect("npy");
+    let ours = sim.betas.narrow(0, 0, 18);
+    assert!(
+        seen.0.to_kind(tch::Kind::Float).equal(&ours),
+        "betas through nibabel differ from voxlab's"
     );
 }
