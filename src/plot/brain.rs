@@ -81,6 +81,18 @@ impl Slab {
         self.values[(i * self.dims[1] + j) * self.dims[2] + k]
     }
 
+    /// Value of the voxel nearest to fractional voxel coordinates; NaN outside.
+    fn sample_nearest(&self, v: [f64; 3]) -> f64 {
+        let mut idx = [0usize; 3];
+        for a in 0..3 {
+            if !(v[a] > -0.5 && v[a] < self.dims[a] as f64 - 0.5) {
+                return f64::NAN;
+            }
+            idx[a] = (v[a].round().max(0.0) as usize).min(self.dims[a] - 1);
+        }
+        self.at(idx[0], idx[1], idx[2]) as f64
+    }
+
     /// Trilinear value at fractional voxel coordinates; NaN outside.
     fn sample(&self, v: [f64; 3]) -> f64 {
         let mut base = [0usize; 3];
@@ -137,24 +149,131 @@ impl Slab {
         (lo, hi)
     }
 
-    /// World position of the voxel with the largest |value| (finite).
-    fn peak(&self) -> Option<[f64; 3]> {
-        let (mut best, mut at) = (0.0f32, None);
-        for (n, v) in self.values.iter().enumerate() {
-            if v.is_finite() && v.abs() > best {
-                best = v.abs();
-                at = Some(n);
+    /// Default cut through this map: [`find_cut`] on its grid.
+    fn cluster_cut(&self, threshold: f64) -> Option<[f64; 3]> {
+        let t = (threshold > 0.0).then_some(threshold);
+        find_cut(self.dims, &self.values, &self.affine, t)
+    }
+}
+
+/// World coordinates (mm) to cut a statistical map at, as nilearn's
+/// `find_xyz_cut_coords` (what its `plot_stat_map` uses): keep |v| above
+/// `threshold` (default: the 80th percentile of the non-zero |v|), take the
+/// largest 6-connected cluster, within it the largest cluster above its mean
+/// when that has more than 50 voxels, and return the |v|-weighted centre of
+/// mass. A cluster, not the single most extreme voxel, decides where to look.
+/// `values` are in C order over `dims` (x slowest). None when every value is
+/// zero or not finite.
+pub fn find_cut(
+    dims: [usize; 3],
+    values: &[f32],
+    affine: &[[f64; 4]; 4],
+    threshold: Option<f64>,
+) -> Option<[f64; 3]> {
+    let map: Vec<f32> = values
+        .iter()
+        .map(|v| if v.is_finite() { *v } else { 0.0 })
+        .collect();
+    if map.iter().all(|&v| v == 0.0) {
+        return None;
+    }
+    let threshold = threshold.unwrap_or_else(|| {
+        let mut nz: Vec<f32> = map.iter().filter(|&&v| v != 0.0).map(|v| v.abs()).collect();
+        let k = ((nz.len() as f64 * 0.01 * 80.0) as usize).min(nz.len() - 1);
+        *nz.select_nth_unstable_by(k, f32::total_cmp).1 as f64
+    });
+    // nilearn compares float32 data with threshold − 2 eps cast to float32.
+    let t = (threshold - 2.0 * f64::EPSILON) as f32;
+    let above: Vec<bool> = map.iter().map(|v| v.abs() > t).collect();
+    let weights: Vec<f64> = if above.iter().any(|&b| b) {
+        let cluster = largest_cluster(dims, &above);
+        let mut kept: Vec<f64> = map
+            .iter()
+            .zip(&cluster)
+            .map(|(&v, &c)| if c { v as f64 } else { 0.0 })
+            .collect();
+        let n = cluster.iter().filter(|&&c| c).count() as f64;
+        let mean = (kept.iter().sum::<f64>() / n).abs();
+        let second: Vec<bool> = kept.iter().map(|v| v.abs() > mean).collect();
+        if second.iter().filter(|&&b| b).count() > 50 {
+            let core = largest_cluster(dims, &second);
+            for (v, c) in kept.iter_mut().zip(core) {
+                if !c {
+                    *v = 0.0;
+                }
             }
         }
-        let n = at?;
-        let (d1, d2) = (self.dims[1], self.dims[2]);
-        let ijk = [
-            (n / (d1 * d2)) as f64,
-            ((n / d2) % d1) as f64,
-            (n % d2) as f64,
-        ];
-        Some(apply(&self.affine, ijk))
+        kept.iter().map(|v| v.abs()).collect()
+    } else {
+        // nothing above the threshold: the centre of mass of the whole map
+        map.iter().map(|v| v.abs() as f64).collect()
+    };
+    let (mut total, mut centre) = (0.0, [0.0f64; 3]);
+    for (n, &w) in weights.iter().enumerate() {
+        if w > 0.0 {
+            let ijk = [
+                n / (dims[1] * dims[2]),
+                (n / dims[2]) % dims[1],
+                n % dims[2],
+            ];
+            for a in 0..3 {
+                centre[a] += w * ijk[a] as f64;
+            }
+            total += w;
+        }
     }
+    (total > 0.0).then(|| apply(affine, centre.map(|c| c / total)))
+}
+
+/// The largest 6-connected cluster of `inside` (C order over `dims`); of
+/// equal sizes, the one reached first in C order (scipy.ndimage.label's
+/// numbering, as nilearn picks it).
+fn largest_cluster(dims: [usize; 3], inside: &[bool]) -> Vec<bool> {
+    let [nx, ny, nz] = dims;
+    let mut label = vec![0u32; inside.len()];
+    let (mut best, mut best_size, mut next) = (0u32, 0usize, 0u32);
+    let mut stack = Vec::new();
+    for start in 0..inside.len() {
+        if !inside[start] || label[start] != 0 {
+            continue;
+        }
+        next += 1;
+        label[start] = next;
+        stack.push(start);
+        let mut size = 0;
+        while let Some(n) = stack.pop() {
+            size += 1;
+            let (x, y, z) = (n / (ny * nz), (n / nz) % ny, n % nz);
+            let mut visit = |m: usize| {
+                if inside[m] && label[m] == 0 {
+                    label[m] = next;
+                    stack.push(m);
+                }
+            };
+            if x > 0 {
+                visit(n - ny * nz);
+            }
+            if x + 1 < nx {
+                visit(n + ny * nz);
+            }
+            if y > 0 {
+                visit(n - nz);
+            }
+            if y + 1 < ny {
+                visit(n + nz);
+            }
+            if z > 0 {
+                visit(n - 1);
+            }
+            if z + 1 < nz {
+                visit(n + 1);
+            }
+        }
+        if size > best_size {
+            (best, best_size) = (next, size);
+        }
+    }
+    label.iter().map(|&l| l == best && l != 0).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -163,7 +282,9 @@ pub struct Brain {
     pub overlay: Option<Slab>,
     /// Overlay values with |v| < threshold are not drawn.
     pub threshold: f64,
-    /// Cut position in world mm (x, y, z); None: the overlay's peak, else the centre.
+    /// Sample the overlay at the nearest voxel (labels) instead of trilinearly.
+    pub nearest: bool,
+    /// Cut position in world mm (x, y, z); None: [`find_cut`] on the overlay, else the centre.
     pub cut: Option<[f64; 3]>,
     pub colormap: Colormap,
     /// Top of the overlay colour scale; None: the overlay's max |value|.
@@ -225,7 +346,11 @@ impl Brain {
         let centre = [0, 1, 2].map(|a| (blo[a] + bhi[a]) / 2.0);
         let cut = self
             .cut
-            .or_else(|| self.overlay.as_ref().and_then(|o| o.peak()))
+            .or_else(|| {
+                self.overlay
+                    .as_ref()
+                    .and_then(|o| o.cluster_cut(self.threshold))
+            })
             .unwrap_or(centre);
         let (vlo, vhi) = self.overlay_limits();
         let tick_font = font(12.0);
@@ -299,7 +424,11 @@ impl Brain {
                     };
                     let mut c = Colormap::Gray.at(g);
                     if let (Some(o), Some(oi)) = (&self.overlay, &oinv) {
-                        let ov = o.sample(apply(oi, world));
+                        let ov = if self.nearest {
+                            o.sample_nearest(apply(oi, world))
+                        } else {
+                            o.sample(apply(oi, world))
+                        };
                         if ov.is_finite() && ov.abs() >= self.threshold && ov != 0.0 {
                             let show = self.colormap.diverging() || ov > 0.0;
                             if show {

@@ -8,6 +8,7 @@
 mod bars;
 mod boxplot;
 mod brain;
+pub use brain::find_cut;
 pub mod colormap;
 mod glyphs;
 mod heatmap;

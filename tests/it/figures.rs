@@ -121,3 +121,45 @@ fn figure_errors_are_polite() {
         &["plot_brain", "cut_coords"],
     );
 }
+
+/// plot_brain's default cuts equal nilearn's find_xyz_cut_coords
+/// (tests/fixtures/plot/make_cut_fixtures.py) on maps where the largest
+/// cluster and the most extreme voxel disagree.
+#[test]
+fn default_brain_cuts_equal_nilearn() {
+    let path = crate::common::fixture("plot/cuts.json");
+    let fx: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let dims: Vec<usize> = fx["dims"]
+        .as_array()
+        .expect("dims")
+        .iter()
+        .map(|d| d.as_u64().expect("dim") as usize)
+        .collect();
+    let mut affine = [[0.0; 4]; 4];
+    for (i, row) in fx["affine"].as_array().expect("affine").iter().enumerate() {
+        for (j, v) in row.as_array().expect("row").iter().enumerate() {
+            affine[i][j] = v.as_f64().expect("number");
+        }
+    }
+    for case in fx["cases"].as_array().expect("cases") {
+        let name = case["name"].as_str().expect("name");
+        let values: Vec<f32> = fx["maps"][name]
+            .as_array()
+            .expect("map")
+            .iter()
+            .map(|v| v.as_f64().expect("value") as f32)
+            .collect();
+        let threshold = case["threshold"].as_f64();
+        let got = voxlab::plot::find_cut([dims[0], dims[1], dims[2]], &values, &affine, threshold)
+            .expect("a cut");
+        for a in 0..3 {
+            let want = case["cut"][a].as_f64().expect("cut");
+            assert!(
+                (got[a] - want).abs() < 1e-5,
+                "{name} threshold {threshold:?}: {got:?} vs nilearn {}",
+                case["cut"]
+            );
+        }
+    }
+}
