@@ -1,8 +1,9 @@
-//! The REPL's non-terminal path and its multi-line validator.
+//! The REPL in a pseudo-terminal (as a user types), its non-terminal path
+//! and its multi-line validator.
 
 use voxlab::cli::repl::is_incomplete;
 
-use crate::common::voxlab_in;
+use crate::common::{bin, voxlab_in};
 
 #[test]
 fn piped_input_runs_as_one_script_including_unfinished_looking_lines() {
@@ -37,4 +38,45 @@ fn brackets_decide_when_input_is_complete() {
         !is_incomplete("let x = 1 +;"),
         "syntax errors are reported, not waited on"
     );
+}
+
+#[test]
+fn interactive_session_in_a_terminal_survives_errors_and_keeps_state() {
+    // rustyline only edits lines on a terminal, so this runs voxlab in a
+    // pseudo-terminal and types at it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.current_dir(dir.path())
+        .env("VOXLAB_THREADS", "1")
+        .env("VOXLAB_HISTORY", dir.path().join(".history"))
+        .env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
+    let prompt = "voxlab> ";
+    p.exp_string(prompt).expect("first prompt");
+    p.send_line("let x = tensor([1.0, 2.0, 3.0]);")
+        .expect("type");
+    p.exp_string(prompt).expect("prompt after a statement");
+    p.send_line("x.sum().item() * 7").expect("type");
+    p.exp_string("42").expect("the value is printed");
+    p.exp_string(prompt).expect("prompt");
+    // A bad call is an error naming the function, and the session goes on.
+    p.send_line("x + ones([4])").expect("type");
+    let err = p.exp_string(prompt).expect("prompt after an error");
+    assert!(err.contains("error"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // A definition over several lines, then a call.
+    p.send_line("fn sq(v) {").expect("type");
+    p.send_line("  v * v").expect("type");
+    p.send_line("}").expect("type");
+    p.exp_string(prompt).expect("prompt after the definition");
+    p.send_line("sq(9)").expect("type");
+    p.exp_string("81").expect("the function was kept");
+    p.exp_string(prompt).expect("prompt");
+    // Variables survive the error above.
+    p.send_line(":vars").expect("type");
+    let vars = p.exp_string(prompt).expect("prompt after :vars");
+    assert!(vars.contains('x'), "{vars}");
+    p.send_line(":quit").expect("type");
+    p.exp_eof().expect("voxlab exits");
+    assert!(dir.path().join(".history").exists(), "history is saved");
 }
