@@ -273,7 +273,7 @@ impl Decomp {
         let basis = if primal {
             Basis::Primal {
                 v: vecs,
-                x: x.expect("primal decomposition keeps x"),
+                x: x.ok_or_else(|| Error::invalid(OP, "internal: the primal basis needs x"))?,
             }
         } else {
             Basis::Dual { u: vecs, x }
@@ -294,7 +294,9 @@ impl Decomp {
         match &self.basis {
             Basis::Primal { v, .. } => mm(v, w_scaled),
             Basis::Dual { u, x } => mm(
-                &tr(x.as_ref().expect("dual refit keeps x"))?,
+                &tr(x.as_ref().ok_or_else(|| {
+                    Error::invalid(OP, "internal: coefficients of a dual basis need x")
+                })?)?,
                 &mm(u, w_scaled)?,
             ),
         }

@@ -398,11 +398,13 @@ impl Brain {
         let avail_h = (h as f64 - top as f64 - bottom as f64).max(10.0);
         let scale = (avail_w / total_w).min(avail_h / max_h).max(0.05); // px per mm
         let (bwin_lo, bwin_hi) = bg_window(&self.background.values);
-        let binv = invert(&self.background.affine).expect("checked in Slab::new");
+        let singular = || Error::invalid("plot_brain", "the volume's affine is not invertible");
+        let binv = invert(&self.background.affine).ok_or_else(singular)?;
         let oinv = self
             .overlay
             .as_ref()
-            .map(|o| invert(&o.affine).expect("checked in Slab::new"));
+            .map(|o| invert(&o.affine).ok_or_else(singular))
+            .transpose()?;
         let used_w: f64 = total_w * scale + 2.0 * gap;
         let mut x = ((w as f64 - bar_w as f64 - used_w) / 2.0).max(4.0);
         for &(fixed, ha, va, name) in &views {

@@ -332,7 +332,9 @@ pub fn permutation_test(
             Ok(finish(observed, null, false, opts.alternative))
         }
         _ => {
-            let method = stat.correlation().expect("a correlation statistic");
+            let method = stat.correlation().ok_or_else(|| {
+                Error::invalid(OP, "internal: a statistic that is not a correlation")
+            })?;
             let n = x.len();
             if n < 2 {
                 return Err(Error::invalid(OP, "need at least 2 pairs"));
