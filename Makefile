@@ -20,7 +20,7 @@ export LIBTORCH_USE_PYTORCH := 1
 
 CARGO ?= cargo
 
-.PHONY: demo test build release docs bench env clean-env fmt
+.PHONY: demo test build release docs bench env clean-env fmt fuzz
 
 demo: $(STAMP)
 	$(CARGO) build --release
@@ -66,3 +66,14 @@ clean-env:
 
 fmt:
 	$(CARGO) fmt
+
+# A short fuzz session of the NIfTI reader (not part of `make test`; needs the
+# nightly toolchain). FUZZ_TARGET=read_nifti_gz_pair for the other target;
+# see fuzz/README.md.
+FUZZ_TARGET ?= read_nifti
+FUZZ_SECONDS ?= 120
+fuzz: $(STAMP)
+	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/$(FUZZ_TARGET)
+	$(CARGO) +nightly fuzz run $(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) fuzz/seeds/$(FUZZ_TARGET) -- \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10

@@ -1290,7 +1290,8 @@ impl Source {
     }
 }
 
-/// Output element type (f32 or f64).
+/// Output element type (f32 or f64; all-zero bytes must be a valid value,
+/// which `zeroed_vec` relies on).
 trait Out: Copy + Send + 'static {
     /// The file dtype whose little-endian bytes are this type's bytes on a
     /// little-endian machine (read without conversion).
@@ -1415,17 +1416,41 @@ fn read_values<O: Out>(
     path: &Path,
 ) -> Result<Vec<O>> {
     let total = n_vox * dtype.channels(); // cannot overflow: n_vox * esize was checked
-    let mut out: Vec<O> = Vec::new();
-    out.try_reserve_exact(total).map_err(|_| {
+    let mut out: Vec<O> = zeroed_vec(total).ok_or_else(|| {
         Error::format(
             OP_LOAD,
             path,
             format!("cannot allocate memory for {total} values announced by the header"),
         )
     })?;
-    out.resize(total, O::from_f64(0.0));
     read_values_into(src, dtype, be, n_vox, scaling, path, &mut out)?;
     Ok(out)
+}
+
+/// `n` zeros, or `None` when the allocation fails. The memory comes from
+/// `alloc_zeroed` (fresh zero pages for large sizes), so only the pages the
+/// data is actually written to are touched: a small truncated `.nii.gz`
+/// whose header announces up to `MAX_DEFLATE_RATIO` times its size no
+/// longer costs that much resident memory before the truncation is found
+/// (with `try_reserve_exact` + `resize`, a 64 KiB file made the reader touch
+/// 256 MiB of f32 zeros; found while fuzzing, see fuzz/README.md).
+fn zeroed_vec<O: Out>(n: usize) -> Option<Vec<O>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<O>(n).ok()?;
+    // SAFETY: the layout has a non-zero size (n > 0, O is f32 or f64);
+    // all-zero bytes are a valid O (0.0); the pointer comes from the global
+    // allocator with exactly `Layout::array::<O>(n)`, which is what
+    // `Vec::from_raw_parts` with capacity n requires; length n <= capacity.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut O;
+        if p.is_null() {
+            None
+        } else {
+            Some(Vec::from_raw_parts(p, n, n))
+        }
+    }
 }
 
 /// Streams `n_vox` voxels (× channels) from `src` into `out`, in bounded

@@ -490,6 +490,39 @@ fn never_panics_on_damaged_files() {
     }
 }
 
+/// Hostile inputs in tests/fixtures/nifti/fuzz: hand-made ones
+/// (make_nasty.py there) and any the fuzzer found (fuzz/README.md). A file
+/// named `ok_*` must load, `err_*` must be a Format error naming that file;
+/// f32 and f64 reads alike, and never a panic.
+#[test]
+fn fuzz_regressions_never_panic() {
+    let dir = fixture_dir().join("fuzz");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("ok_") || n.starts_with("err_"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in &names {
+        let p = dir.join(name);
+        for want_f64 in [false, true] {
+            match read_nifti(&p, want_f64) {
+                Ok(img) => {
+                    assert!(name.starts_with("ok_"), "{name} loaded: {:?}", img.dims);
+                    assert_eq!(img.data.len(), img.dims.iter().product::<usize>());
+                }
+                Err(Error::Format { op, path, msg }) => {
+                    assert!(name.starts_with("err_"), "{name}: {msg}");
+                    assert_eq!(op, "load_nifti");
+                    assert_eq!(path, p, "{name}: {msg}");
+                }
+                Err(other) => panic!("{name}: expected a Format error, got {other:?}"),
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Writer
 // ---------------------------------------------------------------------------
