@@ -395,10 +395,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                 }
                 vol.tr = Some(tr);
             }
-            let out = s.output_path(path);
-            vol.save(&out)?;
-            s.wrote(&out);
-            Ok(out.display().to_string())
+            s.save(path, |out| vol.save(out))
         })
     };
     let save2 = save.clone();
@@ -813,12 +810,7 @@ fn register_datasets(engine: &mut Engine, session: &Session) {
     engine.register_fn(
         "save",
         move |d: &mut Dataset, dir: &str| -> RhaiResult<String> {
-            guard("save", || {
-                let out = s.output_path(dir);
-                dataset::save(d, &out, "save")?;
-                s.wrote(&out);
-                Ok(out.display().to_string())
-            })
+            guard("save", || s.save(dir, |out| dataset::save(d, out, "save")))
         },
     );
     engine.register_fn("to_string", |d: &mut Dataset| d.to_string());

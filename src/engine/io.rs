@@ -4,7 +4,7 @@
 //! relative paths inside `out_dir()` and return the full path written, which
 //! the run record lists.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rhai::{Array, Dynamic, Engine, Map};
 
@@ -38,11 +38,6 @@ pub static LOAD_JSON: FnDoc = FnDoc {
 pub static SAVE_JSON: FnDoc = FnDoc { name: "save_json", domain: "io", signature: "save_json(value, path: string) -> string", summary: "Writes maps/arrays/numbers as indented JSON; tensors become nested arrays, NaN becomes null.", options: &[], example: "save_json(#{r: 0.42, n: 50}, \"result.json\");" };
 pub static LOAD_CSV: FnDoc = FnDoc { name: "load_csv", domain: "io", signature: "load_csv(path: string, opts?: map) -> map", summary: "Reads a CSV with a header row into a map column name → array; a column whose non-empty cells are all numbers becomes numbers (empty cells NaN).", options: &[OptDoc { name: "delimiter", ty: "string", default: "\",\"", meaning: "field separator (one character; \"\\t\" for TSV)" }], example: "let p = save_csv(#{id: [\"a\", \"b\"], rating: [3.5, 7]}, \"ratings.csv\");\nlet t = load_csv(p);\nprint(t.rating);" };
 pub static SAVE_CSV: FnDoc = FnDoc { name: "save_csv", domain: "io", signature: "save_csv(columns: map, path: string) -> string", summary: "Writes a map column name → array or 1-D tensor (equal lengths) as CSV; columns in name order.", options: &[], example: "save_csv(#{layer: [1, 2], tau: [0.1, 0.3]}, \"tau.csv\");" };
-
-fn saved(session: &Session, path: PathBuf) -> String {
-    session.wrote(&path);
-    path.display().to_string()
-}
 
 fn column_from(op: &'static str, name: &str, v: &Dynamic) -> Result<table::Column> {
     if let Some(t) = v.read_lock::<Tensor>() {
@@ -101,9 +96,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         move |t: Dynamic, path: &str| -> RhaiResult<String> {
             guard("save_npy", || {
                 let t = to_tensor("save_npy", &t)?;
-                let out = s.output_path(path);
-                npy::save_npy(&t, &out)?;
-                Ok(saved(&s, out))
+                s.save(path, |out| npy::save_npy(&t, out))
             })
         },
     );
@@ -131,11 +124,11 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         move |v: Dynamic, path: &str| -> RhaiResult<String> {
             guard("save_json", || {
                 let json = dynamic_to_json("save_json", &v)?;
-                let out = s.output_path(path);
                 let text = serde_json::to_string_pretty(&json)
                     .map_err(|e| Error::invalid("save_json", e.to_string()))?;
-                crate::io::write_atomic("save_json", &out, text.as_bytes())?;
-                Ok(saved(&s, out))
+                s.save(path, |out| {
+                    crate::io::write_atomic("save_json", out, text.as_bytes())
+                })
             })
         },
     );
@@ -179,9 +172,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                     t.columns
                         .push((name.to_string(), column_from("save_csv", name, v)?));
                 }
-                let out = s.output_path(path);
-                table::save_csv(&t, &out)?;
-                Ok(saved(&s, out))
+                s.save(path, |out| table::save_csv(&t, out))
             })
         },
     );

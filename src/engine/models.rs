@@ -296,12 +296,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     engine.register_fn(
         "save",
         move |m: &mut ResNetModel, path: &str| -> RhaiResult<String> {
-            guard("save", || {
-                let out = s.output_path(path);
-                m.net.save(&out)?;
-                s.wrote(&out);
-                Ok(out.display().to_string())
-            })
+            guard("save", || s.save(path, |out| m.net.save(out)))
         },
     );
     let features = |m: ResNetModel, images: Dynamic, opts: Map| -> RhaiResult<Map> {
@@ -508,12 +503,7 @@ fn register_ridge(engine: &mut Engine, help: &mut HelpRegistry, session: &Sessio
     engine.register_fn(
         "save",
         move |m: &mut RidgeModel, path: &str| -> RhaiResult<String> {
-            guard("save", || {
-                let out = s.output_path(path);
-                m.save("save", &out)?;
-                s.wrote(&out);
-                Ok(out.display().to_string())
-            })
+            guard("save", || s.save(path, |out| m.save("save", out)))
         },
     );
     engine.register_fn("load_ridge", |path: &str| -> RhaiResult<RidgeModel> {

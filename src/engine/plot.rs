@@ -266,12 +266,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     engine.register_fn(
         "save",
         move |f: &mut Figure, path: &str| -> RhaiResult<String> {
-            guard("save", || {
-                let out = s.output_path(path);
-                f.save(&out)?;
-                s.wrote(&out);
-                Ok(out.display().to_string())
-            })
+            guard("save", || s.save(path, |out| f.save(out)))
         },
     );
 }

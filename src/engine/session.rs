@@ -58,6 +58,20 @@ impl Session {
         }
     }
 
+    /// Writes one output of a save function: `write` gets the full path
+    /// ([`Session::output_path`] of `path`); the file joins the run record's
+    /// list and its path is returned as the script sees it.
+    pub fn save(
+        &self,
+        path: &str,
+        write: impl FnOnce(&Path) -> crate::error::Result<()>,
+    ) -> crate::error::Result<String> {
+        let out = self.output_path(path);
+        write(&out)?;
+        self.wrote(&out);
+        Ok(out.display().to_string())
+    }
+
     pub fn wrote(&self, path: &Path) {
         let mut s = self.0.borrow_mut();
         if !s.files.iter().any(|f| f == path) {

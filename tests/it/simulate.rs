@@ -15,6 +15,18 @@ fn small() -> SimOptions {
     }
 }
 
+/// The smallest subject the save/load tests need: a 14×16×14 grid, 16 px.
+fn tiny() -> SimOptions {
+    SimOptions {
+        n_train: 12,
+        n_test: 3,
+        test_repeats: 2,
+        image_size: 16,
+        grid: [14, 16, 14],
+        ..Default::default()
+    }
+}
+
 #[test]
 fn design_and_determinism() {
     let a = simulate(&small()).expect("simulate");
@@ -188,10 +200,8 @@ fn saved_4d_betas_load_back_identical() {
         n_train: 30,
         n_test: 4,
         test_repeats: 3,
-        image_size: 16,
-        grid: [14, 16, 14],
         n_extra_fmri: 5,
-        ..Default::default()
+        ..tiny()
     })
     .expect("simulate");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -290,15 +300,7 @@ fn nibabel_reads_every_nifti_the_simulated_subject_wrote() {
     // nibabel (installed by `make test`) opens each file, checks grid,
     // affine and masks, and writes the betas it sees inside the mask; they
     // must equal voxlab's bit for bit.
-    let sim = simulate(&SimOptions {
-        n_train: 12,
-        n_test: 3,
-        test_repeats: 2,
-        image_size: 16,
-        grid: [14, 16, 14],
-        ..Default::default()
-    })
-    .expect("simulate");
+    let sim = simulate(&tiny()).expect("simulate");
     let dir = tempfile::tempdir().expect("temp dir");
     voxlab::data::simulate::save(&sim, dir.path(), "simulated").expect("save");
     let script = crate::common::fixture("data/check_sim_nibabel.py");
