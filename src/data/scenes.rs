@@ -22,6 +22,8 @@ pub const COLOURS: [(&str, [f32; 3]); 9] = [
     ("white", [0.95, 0.95, 0.95]),
     ("black", [0.05, 0.05, 0.05]),
 ];
+/// Categories: every shape in every colour.
+pub const N_CATEGORIES: usize = SHAPES.len() * COLOURS.len();
 pub const BACKGROUNDS: [&str; 4] = ["plain", "striped", "checkered", "speckled"];
 
 #[derive(Debug, Clone)]
@@ -42,8 +44,19 @@ pub struct Scene {
 
 impl Scene {
     pub fn random(rng: &mut Rng) -> Scene {
-        let shape = rng.below(SHAPES.len() as u64) as usize;
-        let colour = rng.below(COLOURS.len() as u64) as usize;
+        Scene::random_in(rng, None)
+    }
+
+    /// A random scene of the given category (shape × colour), or of a random
+    /// one. The stream of `rng` is used the same way either way, so fixing
+    /// the categories of some scenes leaves every other draw unchanged.
+    pub fn random_in(rng: &mut Rng, category: Option<usize>) -> Scene {
+        let mut shape = rng.below(SHAPES.len() as u64) as usize;
+        let mut colour = rng.below(COLOURS.len() as u64) as usize;
+        if let Some(c) = category {
+            shape = (c / COLOURS.len()) % SHAPES.len();
+            colour = c % COLOURS.len();
+        }
         let background = rng.below(BACKGROUNDS.len() as u64) as usize;
         let size = 0.12 + 0.18 * rng.uniform();
         let x = size + (1.0 - 2.0 * size) * rng.uniform();

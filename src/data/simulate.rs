@@ -239,7 +239,18 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
     let n_labeled = opts.n_train + opts.n_test;
     let n_fmri = n_labeled + opts.n_extra_fmri;
     let n_all = n_fmri + opts.n_extra_images;
-    let scenes: Vec<Scene> = (0..n_all).map(|_| Scene::random(&mut rng)).collect();
+    // Test stimuli each show a different category (GOD-like: 50 test
+    // images of 50 categories), in an order drawn from a stream of its own.
+    let mut categories: Vec<usize> = (0..scenes::N_CATEGORIES).collect();
+    shuffle(&mut categories, &mut Rng::new(opts.seed ^ 0x7e57_ca7e));
+    let scenes: Vec<Scene> = (0..n_all)
+        .map(|i| {
+            let fixed = (opts.n_train..n_labeled)
+                .contains(&i)
+                .then(|| categories[(i - opts.n_train) % categories.len()]);
+            Scene::random_in(&mut rng, fixed)
+        })
+        .collect();
     let ids: Vec<String> = (0..n_all).map(|i| format!("stim{:04}", i + 1)).collect();
     let s = opts.image_size;
     let pixels = scenes::render_all(&scenes, s);

@@ -57,6 +57,11 @@ fn design_and_determinism() {
         assert!((1.0..=9.0).contains(&s.valence) && (1.0..=9.0).contains(&s.arousal));
         assert!(s.category() < 54);
     }
+    // GOD-like: every test stimulus shows a different category.
+    let mut test_categories: Vec<usize> = a.scenes[120..130].iter().map(|s| s.category()).collect();
+    test_categories.sort_unstable();
+    test_categories.dedup();
+    assert_eq!(test_categories.len(), 10, "test categories repeat");
     let names: Vec<&str> = a.rois.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["V1", "V2", "V3", "V4", "LOC", "LANG", "AMY"]);
     assert!(
