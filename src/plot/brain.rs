@@ -311,7 +311,8 @@ fn bg_window(values: &[f32]) -> (f64, f64) {
     if hi > lo {
         (lo, hi)
     } else {
-        (lo, lo + 1.0)
+        // A constant background (a mask, say): mid grey on black, not black.
+        (lo - lo.abs().max(1.0), lo + lo.abs().max(1.0))
     }
 }
 

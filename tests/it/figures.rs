@@ -163,3 +163,22 @@ fn default_brain_cuts_equal_nilearn() {
         }
     }
 }
+
+/// A constant background (a mask, say) is drawn grey, not black.
+#[test]
+fn constant_background_is_grey() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = engine_in(dir.path());
+    eval_in(
+        &vox,
+        "let bg = load_nifti(save_nifti(ones([12, 14, 10]), \"bg.nii\"));\nplot_brain(bg).save(\"b.png\")",
+    )
+    .expect("plot");
+    let png = std::fs::read(dir.path().join("b.png")).expect("png");
+    let img = image::load_from_memory(&png).expect("image").to_rgb8();
+    let grey = img
+        .pixels()
+        .filter(|p| p[0] == p[1] && p[1] == p[2] && (100..=160).contains(&p[0]))
+        .count();
+    assert!(grey > 5000, "only {grey} grey pixels");
+}
