@@ -615,21 +615,22 @@ impl Simulated {
 /// Writes the simulated subject in the dataset layout (docs/dataset-layout.md)
 /// with [`dataset::save`] (betas as a 4-D NIfTI), so that `load_dataset` reads
 /// it exactly as it reads real data, plus what the layout has no place for:
-/// `ground_truth/signal.npy` (noiseless responses, stimuli × mask voxels, rows
-/// in the order of `ground_truth/stimuli.csv`, for noise ceilings),
+/// `ground_truth/signal.nii.gz` (noiseless responses as a 4-D NIfTI, one
+/// volume per stimulus in the order of `ground_truth/stimuli.csv`, zero
+/// outside the ROIs, which compresses to almost nothing; for noise ceilings),
 /// `extra_images/` (images without fMRI) and the unlabeled extra fMRI in
 /// `extra_fmri/` (`betas.npy`: trials × mask voxels in C order, `trials.csv`,
 /// `stimuli/`).
 pub fn save(sim: &Simulated, dir: &std::path::Path, name: &str) -> Result<()> {
     use crate::io::table::{save_csv, Column, Table};
-    dataset::save(&sim.to_dataset(name)?, dir, OP)?;
+    let ds = sim.to_dataset(name)?;
+    dataset::save(&ds, dir, OP)?;
     let io = |p: &std::path::Path, e| Error::io(OP, p, e);
     std::fs::create_dir_all(dir.join("ground_truth")).map_err(|e| io(dir, e))?;
     let n_fmri = sim.signal.size()[0] as usize;
-    crate::io::npy::save_npy(
-        &Tensor(sim.signal.shallow_clone()),
-        &dir.join("ground_truth/signal.npy"),
-    )?;
+    ds.mask
+        .unmask(OP, &Tensor(sim.signal.shallow_clone()))?
+        .save(&dir.join("ground_truth/signal.nii.gz"))?;
     let ids_table = |ids: &[String]| Table {
         columns: vec![("stimulus".into(), Column::Text(ids.to_vec()))],
     };

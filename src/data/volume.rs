@@ -148,21 +148,34 @@ impl Volume {
         // Tensor [x, y, z, t] → file order (x fastest): reverse the axes, then C-order.
         let perm: Vec<i64> = (0..dims.len() as i64).rev().collect();
         let t = tc(OP, self.data.0.f_to_device(tch::Device::Cpu))?;
-        let t = tc(OP, tc(OP, t.f_permute(&perm))?.f_contiguous())?;
-        let t = tc(OP, t.f_reshape([-1]))?;
+        let f64_data = self.data.kind() == Kind::Double;
+        let kind = if f64_data { Kind::Double } else { Kind::Float };
+        // A no-op when the data already lie in file order (unmask's output
+        // does), so a large volume is written without a copy.
+        let t = tc(OP, tc(OP, t.f_permute(&perm))?.f_to_kind(kind))?;
+        let t = tc(OP, t.f_contiguous())?;
+        let n = t.numel();
         // qform_code 1 (scanner) so readers that ignore sform still place the image.
         let opts = WriteOptions {
             tr: self.tr,
             qform_code: 1,
             ..WriteOptions::default()
         };
-        if self.data.kind() == Kind::Double {
-            let v = tc(OP, Vec::<f64>::try_from(&t))?;
-            nifti::write_nifti_f64(path, &dims, &v, self.affine, &opts)
+        if f64_data {
+            nifti::write_nifti_f64(path, &dims, tensor_slice::<f64>(&t, n), self.affine, &opts)
         } else {
-            let t = tc(OP, t.f_to_kind(Kind::Float))?;
-            let v = tc(OP, Vec::<f32>::try_from(&t))?;
-            nifti::write_nifti(path, &dims, &v, self.affine, &opts)
+            nifti::write_nifti(path, &dims, tensor_slice::<f32>(&t, n), self.affine, &opts)
         }
     }
+}
+
+/// The `n` values of a contiguous CPU tensor of element type `T`, borrowed.
+fn tensor_slice<T>(t: &TchTensor, n: usize) -> &[T] {
+    if n == 0 {
+        return &[];
+    }
+    // SAFETY: callers pass a contiguous CPU tensor of exactly n elements of
+    // type T (made so just before); the slice borrows `t`, so the storage
+    // outlives it, and nothing writes to the tensor while it is borrowed.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const T, n) }
 }

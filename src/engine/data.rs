@@ -411,7 +411,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
 pub static SIMULATE_SUBJECT: FnDoc = FnDoc {
     name: "simulate_subject", domain: "data",
     signature: "simulate_subject(opts?: map) -> Dataset",
-    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs over contrast energy, colour and oriented energy with a preferred orientation per voxel), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials (test stimuli each of a different category while n_test ≤ 54). Written in the dataset layout (betas as a 4-D NIfTI, ROIs disjoint; plus ground_truth/signal.npy, the noiseless responses, and extra_images/ and extra_fmri/) and returned as load_dataset reads it.",
+    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs over contrast energy, colour and oriented energy with a preferred orientation per voxel), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials (test stimuli each of a different category while n_test ≤ 54). Written in the dataset layout (betas as a 4-D NIfTI, ROIs disjoint; plus ground_truth/signal.nii.gz, the noiseless responses, and extra_images/ and extra_fmri/) and returned as load_dataset reads it.",
     options: &[
         OptDoc { name: "seed", ty: "int", default: "0", meaning: "everything is deterministic given the seed" },
         OptDoc { name: "n_train", ty: "int", default: "1200", meaning: "training stimuli, each shown once" },

@@ -183,7 +183,7 @@ fn the_script_face_writes_and_loads_a_dataset() {
         "captions.json",
         "labels.csv",
         "ratings.csv",
-        "ground_truth/signal.npy",
+        "ground_truth/signal.nii.gz",
     ] {
         assert!(out.join(f).exists(), "{f} not written");
     }
@@ -241,6 +241,12 @@ fn saved_4d_betas_load_back_identical() {
         assert_eq!(t.repeat, s.repeat as i64);
     }
     assert_eq!(ds.rois.len(), sim.rois.len());
+    // The noiseless signal comes back from its 4-D NIfTI through the mask.
+    let gt =
+        voxlab::data::volume::Volume::load(&dir.path().join("ground_truth/signal.nii.gz"), false)
+            .expect("signal");
+    let signal = ds.mask.apply("test", &gt).expect("masked signal");
+    assert!(signal.0.equal(&sim.signal), "ground truth identical");
 }
 
 #[test]
