@@ -253,7 +253,12 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
         .collect();
     let ids: Vec<String> = (0..n_all).map(|i| format!("stim{:04}", i + 1)).collect();
     let s = opts.image_size;
-    let pixels = scenes::render_all(&scenes, s);
+    // Quantised to 8 bits as the PNG stimuli are, so the subject in memory
+    // equals the one written and read back.
+    let pixels: Vec<f32> = scenes::render_all(&scenes, s)
+        .into_iter()
+        .map(|x| ((x * 255.0 + 0.5).clamp(0.0, 255.0) as u8) as f32 / 255.0)
+        .collect();
     let images = tc(
         OP,
         tc(OP, TchTensor::f_from_slice(&pixels))?.f_reshape([n_all as i64, 3, s as i64, s as i64]),
@@ -531,9 +536,11 @@ impl Simulated {
         let labeled: Vec<usize> = (0..self.trials.len())
             .filter(|&i| self.trials[i].split != Split::Extra)
             .collect();
-        let rows: Vec<i64> = labeled.iter().map(|&i| i as i64).collect();
-        let rows = tc(OP, TchTensor::f_from_slice(&rows))?;
-        let betas = Tensor(tc(OP, self.betas.f_index_select(0, &rows))?);
+        // Labeled trials come first (train, test, then extra): a view, no copy.
+        if labeled.iter().enumerate().any(|(k, &i)| k != i) {
+            return Err(Error::invalid(OP, "internal: labeled trials are not first"));
+        }
+        let betas = Tensor(tc(OP, self.betas.f_narrow(0, 0, labeled.len() as i64))?);
         let [gx, gy, gz] = self.grid;
         // A grid mask from membership of the brain's voxels.
         let grid_mask = |member: &dyn Fn(usize) -> bool| -> Result<Mask> {

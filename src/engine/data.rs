@@ -411,7 +411,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
 pub static SIMULATE_SUBJECT: FnDoc = FnDoc {
     name: "simulate_subject", domain: "data",
     signature: "simulate_subject(opts?: map) -> Dataset",
-    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs over contrast energy, colour and oriented energy with a preferred orientation per voxel), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials (test stimuli each of a different category while n_test ≤ 54). Written in the dataset layout (betas as a 4-D NIfTI, ROIs disjoint; plus ground_truth/signal.nii.gz, the noiseless responses, and extra_images/ and extra_fmri/) and returned as load_dataset reads it.",
+    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs over contrast energy, colour and oriented energy with a preferred orientation per voxel), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials (test stimuli each of a different category while n_test ≤ 54). Written in the dataset layout (betas as a 4-D NIfTI, ROIs disjoint; plus ground_truth/signal.nii.gz, the noiseless responses, and extra_images/ and extra_fmri/) unless save is false, and returned: the subject in memory equals what load_dataset reads from that folder (images quantised to 8 bits as the PNGs).",
     options: &[
         OptDoc { name: "seed", ty: "int", default: "0", meaning: "everything is deterministic given the seed" },
         OptDoc { name: "n_train", ty: "int", default: "1200", meaning: "training stimuli, each shown once" },
@@ -424,6 +424,7 @@ pub static SIMULATE_SUBJECT: FnDoc = FnDoc {
         OptDoc { name: "grid", ty: "array of int", default: "[40, 48, 40]", meaning: "brain grid size (3 mm voxels); each side 12–96" },
         OptDoc { name: "roi_size", ty: "float", default: "1.0", meaning: "multiplier on the ROI ball radii (radii already scale with the grid; 1.0 gives V1 ≈ 900 voxels on the default grid); in (0, 4]" },
         OptDoc { name: "out", ty: "string", default: "none", meaning: "folder to write the dataset to (default: simulated-sub-SEED in out_dir())" },
+        OptDoc { name: "save", ty: "bool", default: "true", meaning: "write the dataset folder (false: only return the Dataset: faster and nothing on disk, e.g. for classes)" },
     ],
     example: "let ds = simulate_subject(#{n_train: 40, n_test: 5, test_repeats: 2, image_size: 32});\nprint(ds.betas.shape);     // [50, voxels]\nprint(ds.captions[0]);",
 };
@@ -467,19 +468,18 @@ pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry, session
                 roi_size: o.f64("roi_size")?,
             };
             let sim = crate::data::simulate::simulate(&opts)?;
-            let dir = match o.opt_string("out")? {
-                Some(d) => s.output_path(&d),
-                None => s.output_path(&format!("simulated-sub-{seed}")),
-            };
-            crate::data::simulate::save(&sim, &dir, "simulated")?;
-            s.wrote(&dir);
-            let load_opts = DatasetOptions {
-                images: true,
-                image_size: None,
-                filter: crate::io::images::Filter::Bicubic,
-                drop_nan_voxels: false,
-            };
-            let mut ds = dataset::load(&dir, &load_opts)?;
+            // The subject in memory is what load_dataset reads back from the
+            // folder (tests/it/simulate.rs checks it), so it is not re-read.
+            let mut ds = sim.to_dataset("simulated")?;
+            if o.bool("save")? {
+                let dir = match o.opt_string("out")? {
+                    Some(d) => s.output_path(&d),
+                    None => s.output_path(&format!("simulated-sub-{seed}")),
+                };
+                crate::data::simulate::save(&sim, &dir, "simulated")?;
+                s.wrote(&dir);
+                ds.dir = dir;
+            }
             let dev = crate::device::current();
             ds.betas = Tensor(crate::tensor::tc(OP, ds.betas.0.f_to_device(dev))?);
             if let Some(st) = &mut ds.stimuli {

@@ -241,6 +241,30 @@ fn saved_4d_betas_load_back_identical() {
         assert_eq!(t.repeat, s.repeat as i64);
     }
     assert_eq!(ds.rois.len(), sim.rois.len());
+    // simulate_subject returns the subject in memory without re-reading it:
+    // it must equal what load_dataset reads, part by part.
+    let mem = sim.to_dataset("simulated").expect("in memory");
+    assert_eq!(mem.trials, ds.trials);
+    assert_eq!(mem.captions, ds.captions);
+    assert_eq!(mem.labels, ds.labels);
+    assert_eq!(mem.ratings, ds.ratings);
+    assert!(mem.betas.0.equal(&ds.betas.0));
+    assert!(mem.mask.data.0.equal(&ds.mask.data.0));
+    for ((a, ma), (b, mb)) in mem.rois.iter().zip(&ds.rois) {
+        assert_eq!(a, b);
+        assert!(ma.data.0.equal(&mb.data.0), "ROI {a}");
+    }
+    let per_trial = |d: &voxlab::data::dataset::Dataset| {
+        d.trial_images("test")
+            .expect("images")
+            .expect("some")
+            .data
+            .0
+    };
+    assert!(
+        per_trial(&mem).equal(&per_trial(&ds)),
+        "images identical (8-bit, as the PNGs)"
+    );
     // The noiseless signal comes back from its 4-D NIfTI through the mask.
     let gt =
         voxlab::data::volume::Volume::load(&dir.path().join("ground_truth/signal.nii.gz"), false)
