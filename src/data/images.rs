@@ -169,6 +169,12 @@ pub fn as_batch(op: &'static str, t: &Tensor) -> Result<TchTensor> {
     Ok(t4)
 }
 
+/// What saving as 8 bits ([`to_rgb8`]) and loading back ([`load`]) does to
+/// one value in [0, 1]: ⌊255·x + 0.5⌋ clamped to 0…255, then / 255.
+pub fn through_8bit(x: f32) -> f32 {
+    ((x * 255.0 + 0.5).clamp(0.0, 255.0) as u8) as f32 / 255.0
+}
+
 /// One 3×H×W image in [0, 1] → 8 bits as torchvision's `save_image`:
 /// ⌊255·x + 0.5⌋ clamped to 0…255.
 pub fn to_rgb8(op: &'static str, img: &TchTensor) -> Result<Rgb8> {

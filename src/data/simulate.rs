@@ -257,7 +257,7 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
     // equals the one written and read back.
     let pixels: Vec<f32> = scenes::render_all(&scenes, s)
         .into_iter()
-        .map(|x| ((x * 255.0 + 0.5).clamp(0.0, 255.0) as u8) as f32 / 255.0)
+        .map(images::through_8bit)
         .collect();
     let images = tc(
         OP,
@@ -627,8 +627,9 @@ impl Simulated {
 /// outside the ROIs, which compresses to almost nothing; for noise ceilings),
 /// `extra_images/` (images without fMRI) and the unlabeled extra fMRI in
 /// `extra_fmri/` (`betas.npy`: trials × mask voxels in C order, `trials.csv`,
-/// `stimuli/`).
-pub fn save(sim: &Simulated, dir: &std::path::Path, name: &str) -> Result<()> {
+/// `stimuli/`). Returns the Dataset written, which equals what `load_dataset`
+/// reads from `dir`.
+pub fn save(sim: &Simulated, dir: &std::path::Path, name: &str) -> Result<Dataset> {
     use crate::io::table::{save_csv, Column, Table};
     let ds = sim.to_dataset(name)?;
     dataset::save(&ds, dir, OP)?;
@@ -686,5 +687,5 @@ pub fn save(sim: &Simulated, dir: &std::path::Path, name: &str) -> Result<()> {
             "png",
         )?;
     }
-    Ok(())
+    Ok(ds)
 }

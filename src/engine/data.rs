@@ -470,16 +470,18 @@ pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry, session
             let sim = crate::data::simulate::simulate(&opts)?;
             // The subject in memory is what load_dataset reads back from the
             // folder (tests/it/simulate.rs checks it), so it is not re-read.
-            let mut ds = sim.to_dataset("simulated")?;
-            if o.bool("save")? {
+            let mut ds = if o.bool("save")? {
                 let dir = match o.opt_string("out")? {
                     Some(d) => s.output_path(&d),
                     None => s.output_path(&format!("simulated-sub-{seed}")),
                 };
-                crate::data::simulate::save(&sim, &dir, "simulated")?;
+                let mut ds = crate::data::simulate::save(&sim, &dir, "simulated")?;
                 s.wrote(&dir);
                 ds.dir = dir;
-            }
+                ds
+            } else {
+                sim.to_dataset("simulated")?
+            };
             let dev = crate::device::current();
             ds.betas = Tensor(crate::tensor::tc(OP, ds.betas.0.f_to_device(dev))?);
             if let Some(st) = &mut ds.stimuli {

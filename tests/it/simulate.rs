@@ -210,7 +210,8 @@ fn saved_4d_betas_load_back_identical() {
     })
     .expect("simulate");
     let dir = tempfile::tempdir().expect("temp dir");
-    voxlab::data::simulate::save(&sim, dir.path(), "simulated").expect("save");
+    // What simulate_subject returns: the Dataset save wrote, from memory.
+    let mem = voxlab::data::simulate::save(&sim, dir.path(), "simulated").expect("save");
     assert!(dir.path().join("betas.nii.gz").exists());
     let ds = voxlab::data::dataset::load(
         dir.path(),
@@ -243,7 +244,6 @@ fn saved_4d_betas_load_back_identical() {
     assert_eq!(ds.rois.len(), sim.rois.len());
     // simulate_subject returns the subject in memory without re-reading it:
     // it must equal what load_dataset reads, part by part.
-    let mem = sim.to_dataset("simulated").expect("in memory");
     assert_eq!(mem.trials, ds.trials);
     assert_eq!(mem.captions, ds.captions);
     assert_eq!(mem.labels, ds.labels);
