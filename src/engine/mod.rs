@@ -8,12 +8,14 @@ pub mod help;
 pub mod io;
 pub mod json;
 pub mod models;
+pub mod nets;
 pub mod options;
 pub mod plot;
 pub mod runtime;
 pub mod session;
 pub mod stats;
 pub mod tensor;
+pub mod train;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -143,6 +145,8 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     data::register_simulation(&mut engine, &mut help, &session);
     stats::register(&mut engine, &mut help);
     models::register(&mut engine, &mut help, &session);
+    nets::register(&mut engine, &mut help, &session);
+    train::register(&mut engine, &mut help, &session);
     eval::register(&mut engine, &mut help);
     plot::register(&mut engine, &mut help, &session);
     let help = Rc::new(help);

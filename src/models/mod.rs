@@ -2,7 +2,12 @@
 //! ResNets with torchvision-compatible weights (in time: decoders, GANs,
 //! mappers, diffusion).
 pub mod classifier;
+pub mod clip;
+pub mod hf;
+pub mod nn;
 pub mod resnet;
 pub mod ridge;
+pub mod text;
+pub mod train;
 
 pub use ridge::{fit_ridge, RidgeModel, RidgeOptions, RidgeScore, Scoring};

@@ -1,0 +1,1 @@
+//! Layers written once, named after the Hugging Face modules they mirror.

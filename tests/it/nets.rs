@@ -1,0 +1,1 @@
+//! Networks: text encoders and CLIP against tiny Hugging Face twins.
