@@ -599,7 +599,7 @@ fn register_masks(engine: &mut Engine) {
     }
 }
 
-fn images_of(op: &'static str, v: &Dynamic) -> Result<(Tensor, Vec<String>)> {
+pub(crate) fn images_of(op: &'static str, v: &Dynamic) -> Result<(Tensor, Vec<String>)> {
     if let Some(s) = v.read_lock::<ImageSet>() {
         return Ok((s.data.clone(), s.ids.clone()));
     }

@@ -85,6 +85,10 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "Models: ridge regression, ResNet classifiers and features",
     ),
     (
+        "nets",
+        "Networks: pretrained text encoders and CLIP in Hugging Face layouts",
+    ),
+    (
         "eval",
         "Evaluation: identification, image similarity, feature correlations",
     ),

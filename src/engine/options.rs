@@ -46,6 +46,11 @@ impl Opts {
         Ok(Opts { doc, map })
     }
 
+    /// The function these options belong to (for error messages).
+    pub fn op(&self) -> &'static str {
+        self.doc.name
+    }
+
     /// No options given.
     pub fn defaults(doc: &'static FnDoc) -> Self {
         Opts {

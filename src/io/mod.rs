@@ -3,6 +3,7 @@ pub mod dicom;
 pub mod images;
 pub mod nifti;
 pub mod npy;
+pub mod safetensors;
 pub mod table;
 
 use std::path::Path;

@@ -1,1 +1,405 @@
-//! (in progress)
+//! Hugging Face folders as people download them: `config.json`, weights in
+//! safetensors (`model.safetensors`, `diffusion_pytorch_model.safetensors`,
+//! or shards listed in `*.safetensors.index.json`) and `tokenizer.json`.
+//!
+//! Architectures build themselves from a [`Config`] and name their
+//! parameters as the reference implementation does; [`load_weights`] then
+//! fills the VarStore by name, converting float16/bfloat16 to the store's
+//! dtype, and refuses a missing, unexpected or mis-shaped parameter with an
+//! error naming the file and the first offenders with both shapes.
+//! [`save_weights`] and [`write_config`] write the same layout back, so a
+//! folder voxlab saves loads with `from_pretrained`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tch::nn::VarStore;
+
+use crate::error::{Error, Result};
+use crate::io::safetensors as st;
+use crate::tensor::{shape_text, tc};
+
+/// A parsed config.json (or one of its sub-objects, e.g. CLIP's
+/// `text_config`), remembering its file for error messages.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// "" at the top level; "text_config." inside a sub-config.
+    pub prefix: String,
+    pub value: Value,
+}
+
+impl Config {
+    pub fn read(op: &'static str, path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(op, path, e))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::format(op, path, format!("not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(Error::format(op, path, "expected a JSON object"));
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            prefix: String::new(),
+            value,
+        })
+    }
+
+    fn bad(&self, op: &'static str, key: &str, expected: &str) -> Error {
+        let got = match self.value.get(key) {
+            None => "nothing (the key is missing)".to_string(),
+            Some(v) => v.to_string(),
+        };
+        Error::format(
+            op,
+            &self.path,
+            format!("\"{}{key}\": expected {expected}, got {got}", self.prefix),
+        )
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.value.get(key).is_some_and(|v| !v.is_null())
+    }
+
+    /// A positive integer the architecture cannot do without.
+    pub fn int(&self, op: &'static str, key: &str) -> Result<i64> {
+        match self.value.get(key).and_then(Value::as_i64) {
+            Some(v) if v > 0 => Ok(v),
+            _ => Err(self.bad(op, key, "a positive integer")),
+        }
+    }
+
+    pub fn int_or(&self, op: &'static str, key: &str, default: i64) -> Result<i64> {
+        if self.has(key) {
+            self.value
+                .get(key)
+                .and_then(Value::as_i64)
+                .ok_or_else(|| self.bad(op, key, "an integer"))
+        } else {
+            Ok(default)
+        }
+    }
+
+    pub fn float_or(&self, op: &'static str, key: &str, default: f64) -> Result<f64> {
+        if self.has(key) {
+            self.value
+                .get(key)
+                .and_then(Value::as_f64)
+                .ok_or_else(|| self.bad(op, key, "a number"))
+        } else {
+            Ok(default)
+        }
+    }
+
+    pub fn str_or(&self, op: &'static str, key: &str, default: &str) -> Result<String> {
+        if self.has(key) {
+            self.value
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| self.bad(op, key, "a string"))
+        } else {
+            Ok(default.to_string())
+        }
+    }
+
+    /// A nested config object (`text_config`, `vision_config`); an empty
+    /// one when absent, so every key takes its default.
+    pub fn sub(&self, op: &'static str, key: &str) -> Result<Config> {
+        let value = match self.value.get(key) {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(_) => return Err(self.bad(op, key, "an object")),
+        };
+        Ok(Config {
+            path: self.path.clone(),
+            prefix: format!("{}{key}.", self.prefix),
+            value,
+        })
+    }
+}
+
+/// The folder a model comes from, checked to exist.
+pub fn model_dir(op: &'static str, dir: &Path) -> Result<PathBuf> {
+    if !dir.is_dir() {
+        let why = if dir.exists() {
+            "is a file, not a model folder (config.json + *.safetensors)"
+        } else {
+            "does not exist"
+        };
+        return Err(Error::invalid(op, format!("{}: {why}", dir.display())));
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The folder's config.json.
+pub fn read_config(op: &'static str, dir: &Path) -> Result<Config> {
+    let path = dir.join("config.json");
+    if !path.is_file() {
+        return Err(Error::format(
+            op,
+            dir,
+            "no config.json: not a Hugging Face model folder",
+        ));
+    }
+    Config::read(op, &path)
+}
+
+/// The weight files of a folder: `<stem>.safetensors`, or the shards its
+/// `<stem>.safetensors.index.json` lists; `stems` in order of preference.
+pub fn weight_files(op: &'static str, dir: &Path, stems: &[&str]) -> Result<Vec<PathBuf>> {
+    for stem in stems {
+        let one = dir.join(format!("{stem}.safetensors"));
+        if one.is_file() {
+            return Ok(vec![one]);
+        }
+        let index = dir.join(format!("{stem}.safetensors.index.json"));
+        if index.is_file() {
+            let text = std::fs::read_to_string(&index).map_err(|e| Error::io(op, &index, e))?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| Error::format(op, &index, format!("not valid JSON: {e}")))?;
+            let map = v
+                .get("weight_map")
+                .and_then(Value::as_object)
+                .ok_or_else(|| Error::format(op, &index, "no \"weight_map\" object"))?;
+            let mut files: Vec<String> = map
+                .values()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect();
+            files.sort();
+            files.dedup();
+            return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+        }
+    }
+    let bin = dir.join("pytorch_model.bin");
+    let hint = if bin.is_file() || dir.join("diffusion_pytorch_model.bin").is_file() {
+        " (only PyTorch .bin weights are there: convert them once with \
+         `safetensors.torch.save_file(torch.load(path), \"model.safetensors\")`)"
+    } else {
+        ""
+    };
+    Err(Error::format(
+        op,
+        dir,
+        format!(
+            "no weights: expected {}{hint}",
+            stems
+                .iter()
+                .map(|s| format!("{s}.safetensors"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
+    ))
+}
+
+/// How a checkpoint's names map onto a model's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NameRules<'a> {
+    /// Prefixes a checkpoint may put before the model's names (a task head
+    /// model's `bert.` around the encoder).
+    pub strip_prefixes: &'a [&'a str],
+    /// Checkpoint names that are not parameters of this model and are
+    /// skipped: task heads, saved buffers (a name matches when it starts
+    /// with or ends with the entry).
+    pub ignore: &'a [&'a str],
+    /// Model parameters the checkpoint may lack (left as initialised): a
+    /// name matches when it starts with the entry.
+    pub optional: &'a [&'a str],
+}
+
+fn matches_any(name: &str, patterns: &[&str]) -> bool {
+    patterns
+        .iter()
+        .any(|p| name.starts_with(p) || name.ends_with(p))
+}
+
+/// Old BERT checkpoints name LayerNorm parameters gamma and beta.
+fn modern_name(name: &str) -> String {
+    if let Some(stem) = name.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = name.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        name.to_string()
+    }
+}
+
+const SHOW: usize = 5;
+
+fn listing(items: &[String]) -> String {
+    let mut text = items.iter().take(SHOW).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > SHOW {
+        text.push_str(&format!(" and {} more", items.len() - SHOW));
+    }
+    text
+}
+
+/// What [`load_weights`] did.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub loaded: usize,
+    /// Optional parameters the files did not have.
+    pub absent_optional: Vec<String>,
+    /// Checkpoint names skipped by the rules.
+    pub ignored: Vec<String>,
+}
+
+/// Fills every variable of `vs` from the safetensors `files` by name.
+pub fn load_weights(
+    op: &'static str,
+    vs: &VarStore,
+    files: &[PathBuf],
+    rules: NameRules,
+) -> Result<LoadReport> {
+    let mut vars: BTreeMap<String, tch::Tensor> = vs.variables().into_iter().collect();
+    let mut report = LoadReport::default();
+    let (mut unexpected, mut mismatched) = (Vec::new(), Vec::new());
+    let mut found: HashMap<String, PathBuf> = HashMap::new();
+    let shown = files
+        .first()
+        .map(|f| f.display().to_string())
+        .unwrap_or_default();
+    for path in files {
+        let file = st::File::open(op, path)?;
+        for (key, shape) in file.shapes(op)? {
+            let modern = modern_name(&key);
+            let target = std::iter::once(modern.clone())
+                .chain(
+                    rules
+                        .strip_prefixes
+                        .iter()
+                        .filter_map(|p| modern.strip_prefix(p).map(str::to_string)),
+                )
+                .find(|name| vars.contains_key(name));
+            let Some(name) = target else {
+                if matches_any(&key, rules.ignore) {
+                    report.ignored.push(key);
+                } else {
+                    unexpected.push(key);
+                }
+                continue;
+            };
+            let Some(var) = vars.get_mut(&name) else {
+                continue;
+            };
+            if var.size() != shape {
+                mismatched.push(format!(
+                    "{key} is {} in the file but {} in the model",
+                    shape_text(&shape),
+                    shape_text(&var.size())
+                ));
+                continue;
+            }
+            let t = file.tensor(op, &key)?;
+            let t = tc(op, t.f_to_kind(var.kind()))?;
+            let t = tc(op, t.f_to_device(var.device()))?;
+            tch::no_grad(|| tc(op, var.f_copy_(&t)))?;
+            found.insert(name, path.clone());
+            report.loaded += 1;
+        }
+    }
+    let mut missing = Vec::new();
+    for name in vars.keys() {
+        if !found.contains_key(name) {
+            if matches_any(name, rules.optional) {
+                report.absent_optional.push(name.clone());
+            } else {
+                missing.push(name.clone());
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    if !mismatched.is_empty() {
+        problems.push(format!(
+            "{} parameter(s) have the wrong shape for config.json: {}",
+            mismatched.len(),
+            listing(&mismatched)
+        ));
+    }
+    if !missing.is_empty() {
+        problems.push(format!(
+            "{} parameter(s) the model needs are missing: {}",
+            missing.len(),
+            listing(&missing)
+        ));
+    }
+    if !unexpected.is_empty() {
+        problems.push(format!(
+            "{} tensor(s) are not parameters of this architecture: {}",
+            unexpected.len(),
+            listing(&unexpected)
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Error::format(
+            op,
+            Path::new(&shown),
+            format!("{} (does config.json describe these weights?)", problems.join("; ")),
+        ));
+    }
+    Ok(report)
+}
+
+/// Writes every variable of `vs` under its own (Hugging Face) name as
+/// float32 safetensors, with `format: pt` in the header as transformers
+/// writes it (its loader checks for it).
+pub fn save_weights(op: &'static str, vs: &VarStore, path: &Path) -> Result<()> {
+    let mut tensors: Vec<(String, tch::Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (name, t.detach()))
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    st::write(op, path, &tensors, Some(meta))
+}
+
+/// Writes a config.json (pretty, as transformers does).
+pub fn write_config(op: &'static str, path: &Path, config: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(config).map_err(|e| Error::invalid(op, e.to_string()))?;
+    crate::io::write_atomic(op, path, format!("{text}\n").as_bytes())
+}
+
+/// Copies the files of a model folder that voxlab does not rewrite
+/// (tokenizer, preprocessor and sentence-transformers configs) into `dest`.
+pub fn copy_side_files(op: &'static str, src: &Path, dest: &Path, names: &[&str]) -> Result<()> {
+    for name in names {
+        let from = src.join(name);
+        if from.is_file() {
+            let to = dest.join(name);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(op, parent, e))?;
+            }
+            std::fs::copy(&from, &to).map_err(|e| Error::io(op, &to, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The folder's tokenizer.json through Hugging Face's `tokenizers`,
+/// checked against the model's vocabulary size.
+pub fn load_tokenizer(op: &'static str, dir: &Path, vocab_size: i64) -> Result<tokenizers::Tokenizer> {
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        return Err(Error::format(
+            op,
+            dir,
+            "no tokenizer.json (save one with `AutoTokenizer.from_pretrained(...).save_pretrained(dir)`)",
+        ));
+    }
+    let tok = tokenizers::Tokenizer::from_file(&path)
+        .map_err(|e| Error::format(op, &path, format!("not a tokenizer.json: {e}")))?;
+    let n = tok.get_vocab_size(true) as i64;
+    if n > vocab_size {
+        return Err(Error::format(
+            op,
+            &path,
+            format!(
+                "the tokenizer has {n} tokens but config.json's vocab_size is {vocab_size}: \
+                 it belongs to another model"
+            ),
+        ));
+    }
+    Ok(tok)
+}

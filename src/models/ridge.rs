@@ -772,26 +772,18 @@ impl RidgeModel {
             "voxlab": crate::VERSION,
         });
         let cand = tc(op, T::f_from_slice(&self.candidates))?;
-        let mut tensors: Vec<(&str, T)> = vec![
-            ("coef", self.coef.shallow_clone()),
-            ("intercept", self.intercept.shallow_clone()),
-            ("alphas", self.alphas.shallow_clone()),
-            ("candidates", cand),
+        let mut tensors: Vec<(String, T)> = vec![
+            ("coef".into(), self.coef.shallow_clone()),
+            ("intercept".into(), self.intercept.shallow_clone()),
+            ("alphas".into(), self.alphas.shallow_clone()),
+            ("candidates".into(), cand),
         ];
         if let Some(s) = &self.cv_scores {
-            tensors.push(("cv_scores", s.shallow_clone()));
-        }
-        let mut views = Vec::new();
-        for (name, t) in &tensors {
-            views.push((name.to_string(), Bytes::from_tensor(op, t)?));
+            tensors.push(("cv_scores".into(), s.shallow_clone()));
         }
         let mut info = HashMap::new();
         info.insert("voxlab".to_string(), meta.to_string());
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
-        }
-        safetensors::tensor::serialize_to_file(views, &Some(info), path)
-            .map_err(|e| Error::format(op, path, e.to_string()))
+        crate::io::safetensors::write(op, path, &tensors, Some(info))
     }
 
     pub fn load(op: &'static str, path: &Path, device: Device) -> Result<RidgeModel> {
@@ -850,53 +842,6 @@ impl RidgeModel {
             standardize: b("standardize"),
             scoring: Scoring::parse(op, meta["scoring"].as_str().unwrap_or("r2"))?,
         })
-    }
-}
-
-/// A tensor's bytes for the safetensors writer.
-struct Bytes {
-    data: Vec<u8>,
-    shape: Vec<usize>,
-    dtype: safetensors::Dtype,
-}
-
-impl Bytes {
-    fn from_tensor(op: &'static str, t: &T) -> Result<Bytes> {
-        let t = tc(op, t.f_to_device(Device::Cpu))?;
-        let t = tc(op, t.f_contiguous())?;
-        let dtype = match t.kind() {
-            Kind::Float => safetensors::Dtype::F32,
-            Kind::Double => safetensors::Dtype::F64,
-            k => {
-                return Err(Error::invalid(
-                    op,
-                    format!("cannot save a {} tensor", kind_name(k)),
-                ))
-            }
-        };
-        let numel = t.numel();
-        let mut data = vec![0u8; numel * t.kind().elt_size_in_bytes()];
-        tc(op, t.f_copy_data_u8(&mut data, numel))?;
-        Ok(Bytes {
-            data,
-            shape: t.size().iter().map(|&d| d as usize).collect(),
-            dtype,
-        })
-    }
-}
-
-impl safetensors::View for Bytes {
-    fn dtype(&self) -> safetensors::Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
     }
 }
 

@@ -1,0 +1,178 @@
+//! Multi-head scaled dot-product attention, self- and cross-, with an
+//! additive bias for padding and causality.
+//!
+//! One struct serves every architecture; only the names of its four
+//! projections differ (see [`AttentionNames`]). The product itself runs in
+//! libtorch's `scaled_dot_product_attention`, the kernel transformers and
+//! diffusers call by default ("sdpa").
+
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use super::layers::{at, linear};
+
+/// Where the query, key, value and output projections live, relative to the
+/// path the attention is built on.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionNames {
+    pub q: &'static str,
+    pub k: &'static str,
+    pub v: &'static str,
+    pub out: &'static str,
+}
+
+impl AttentionNames {
+    /// BERT (and BLIP's text decoder): `self.query`… with the output
+    /// projection in `output.dense`.
+    pub const BERT: AttentionNames = AttentionNames {
+        q: "self.query",
+        k: "self.key",
+        v: "self.value",
+        out: "output.dense",
+    };
+    /// CLIP, ViT in transformers' CLIP/BLIP: `q_proj`, `k_proj`, `v_proj`, `out_proj`.
+    pub const CLIP: AttentionNames = AttentionNames {
+        q: "q_proj",
+        k: "k_proj",
+        v: "v_proj",
+        out: "out_proj",
+    };
+    /// diffusers' `Attention`: `to_q`, `to_k`, `to_v`, `to_out.0`.
+    pub const DIFFUSERS: AttentionNames = AttentionNames {
+        q: "to_q",
+        k: "to_k",
+        v: "to_v",
+        out: "to_out.0",
+    };
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionConfig {
+    /// Width of the queries (and of the output).
+    pub dim: i64,
+    pub heads: i64,
+    /// Width of one head (dim / heads in transformers; diffusers sets it).
+    pub head_dim: i64,
+    /// Width of the keys' and values' source: `dim` for self-attention,
+    /// the context's width for cross-attention.
+    pub context_dim: i64,
+    /// Whether q, k and v projections have a bias (transformers: yes;
+    /// diffusers: no by default).
+    pub qkv_bias: bool,
+    pub out_bias: bool,
+    /// Dropout on the attention probabilities while training.
+    pub dropout: f64,
+}
+
+impl AttentionConfig {
+    /// Self-attention of `dim` split into `heads`, biases everywhere.
+    pub fn new(dim: i64, heads: i64) -> AttentionConfig {
+        AttentionConfig {
+            dim,
+            heads,
+            head_dim: dim / heads.max(1),
+            context_dim: dim,
+            qkv_bias: true,
+            out_bias: true,
+            dropout: 0.0,
+        }
+    }
+
+    pub fn cross(mut self, context_dim: i64) -> AttentionConfig {
+        self.context_dim = context_dim;
+        self
+    }
+}
+
+pub struct MultiHeadAttention {
+    q: nn::Linear,
+    k: nn::Linear,
+    v: nn::Linear,
+    out: nn::Linear,
+    heads: i64,
+    head_dim: i64,
+    dropout: f64,
+}
+
+impl MultiHeadAttention {
+    pub fn new(p: &nn::Path, c: AttentionConfig, names: AttentionNames) -> MultiHeadAttention {
+        let inner = c.heads * c.head_dim;
+        MultiHeadAttention {
+            q: linear(&at(p, names.q), c.dim, inner, c.qkv_bias),
+            k: linear(&at(p, names.k), c.context_dim, inner, c.qkv_bias),
+            v: linear(&at(p, names.v), c.context_dim, inner, c.qkv_bias),
+            out: linear(&at(p, names.out), inner, c.dim, c.out_bias),
+            heads: c.heads,
+            head_dim: c.head_dim,
+            dropout: c.dropout,
+        }
+    }
+
+    fn split_heads(&self, x: &Tensor) -> Tensor {
+        let (b, l) = (x.size()[0], x.size()[1]);
+        x.view([b, l, self.heads, self.head_dim]).transpose(1, 2)
+    }
+
+    /// `x`: B×Lq×dim queries; `context`: B×Lk×context_dim keys and values
+    /// (None: self-attention); `bias`: additive, broadcastable to
+    /// B×heads×Lq×Lk (see [`attention_bias`]).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        context: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        train: bool,
+    ) -> Tensor {
+        let src = context.unwrap_or(x);
+        let q = self.split_heads(&self.q.forward(x));
+        let k = self.split_heads(&self.k.forward(src));
+        let v = self.split_heads(&self.v.forward(src));
+        let p = if train { self.dropout } else { 0.0 };
+        let y = Tensor::scaled_dot_product_attention(&q, &k, &v, bias, p, false, None, false);
+        let (b, lq) = (x.size()[0], x.size()[1]);
+        let y = y
+            .transpose(1, 2)
+            .contiguous()
+            .view([b, lq, self.heads * self.head_dim]);
+        self.out.forward(&y)
+    }
+}
+
+/// The additive attention bias (0 where attending is allowed, the most
+/// negative float elsewhere, as transformers builds it) for keys of which
+/// `key_padding` (B×Lk, 1 = token, 0 = padding) marks the real ones, and/or a
+/// causal order (query i sees keys ≤ i). Shape B×1×Lq×Lk (1×1×Lq×Lk without
+/// padding); None when nothing is masked.
+pub fn attention_bias(
+    key_padding: Option<&Tensor>,
+    causal: bool,
+    lq: i64,
+    kind: Kind,
+    device: tch::Device,
+) -> Option<Tensor> {
+    let mut keep: Option<Tensor> = None;
+    if let Some(m) = key_padding {
+        let (b, lk) = (m.size()[0], m.size()[1]);
+        let k = m.ne(0).view([b, 1, 1, lk]).expand([b, 1, lq, lk], false);
+        keep = Some(k);
+    }
+    if causal {
+        let lk = key_padding.map(|m| m.size()[1]).unwrap_or(lq);
+        let c = Tensor::ones([lq, lk], (Kind::Bool, device))
+            .tril(lk - lq)
+            .view([1, 1, lq, lk]);
+        keep = Some(match keep {
+            Some(k) => k.logical_and(&c),
+            None => c,
+        });
+    }
+    let min = match kind {
+        Kind::Double => f64::MIN,
+        Kind::Half => -65504.0,
+        Kind::BFloat16 => -3.3895313892515355e38,
+        _ => f32::MIN as f64,
+    };
+    keep.map(|k| {
+        Tensor::zeros(k.size(), (kind, device)).masked_fill(&k.logical_not(), min)
+    })
+}

@@ -1,0 +1,174 @@
+//! The elementary layers: linear, convolutions, normalisations, embeddings and
+//! activation functions, with PyTorch's default initialisation and parameter
+//! names (`weight`, `bias`).
+
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+use crate::error::{Error, Result};
+
+/// The sub-path at a dotted name ("attention.self.query"): tch's `/`
+/// takes one component at a time.
+pub fn at<'a>(p: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
+    let mut parts = dotted.split('.');
+    let first = parts.next().unwrap_or(dotted);
+    parts.fold(p.sub(first), |path, part| path.sub(part))
+}
+
+/// A linear layer `y = x Wᵀ + b` (torch.nn.Linear: weight out×in).
+pub fn linear(p: &nn::Path, c_in: i64, c_out: i64, bias: bool) -> nn::Linear {
+    nn::linear(
+        p,
+        c_in,
+        c_out,
+        nn::LinearConfig {
+            bias,
+            ..Default::default()
+        },
+    )
+}
+
+/// A 2-D convolution (torch.nn.Conv2d: weight out×in×k×k).
+pub fn conv2d(
+    p: &nn::Path,
+    c_in: i64,
+    c_out: i64,
+    kernel: i64,
+    stride: i64,
+    padding: i64,
+    bias: bool,
+) -> nn::Conv2D {
+    nn::conv2d(
+        p,
+        c_in,
+        c_out,
+        kernel,
+        nn::ConvConfig {
+            stride,
+            padding,
+            bias,
+            ..Default::default()
+        },
+    )
+}
+
+/// A 1-D convolution (torch.nn.Conv1d: weight out×in×k).
+pub fn conv1d(
+    p: &nn::Path,
+    c_in: i64,
+    c_out: i64,
+    kernel: i64,
+    stride: i64,
+    padding: i64,
+    bias: bool,
+) -> nn::Conv1D {
+    nn::conv1d(
+        p,
+        c_in,
+        c_out,
+        kernel,
+        nn::ConvConfig {
+            stride,
+            padding,
+            bias,
+            ..Default::default()
+        },
+    )
+}
+
+/// Layer normalisation over the last dimension (torch.nn.LayerNorm).
+pub fn layer_norm(p: &nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
+    nn::layer_norm(
+        p,
+        vec![dim],
+        nn::LayerNormConfig {
+            eps,
+            ..Default::default()
+        },
+    )
+}
+
+/// Group normalisation over channels (torch.nn.GroupNorm, affine).
+pub fn group_norm(p: &nn::Path, groups: i64, channels: i64, eps: f64) -> nn::GroupNorm {
+    nn::group_norm(
+        p,
+        groups,
+        channels,
+        nn::GroupNormConfig {
+            eps,
+            ..Default::default()
+        },
+    )
+}
+
+/// A lookup table (torch.nn.Embedding, N(0, 1) initialisation).
+pub fn embedding(p: &nn::Path, count: i64, dim: i64) -> nn::Embedding {
+    nn::embedding(p, count, dim, Default::default())
+}
+
+/// The activation functions the reference configs name (`hidden_act`,
+/// `act_fn`), with their exact formulas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// x·Φ(x) with the exact normal CDF (transformers "gelu").
+    Gelu,
+    /// The tanh approximation ("gelu_new", "gelu_pytorch_tanh", "gelu_fast").
+    GeluTanh,
+    /// x·σ(1.702x), OpenAI CLIP's "quick_gelu".
+    QuickGelu,
+    Relu,
+    /// x·σ(x) ("silu", "swish").
+    Silu,
+    Tanh,
+}
+
+impl Activation {
+    /// The activation a config string names; `op` and `what` go into the error.
+    pub fn parse(op: &'static str, what: &str, name: &str) -> Result<Activation> {
+        Ok(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "quick_gelu" => Activation::QuickGelu,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            "tanh" => Activation::Tanh,
+            other => {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "{what}: unknown activation \"{other}\" (known: gelu, gelu_new, \
+                         gelu_pytorch_tanh, quick_gelu, relu, silu, swish, tanh)"
+                    ),
+                ))
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_pytorch_tanh",
+            Activation::QuickGelu => "quick_gelu",
+            Activation::Relu => "relu",
+            Activation::Silu => "silu",
+            Activation::Tanh => "tanh",
+        }
+    }
+
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::Gelu => x.gelu("none"),
+            Activation::GeluTanh => x.gelu("tanh"),
+            Activation::QuickGelu => x * (x * 1.702).sigmoid(),
+            Activation::Relu => x.relu(),
+            Activation::Silu => x.silu(),
+            Activation::Tanh => x.tanh(),
+        }
+    }
+}
+
+impl Module for Activation {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.apply(x)
+    }
+}
