@@ -12,7 +12,7 @@ use super::help::{FnDoc, HelpRegistry, OptDoc};
 use super::options::Opts;
 use super::session::Session;
 use crate::error::{Error, Result};
-use crate::models::clip::Clip;
+use crate::models::clip::{Clip, Resizer};
 use crate::models::text::{find_minilm, EmbedOptions, Pooling, TextEncoder};
 use crate::tensor::{kind_name, Tensor};
 
@@ -104,8 +104,8 @@ pub static EMBED_IMAGES: FnDoc = FnDoc {
     name: "embed_images", domain: "nets",
     signature: "embed_images(clip: Clip, images: ImageSet | Tensor, opts?: map) -> Tensor",
     summary: "CLIP image features (`get_image_features`), N×projection_dim, after CLIPImageProcessor's steps from the model's preprocessor_config.json: each image as 8 bits, shorter side resized (Pillow bicubic) to size, centre crop, CLIP mean/std.",
-    options: &[BATCH, OptDoc { name: "normalize", ty: "bool", default: "false", meaning: "L2-normalise each row" }],
-    example: "// let clip = load_clip(\"models/clip-vit-base-patch32\");\n// let f = embed_images(clip, load_images(\"stimuli\"));",
+    options: &[BATCH, OptDoc { name: "normalize", ty: "bool", default: "false", meaning: "L2-normalise each row" }, OptDoc { name: "processor", ty: "string", default: "model", meaning: "torchvision (transformers ≥ 5's CLIPImageProcessor) or pil (transformers 4, CLIPImageProcessorPil, openai clip); default: what preprocessor_config.json names, else torchvision" }],
+    example: "// let clip = load_clip(\"models/clip-vit-base-patch32\");\n// let f = embed_images(clip, load_images(\"stimuli\"), #{processor: \"pil\"});",
 };
 pub static TEXT_ENCODER_TYPE: FnDoc = FnDoc {
     name: "TextEncoder", domain: "nets",
@@ -262,7 +262,14 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
             let o = Opts::parse(&EMBED_IMAGES, opts)?;
             let (t, _) = super::data::images_of(OP, &images)?;
             let batch = crate::data::images::as_batch(OP, &t)?;
-            let f = m.0.embed_images(OP, &batch, batch_of(&o)?)?;
+            let processor = o.string("processor")?;
+            let f = if processor == "model" {
+                m.0.embed_images(OP, &batch, batch_of(&o)?)?
+            } else {
+                let mut clip_pre = m.0.preprocess.clone();
+                clip_pre.resizer = Resizer::parse(OP, &processor)?;
+                m.0.embed_images_with(OP, &batch, batch_of(&o)?, &clip_pre)?
+            };
             Ok(Tensor(if o.bool("normalize")? { crate::models::text::l2_normalize(&f) } else { f }))
         })
     };

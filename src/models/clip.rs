@@ -216,6 +216,31 @@ impl ClipVision {
     }
 }
 
+/// Which implementation of the resize a processor reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resizer {
+    /// transformers ≥ 5's `CLIPImageProcessor`: torchvision's resize of the
+    /// 8-bit image (torch's antialiased bicubic in float, clamped and rounded
+    /// back to 8 bits).
+    Torchvision,
+    /// Pillow's `Image.resize` (transformers 4, `CLIPImageProcessorPil`, the
+    /// openai `clip` package). The two differ by up to ~0.015 in [0, 1].
+    Pil,
+}
+
+impl Resizer {
+    pub fn parse(op: &'static str, name: &str) -> Result<Resizer> {
+        match name {
+            "torchvision" => Ok(Resizer::Torchvision),
+            "pil" => Ok(Resizer::Pil),
+            other => Err(Error::invalid(
+                op,
+                format!("processor must be \"torchvision\" or \"pil\", got \"{other}\""),
+            )),
+        }
+    }
+}
+
 /// CLIPImageProcessor's settings (preprocessor_config.json, or CLIP's
 /// defaults for the model's image size).
 #[derive(Debug, Clone)]
@@ -225,6 +250,7 @@ pub struct Preprocess {
     pub mean: [f64; 3],
     pub std: [f64; 3],
     pub filter: Filter,
+    pub resizer: Resizer,
 }
 
 impl Preprocess {
@@ -235,6 +261,7 @@ impl Preprocess {
             mean: [0.48145466, 0.4578275, 0.40821073],
             std: [0.26862954, 0.26130258, 0.27577711],
             filter: Filter::Bicubic,
+            resizer: Resizer::Torchvision,
         }
     }
 
@@ -276,6 +303,9 @@ impl Preprocess {
             }
             Ok(())
         };
+        if v.get("image_processor_type").and_then(Value::as_str) == Some("CLIPImageProcessorPil") {
+            p.resizer = Resizer::Pil;
+        }
         triple("image_mean", &mut p.mean)?;
         triple("image_std", &mut p.std)?;
         // PIL's resample codes: 0 nearest, 2 bilinear, 3 bicubic, 1 lanczos.
@@ -296,9 +326,10 @@ impl Preprocess {
     }
 
     /// Images N×3×H×W in [0, 1] → CLIP's pixel values N×3×crop: each image
-    /// as 8 bits (what PIL sees), resized so its shorter side is
+    /// as 8 bits (what the processor sees), resized so its shorter side is
     /// `shortest_edge` (the longer one int(edge·long/short), as
-    /// transformers rounds), centre-cropped, scaled to [0, 1], normalised.
+    /// transformers rounds) by the chosen [`Resizer`], centre-cropped,
+    /// scaled to [0, 1], normalised.
     pub fn apply(&self, op: &'static str, images: &Tensor) -> Result<Tensor> {
         let s = images.size();
         let (h, w) = (s[2], s[3]);
@@ -312,14 +343,37 @@ impl Preprocess {
         let mut out = Vec::with_capacity(s[0] as usize);
         for i in 0..s[0] {
             let img = crate::data::images::to_rgb8(op, &images.get(i))?;
-            let r = resize(&img, new_w as usize, new_h as usize, self.filter);
-            out.push(rgb8_tensor(op, &r)?.narrow(1, top, ch).narrow(2, left, cw));
+            let resized = match self.resizer {
+                Resizer::Pil => rgb8_tensor(op, &resize(&img, new_w as usize, new_h as usize, self.filter))?,
+                Resizer::Torchvision => torchvision_resize(op, &rgb8_tensor(op, &img)?, new_h, new_w, self.filter)?,
+            };
+            out.push(resized.narrow(1, top, ch).narrow(2, left, cw));
         }
         let x = tc(op, Tensor::f_stack(&out, 0))?.to_device(images.device());
         let mean = Tensor::from_slice(&self.mean).to_kind(Kind::Float).view([1, 3, 1, 1]).to_device(images.device());
         let std = Tensor::from_slice(&self.std).to_kind(Kind::Float).view([1, 3, 1, 1]).to_device(images.device());
         Ok((x - mean) / std)
     }
+}
+
+/// torchvision's `resize` of an 8-bit image (given here as k/255 floats):
+/// on the CPU it runs libtorch's antialiased kernels on the 8-bit values
+/// themselves (bilinear and bicubic have native uint8 paths), so the same
+/// kernel runs here on the same bytes.
+fn torchvision_resize(op: &'static str, img: &Tensor, h: i64, w: i64, filter: Filter) -> Result<Tensor> {
+    let x = (img * 255.0).round().to_kind(Kind::Uint8).unsqueeze(0);
+    let y = match filter {
+        Filter::Bicubic => tc(op, x.f_internal_upsample_bicubic2d_aa([h, w], false, None, None))?,
+        Filter::Bilinear => tc(op, x.f_internal_upsample_bilinear2d_aa([h, w], false, None, None))?,
+        Filter::Nearest => tc(op, x.f_upsample_nearest2d([h, w], None, None))?,
+        _ => {
+            return Err(Error::invalid(
+                op,
+                "the torchvision processor supports nearest, bilinear and bicubic resampling; use processor \"pil\" for others",
+            ))
+        }
+    };
+    Ok(y.squeeze_dim(0).to_kind(Kind::Float) / 255.0)
 }
 
 fn rgb8_tensor(op: &'static str, img: &Rgb8) -> Result<Tensor> {
@@ -463,6 +517,11 @@ impl Clip {
 
     /// Images in [0, 1] (N×3×H×W, any size) → preprocessed → features.
     pub fn embed_images(&self, op: &'static str, images: &Tensor, batch: usize) -> Result<Tensor> {
+        self.embed_images_with(op, images, batch, &self.preprocess)
+    }
+
+    /// [`Self::embed_images`] with other preprocessing settings.
+    pub fn embed_images_with(&self, op: &'static str, images: &Tensor, batch: usize, pre: &Preprocess) -> Result<Tensor> {
         let n = images.size()[0];
         if n == 0 {
             return Err(Error::invalid(op, "images is empty"));
@@ -471,7 +530,7 @@ impl Clip {
         let mut start = 0;
         while start < n {
             let len = (batch as i64).min(n - start);
-            let pixels = self.preprocess.apply(op, &images.narrow(0, start, len))?;
+            let pixels = pre.apply(op, &images.narrow(0, start, len))?;
             let pixels = pixels.to_device(self.vs.device());
             self.check_pixels(op, &pixels)?;
             parts.push(self.image_features(&pixels));

@@ -254,6 +254,7 @@ pub fn load_weights(
     let mut vars: BTreeMap<String, tch::Tensor> = vs.variables().into_iter().collect();
     let mut report = LoadReport::default();
     let (mut unexpected, mut mismatched) = (Vec::new(), Vec::new());
+    let mut wrong_shape: std::collections::HashSet<String> = Default::default();
     let mut found: HashMap<String, PathBuf> = HashMap::new();
     let shown = files
         .first()
@@ -288,6 +289,7 @@ pub fn load_weights(
                     shape_text(&shape),
                     shape_text(&var.size())
                 ));
+                wrong_shape.insert(name);
                 continue;
             }
             let t = file.tensor(op, &key)?;
@@ -300,7 +302,7 @@ pub fn load_weights(
     }
     let mut missing = Vec::new();
     for name in vars.keys() {
-        if !found.contains_key(name) {
+        if !found.contains_key(name) && !wrong_shape.contains(name) {
             if matches_any(name, rules.optional) {
                 report.absent_optional.push(name.clone());
             } else {
