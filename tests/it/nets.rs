@@ -455,3 +455,29 @@ fn long_texts_are_truncated_with_a_warning_in_scripts() {
     assert!(out.stderr.contains("1 text(s) longer than 64 tokens were truncated"), "{}", out.stderr);
     assert!(out.stdout.contains("[2, 32]"), "{}", out.stdout);
 }
+
+/// Needs the fixtures environment (`make fixtures`): folders voxlab saves
+/// load in transformers and sentence-transformers with the same outputs.
+#[test]
+#[ignore]
+fn saved_folders_load_back_in_python() {
+    let out = tempfile::tempdir().expect("tmp");
+    let bert = TextEncoder::load("test", &hf_fixture("tiny-bert"), Device::Cpu).expect("bert");
+    bert.save("test", &out.path().join("bert")).expect("save bert");
+    let mini = TextEncoder::load("test", &find_minilm("test").expect("minilm"), Device::Cpu).expect("minilm");
+    mini.save("test", &out.path().join("minilm")).expect("save minilm");
+    let clip = Clip::load("test", &hf_fixture("tiny-clip"), Device::Cpu).expect("clip");
+    clip.save("test", &out.path().join("clip")).expect("save clip");
+    let cache = std::env::var("VOXLAB_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/voxlab")
+    });
+    let python = cache.join("venv-fixtures/bin/python");
+    let run = std::process::Command::new(&python)
+        .arg(fixture("hf/check_saved.py"))
+        .arg(out.path())
+        .output()
+        .expect("the fixtures environment's python (make fixtures)");
+    let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    println!("{text}");
+    assert!(run.status.success(), "{text}");
+}
