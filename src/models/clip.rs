@@ -381,6 +381,17 @@ fn rgb8_tensor(op: &'static str, img: &Rgb8) -> Result<Tensor> {
     Ok(t.permute([2, 0, 1]).to_kind(Kind::Float) / 255.0)
 }
 
+/// The networks of a CLIPModel before weights and tokenizer are attached.
+struct Architecture {
+    vs: nn::VarStore,
+    text: ClipText,
+    vision: ClipVision,
+    text_projection: nn::Linear,
+    visual_projection: nn::Linear,
+    logit_scale: Tensor,
+    projection_dim: i64,
+}
+
 /// The whole CLIPModel with its tokenizer and image preprocessing.
 pub struct Clip {
     pub vs: nn::VarStore,
@@ -403,9 +414,9 @@ const CLIP_NAMES: NameRules = NameRules {
 };
 
 impl Clip {
-    pub fn load(op: &'static str, dir: &Path, device: Device) -> Result<Clip> {
-        let dir = hf::model_dir(op, dir)?;
-        let cfg = hf::read_config(op, &dir)?;
+    /// The architecture config.json describes, freshly initialised: the
+    /// variables are named and shaped as transformers' CLIPModel's.
+    fn build(op: &'static str, cfg: &Config, device: Device) -> Result<Architecture> {
         let model_type = cfg.str_or(op, "model_type", "clip")?;
         if model_type != "clip" {
             return Err(Error::format(
@@ -425,6 +436,24 @@ impl Clip {
         let visual_projection = linear(&(&root / "visual_projection"), vision_cfg.tower.hidden_size, projection_dim, false);
         let init = cfg.float_or(op, "logit_scale_init_value", 2.6592)?;
         let logit_scale = root.var("logit_scale", &[], nn::Init::Const(init));
+        Ok(Architecture { vs, text, vision, text_projection, visual_projection, logit_scale, projection_dim })
+    }
+
+    /// Names and shapes of the parameters the config.json at `path`
+    /// describes (what a weights file for it must hold), sorted by name.
+    pub fn layout(op: &'static str, path: &Path) -> Result<Vec<(String, Vec<i64>)>> {
+        let a = Clip::build(op, &Config::read(op, path)?, Device::Cpu)?;
+        let mut v: Vec<(String, Vec<i64>)> = a.vs.variables().into_iter().map(|(k, t)| (k, t.size())).collect();
+        v.sort();
+        Ok(v)
+    }
+
+    pub fn load(op: &'static str, dir: &Path, device: Device) -> Result<Clip> {
+        let dir = hf::model_dir(op, dir)?;
+        let cfg = hf::read_config(op, &dir)?;
+        let Architecture { vs, text, vision, text_projection, visual_projection, logit_scale, projection_dim } =
+            Clip::build(op, &cfg, device)?;
+        let (text_cfg, vision_cfg) = (text.config.clone(), vision.config.clone());
         let files = hf::weight_files(op, &dir, &["model"])?;
         hf::load_weights(op, &vs, &files, CLIP_NAMES)?;
         let mut tokenizer = hf::load_tokenizer(op, &dir, text_cfg.vocab_size)?;

@@ -243,6 +243,28 @@ fn clip_in_scripts_embeds_images_of_any_size_and_texts() {
 }
 
 #[test]
+fn a_vit_b32_config_builds_the_layout_of_openais_released_clip() {
+    // Names and shapes of transformers' CLIPModel for openai/clip-vit-base-patch32's
+    // config.json (from make_tiny.py, on the meta device): the released
+    // weights fill exactly these.
+    let d = hf_fixture("clip-vit-base-patch32-layout");
+    let ours = Clip::layout("test", &d.join("config.json")).expect("layout");
+    let j = json(&d.join("shapes.json"));
+    let mut theirs: Vec<(String, Vec<i64>)> = j["shapes"]
+        .as_object()
+        .expect("shapes")
+        .iter()
+        .filter(|(k, _)| !k.ends_with("position_ids"))
+        .map(|(k, v)| (k.clone(), v.as_array().expect("shape").iter().map(|x| x.as_i64().expect("dim")).collect()))
+        .collect();
+    theirs.sort();
+    assert_eq!(ours.len(), theirs.len());
+    assert_eq!(ours, theirs);
+    let params: i64 = ours.iter().map(|(_, s)| s.iter().product::<i64>()).sum();
+    assert_eq!(params, 151_277_313, "ViT-B/32 CLIP has 151.3M parameters");
+}
+
+#[test]
 fn saved_clip_loads_back_identical() {
     let (clip, r, _) = clip_reference("tiny-clip");
     let out = tempfile::tempdir().expect("tmp");
