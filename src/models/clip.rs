@@ -405,6 +405,8 @@ pub struct Clip {
     pub tokenizer: tokenizers::Tokenizer,
     pub preprocess: Preprocess,
     pub source: PathBuf,
+    /// Tokenizer and preprocessor files as read (written again on save).
+    pub side_files: Vec<(String, String)>,
 }
 
 const CLIP_NAMES: NameRules = NameRules {
@@ -448,8 +450,15 @@ impl Clip {
         Ok(v)
     }
 
-    pub fn load(op: &'static str, dir: &Path, device: Device) -> Result<Clip> {
-        let dir = hf::model_dir(op, dir)?;
+    /// Reads a model folder, or one file written by [`Clip::save`].
+    pub fn load(op: &'static str, path: &Path, device: Device) -> Result<Clip> {
+        if super::text::is_single_file(path) && path.is_file() {
+            let unpacked = hf::unpack_single(op, path, SINGLE_FORMAT)?;
+            let mut clip = Clip::load(op, &unpacked.dir, device)?;
+            clip.source = path.to_path_buf();
+            return Ok(clip);
+        }
+        let dir = hf::model_dir(op, path)?;
         let cfg = hf::read_config(op, &dir)?;
         let Architecture { vs, text, vision, text_projection, visual_projection, logit_scale, projection_dim } =
             Clip::build(op, &cfg, device)?;
@@ -465,6 +474,7 @@ impl Clip {
             }))
             .map_err(|e| Error::format(op, &dir.join("tokenizer.json"), e.to_string()))?;
         let preprocess = Preprocess::read(op, &dir, vision_cfg.image_size)?;
+        let side_files = hf::read_side_files(op, &dir, SIDE_FILES)?;
         Ok(Clip {
             vs,
             text,
@@ -477,6 +487,7 @@ impl Clip {
             tokenizer,
             preprocess,
             source: dir,
+            side_files,
         })
     }
 
@@ -588,31 +599,39 @@ impl Clip {
         i.matmul(&t.tr()) * self.logit_scale.exp()
     }
 
-    /// Writes the model as a folder `CLIPModel.from_pretrained` reads.
-    pub fn save(&self, op: &'static str, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
+    /// Writes the model as a folder `CLIPModel.from_pretrained` reads, or
+    /// for a path ending in .safetensors as one file with config.json and
+    /// the tokenizer and preprocessor files in its metadata.
+    pub fn save(&self, op: &'static str, path: &Path) -> Result<()> {
         let mut config = self.raw_config.clone();
         if let Some(m) = config.as_object_mut() {
             m.insert("architectures".into(), serde_json::json!(["CLIPModel"]));
         }
-        hf::write_config(op, &dir.join("config.json"), &config)?;
-        hf::save_weights(op, &self.vs, &dir.join("model.safetensors"))?;
         let mut tok = self.tokenizer.clone();
-        tok.with_truncation(None)
-            .map_err(|e| Error::invalid(op, e.to_string()))?;
-        tok.save(dir.join("tokenizer.json"), true)
+        tok.with_truncation(None).map_err(|e| Error::invalid(op, e.to_string()))?;
+        let tok = tok
+            .to_string(true)
             .map_err(|e| Error::invalid(op, format!("cannot write tokenizer.json: {e}")))?;
-        hf::copy_side_files(
-            op,
-            &self.source,
-            dir,
-            &[
-                "tokenizer_config.json",
-                "special_tokens_map.json",
-                "vocab.json",
-                "merges.txt",
-                "preprocessor_config.json",
-            ],
-        )
+        let mut files = vec![("tokenizer.json".to_string(), tok)];
+        files.extend(self.side_files.iter().cloned());
+        if super::text::is_single_file(path) {
+            return hf::save_single(op, path, &self.vs, SINGLE_FORMAT, &config, &files);
+        }
+        std::fs::create_dir_all(path).map_err(|e| Error::io(op, path, e))?;
+        hf::write_config(op, &path.join("config.json"), &config)?;
+        hf::save_weights(op, &self.vs, &path.join("model.safetensors"))?;
+        hf::write_side_files(op, path, &files)
     }
 }
+
+/// The model kind recorded in a single-file CLIP.
+const SINGLE_FORMAT: &str = "voxlab.Clip";
+
+/// Files of a CLIP folder kept as they are, besides tokenizer.json.
+const SIDE_FILES: &[&str] = &[
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "preprocessor_config.json",
+];

