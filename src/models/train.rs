@@ -1194,8 +1194,14 @@ impl Progress {
         let bar = (cfg.verbose && cfg.progress && terminal).then(|| {
             let bar = indicatif::ProgressBar::new(total);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{prefix} {msg} [{bar:25}] {pos}/{len} {per_sec} ETA {eta}",
+                "{prefix} {msg} [{bar:25}] {pos}/{len} {rate} ETA {eta}",
             ) {
+                let style = style.with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1} it/s", s.per_sec());
+                    },
+                );
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_prefix(cfg.op);
