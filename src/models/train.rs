@@ -1085,16 +1085,21 @@ fn check_fits(
     model: &[(String, Tensor)],
     file: &[(String, Tensor)],
 ) -> Result<()> {
-    let missing: Vec<&str> = model
+    // Sorted: safetensors files come back in no particular order.
+    let mut model: Vec<&(String, Tensor)> = model.iter().collect();
+    model.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut missing: Vec<&str> = model
         .iter()
         .filter(|(n, _)| !file.iter().any(|(f, _)| f == n))
         .map(|(n, _)| n.as_str())
         .collect();
-    let unexpected: Vec<&str> = file
+    missing.sort();
+    let mut unexpected: Vec<&str> = file
         .iter()
         .filter(|(f, _)| !model.iter().any(|(n, _)| n == f))
         .map(|(n, _)| n.as_str())
         .collect();
+    unexpected.sort();
     let differ: Vec<String> = model
         .iter()
         .filter_map(|(n, t)| {
@@ -1699,7 +1704,7 @@ pub fn fit(task: &mut dyn Task, cfg: &TrainConfig) -> Result<History> {
             .into_iter()
             .map(|(name, s)| (format!("train_{name}"), s / seen as f64))
             .collect();
-        if epoch % cfg.val_every == 0 || epoch == cfg.epochs {
+        if epoch.is_multiple_of(cfg.val_every) || epoch == cfg.epochs {
             if let Some(m) = tch::no_grad(|| task.validate())? {
                 values.extend(m.0.into_iter().map(|(name, v)| (format!("val_{name}"), v)));
             }
@@ -1715,7 +1720,7 @@ pub fn fit(task: &mut dyn Task, cfg: &TrainConfig) -> Result<History> {
         t.history.push(&values);
         t.track_best(task, epoch)?;
         progress.line(&epoch_line(op, epoch, cfg.epochs, &values, rate));
-        if cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0 {
+        if cfg.checkpoint_every > 0 && epoch.is_multiple_of(cfg.checkpoint_every) {
             t.save_checkpoint(task, epoch)?;
         }
     }

@@ -301,7 +301,13 @@ fn resume_refuses_another_model_naming_the_parameters() {
     let r = reference();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut t = dropout_task(&r);
-    fit(&mut t, &resume_config(2, dir.path())).expect("2 epochs");
+    let first = fit(&mut t, &resume_config(2, dir.path()));
+    // (Panics are silent once a test installs voxlab's panic hook: say why first.)
+    if let Err(e) = &first {
+        eprintln!("the first training failed: {e}");
+    }
+    let first = first.expect("2 epochs");
+    eprintln!("first run: {} epochs, {:?}", first.epochs, first.status);
     struct Other {
         vs: nn::VarStore,
     }
@@ -324,9 +330,11 @@ fn resume_refuses_another_model_naming_the_parameters() {
     let _ = nn::linear(vs.root() / "head", 5, 3, Default::default());
     let mut c = resume_config(4, &dir.path().join("x"));
     c.resume = Some(dir.path().join("epoch-2"));
-    let err = fit(&mut Other { vs }, &c)
-        .expect_err("different model")
-        .to_string();
+    let err = match fit(&mut Other { vs }, &c) {
+        Ok(h) => panic!("resumed another model: {h:?}"),
+        Err(e) => e.to_string(),
+    };
+    eprintln!("error: {err}");
     assert!(err.contains("option 'resume'"), "{err}");
     assert!(
         err.contains("0.weight is 8×4 in the checkpoint but 5×4 in the model"),
