@@ -67,6 +67,21 @@ pub struct RunInfo<'a> {
     pub args: &'a [String],
 }
 
+/// "failed" when the script failed, "interrupted" when Ctrl-C stopped a
+/// training run (the script went on with the best weights so far), else "ok".
+pub fn status(failed: bool) -> &'static str {
+    if failed {
+        "failed"
+    } else if crate::models::train::interrupted() {
+        "interrupted"
+    } else {
+        "ok"
+    }
+}
+
+/// Exit code of an interrupted run (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
 /// Builds the record from what the session saw.
 pub fn build(info: &RunInfo, session: &Session) -> Value {
     let state = session.state();
@@ -106,7 +121,7 @@ pub fn build(info: &RunInfo, session: &Session) -> Value {
     let device = crate::device::current();
     json!({
         "format": RECORD_FORMAT,
-        "status": if info.error.is_some() { "failed" } else { "ok" },
+        "status": status(info.error.is_some()),
         "error": error,
         "script": {
             "path": info.script.display().to_string(),

@@ -136,7 +136,17 @@ pub fn run_script(args: RunArgs) -> i32 {
             return code.max(1);
         }
     }
-    code
+    interrupted_code(code)
+}
+
+/// A run that Ctrl-C interrupted (during training) but that otherwise ended
+/// well exits with 130.
+fn interrupted_code(code: i32) -> i32 {
+    if code == 0 && crate::models::train::interrupted() {
+        record::EXIT_INTERRUPTED
+    } else {
+        code
+    }
 }
 
 /// `voxlab -e EXPR` and piped stdin: run a text, print its value.
@@ -153,5 +163,5 @@ pub fn run_inline(
     crate::device::seed(seed);
     session.state_mut().seed = Some(seed);
     let vox = engine::build(session, limits);
-    run_text(&vox, name, text, true).0
+    interrupted_code(run_text(&vox, name, text, true).0)
 }

@@ -12,9 +12,10 @@ use super::options::Opts;
 use super::session::Session;
 use super::tensor::to_tensor;
 use crate::error::{Error, Result};
-use crate::models::classifier::{self, History, TrainOptions};
+use crate::models::classifier::{self, TrainOptions};
 use crate::models::resnet::{self, Arch, ResNet};
 use crate::models::ridge::{fit_ridge, RidgeModel, RidgeOptions, Scoring};
+use crate::models::train::History;
 use crate::tensor::{is_floating, parse_kind};
 use crate::tensor::{tc, Tensor};
 
@@ -35,17 +36,16 @@ impl std::fmt::Display for ResNetModel {
             crate::device::name(self.net.vs.device())
         )?;
         if let Some(h) = &self.history {
-            let last = |v: &Vec<f64>| v.last().copied().unwrap_or(f64::NAN);
             write!(
                 f,
                 "; trained {} epochs, best epoch {} val_acc={:.3}",
-                h.train_loss.len(),
+                h.epochs,
                 h.best_epoch,
-                h.val_acc
-                    .get(h.best_epoch.saturating_sub(1))
-                    .copied()
-                    .unwrap_or_else(|| last(&h.val_acc))
+                h.at("val_acc", h.best_epoch)
             )?;
+            if h.status == crate::models::train::Status::Interrupted {
+                write!(f, " (interrupted)")?;
+            }
         }
         write!(f, "]")
     }
@@ -75,22 +75,15 @@ pub static LOAD_RESNET: FnDoc = FnDoc { name: "load_resnet", domain: "models", s
 pub static TRAIN_RESNET: FnDoc = FnDoc {
     name: "train_resnet", domain: "models",
     signature: "train_resnet(images: Tensor, labels: Tensor | array, opts?: map) -> ResNet",
-    summary: "Trains a ResNet classifier on N×3×H×W images in [0, 1] (normalised with ImageNet statistics) with cross-entropy; keeps the weights of the best validation epoch; .history has the curves.",
-    options: &[
+    summary: "Trains a ResNet classifier on N×3×H×W images in [0, 1] (normalised with ImageNet statistics) with cross-entropy through the one trainer (options shared by every training function: help(\"Training\")); keeps the weights of the epoch with the best validation accuracy (ties: lowest validation loss); .history has the curves (train_loss, train_acc, val_loss, val_acc, lr per epoch; best_epoch, epochs, status).",
+    options: crate::training_options!([
         ARCH,
         OptDoc { name: "classes", ty: "int", default: "none", meaning: "number of classes (default: largest label + 1)" },
-        OptDoc { name: "epochs", ty: "int", default: "10", meaning: "passes over the training images" },
-        BATCH,
-        OptDoc { name: "lr", ty: "float", default: "0.01", meaning: "learning rate" },
-        OptDoc { name: "optimizer", ty: "string", default: "sgd", meaning: "sgd (momentum 0.9) or adam" },
-        OptDoc { name: "weight_decay", ty: "float", default: "0.0001", meaning: "L2 penalty" },
         OptDoc { name: "augment", ty: "bool", default: "true", meaning: "random horizontal flips" },
         OptDoc { name: "val_split", ty: "float", default: "0.2", meaning: "fraction held out (after a seeded shuffle) for validation" },
         OptDoc { name: "pretrained", ty: "string", default: "none", meaning: "torchvision-named weights to start from" },
         OptDoc { name: "freeze", ty: "bool", default: "false", meaning: "train only the fc layer" },
-        OptDoc { name: "seed", ty: "int", default: "none", meaning: "seed for initialisation, split and batches" },
-        OptDoc { name: "verbose", ty: "bool", default: "true", meaning: "print a line per epoch" },
-    ],
+    ], epochs: "10", batch: "32", lr: "0.01", optimizer: "sgd", weight_decay: "0.0001"),
     example: "set_seed(0);\nlet x = rand([12, 3, 32, 32]);\nlet y = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2];\nlet m = train_resnet(x, y, #{epochs: 1, batch: 6, verbose: false});\nprint(m.history.train_loss);",
 };
 pub static RESNET_FEATURES: FnDoc = FnDoc {
@@ -137,18 +130,6 @@ fn labels_arg(op: &'static str, v: &Dynamic) -> Result<tch::Tensor> {
     tc(op, t.0.f_to_device(tch::Device::Cpu))
 }
 
-fn history_map(h: &History) -> Map {
-    let arr =
-        |v: &Vec<f64>| Dynamic::from_array(v.iter().map(|&x| Dynamic::from_float(x)).collect());
-    let mut m = Map::new();
-    m.insert("train_loss".into(), arr(&h.train_loss));
-    m.insert("train_acc".into(), arr(&h.train_acc));
-    m.insert("val_loss".into(), arr(&h.val_loss));
-    m.insert("val_acc".into(), arr(&h.val_acc));
-    m.insert("best_epoch".into(), Dynamic::from_int(h.best_epoch as INT));
-    m
-}
-
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
     register_ridge(engine, help, session);
     for doc in [
@@ -170,9 +151,9 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         m.net.stage_names().into_iter().map(Dynamic::from).collect()
     });
     engine.register_get("history", |m: &mut ResNetModel| {
-        m.history
-            .as_ref()
-            .map_or(Dynamic::UNIT, |h| Dynamic::from_map(history_map(h)))
+        m.history.as_ref().map_or(Dynamic::UNIT, |h| {
+            Dynamic::from_map(super::train::history_map(h))
+        })
     });
 
     let make = |opts: Map| -> RhaiResult<ResNetModel> {
@@ -214,37 +195,22 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
             })
         })
     });
-    let train = |images: Dynamic, labels: Dynamic, opts: Map| -> RhaiResult<ResNetModel> {
+    let s = session.clone();
+    let train = move |images: Dynamic, labels: Dynamic, opts: Map| -> RhaiResult<ResNetModel> {
         guard("train_resnet", || {
             const OP: &str = "train_resnet";
             let o = Opts::parse(&TRAIN_RESNET, opts)?;
-            let positive = |key: &str| -> Result<usize> {
-                let v = o.i64(key)?;
-                if v < 1 {
-                    return Err(Error::BadOption {
-                        op: OP,
-                        key: key.into(),
-                        expected: "an integer ≥ 1".into(),
-                        got: v.to_string(),
-                    });
-                }
-                Ok(v as usize)
-            };
+            let device = crate::device::current();
+            let defaults = TrainOptions::new(device);
             let opts = TrainOptions {
                 arch: Arch::parse(OP, &o.string("arch")?)?,
                 classes: o.opt_i64("classes")?,
-                epochs: positive("epochs")?,
-                batch: positive("batch")?,
-                lr: o.f64("lr")?,
-                optimizer: o.choice("optimizer", &["sgd", "adam"])?,
-                weight_decay: o.f64("weight_decay")?,
                 augment: o.bool("augment")?,
                 val_split: o.f64("val_split")?,
                 pretrained: o.opt_string("pretrained")?.map(Into::into),
                 freeze: o.bool("freeze")?,
-                seed: o.opt_i64("seed")?,
-                device: crate::device::current(),
-                verbose: o.bool("verbose")?,
+                device,
+                train: super::train::train_config_from(&o, OP, defaults.train, &s)?,
             };
             let (net, history) =
                 classifier::train(&images_arg(OP, &images)?, &labels_arg(OP, &labels)?, &opts)?;
@@ -254,8 +220,9 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
             })
         })
     };
+    let train2 = train.clone();
     engine.register_fn("train_resnet", move |x: Dynamic, y: Dynamic| {
-        train(x, y, Map::new())
+        train2(x, y, Map::new())
     });
     engine.register_fn("train_resnet", train);
     engine.register_fn(

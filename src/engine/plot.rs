@@ -41,6 +41,15 @@ pub static PLOT_LINES: FnDoc = FnDoc {
         OptDoc { name: "y_label", ty: "string", default: "\"\"", meaning: "y axis label" }],
     example: "let fig = plot_lines(#{train: [0.9, 0.5, 0.3], val: [1.0, 0.7, 0.6]}, #{x_label: \"epoch\", y_label: \"loss\"});\nfig.save(\"loss.png\");",
 };
+pub static PLOT_HISTORY: FnDoc = FnDoc {
+    name: "plot_history", domain: "plot",
+    signature: "plot_history(history: map, opts?: map) -> Figure",
+    summary: "Learning curves of a training history (model.history): one panel per metric family — train_loss with val_loss, train_acc with val_acc, ..., the learning rate last — epochs on x, the kept epoch (best_epoch) marked.",
+    options: &[TITLE,
+        OptDoc { name: "width", ty: "int", default: "none", meaning: "width in pixels (default 400 per panel, up to 3 panels a row)" },
+        OptDoc { name: "height", ty: "int", default: "none", meaning: "height in pixels (default 320 per row of panels)" }],
+    example: "let h = #{train_loss: [0.9, 0.5, 0.3], val_loss: [1.0, 0.7, 0.6], lr: [0.01, 0.005, 0.001], best_epoch: 3};\nplot_history(h).save(\"history.png\");",
+};
 pub static PLOT_HEATMAP: FnDoc = FnDoc {
     name: "plot_heatmap",
     domain: "plot",
@@ -155,6 +164,7 @@ fn size(opts: &Opts) -> Result<(u32, u32)> {
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
     for doc in [
         &PLOT_LINES,
+        &PLOT_HISTORY,
         &PLOT_HEATMAP,
         &PLOT_BARS,
         &PLOT_BOX,
@@ -196,6 +206,49 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     };
     engine.register_fn("plot_lines", move |d: Dynamic| lines(d, Map::new()));
     engine.register_fn("plot_lines", lines);
+
+    let history = |h: Map, opts: Map| -> RhaiResult<Figure> {
+        guard("plot_history", || {
+            const OP: &str = "plot_history";
+            let opts = Opts::parse(&PLOT_HISTORY, opts)?;
+            let mut metrics = Vec::new();
+            let mut best = None;
+            for (k, v) in &h {
+                match k.as_str() {
+                    "best_epoch" => {
+                        best = v.as_int().ok().filter(|&b| b >= 1).map(|b| b as usize);
+                    }
+                    "epochs" | "status" => {}
+                    _ if v.is_array() || v.is::<crate::tensor::Tensor>() => {
+                        let values = values_1d(OP, v).map_err(|e| {
+                            Error::invalid(OP, format!("{k}: expected per-epoch numbers ({e})"))
+                        })?;
+                        metrics.push((k.to_string(), values));
+                    }
+                    _ => {}
+                }
+            }
+            let plot = crate::plot::HistoryPlot::new(&metrics, best)?;
+            let title = opts.string("title")?;
+            let (dw, dh) = plot.default_size(!title.is_empty());
+            let w = opts.opt_i64("width")?.unwrap_or(dw as i64);
+            let hgt = opts.opt_i64("height")?.unwrap_or(dh as i64);
+            if !(100..=8000).contains(&w) || !(100..=8000).contains(&hgt) {
+                return Err(Error::invalid(
+                    OP,
+                    format!("width and height must be 100–8000 pixels, got {w}×{hgt}"),
+                ));
+            }
+            Ok(Figure {
+                title,
+                width: w as u32,
+                height: hgt as u32,
+                kind: FigureKind::History(plot),
+            })
+        })
+    };
+    engine.register_fn("plot_history", move |h: Map| history(h, Map::new()));
+    engine.register_fn("plot_history", history);
 
     let heatmap = |data: Dynamic, opts: Map| -> RhaiResult<Figure> {
         guard("plot_heatmap", || {

@@ -1,12 +1,13 @@
 //! Training and using ResNet image classifiers (the BNU valence classifiers),
 //! and extracting stage activations for RSA.
 
-use std::io::Write;
-
-use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Tensor as TchTensor};
 
 use super::resnet::{prepare_images, Arch, ResNet};
+use super::train::{
+    self, Group, History, Metrics, Mode, Monitor, OptimConfig, Optimizer, Schedule, StepContext,
+    Task, TrainConfig,
+};
 use crate::error::{Error, Result};
 use crate::tensor::{shape_text, tc};
 
@@ -14,12 +15,6 @@ use crate::tensor::{shape_text, tc};
 pub struct TrainOptions {
     pub arch: Arch,
     pub classes: Option<i64>,
-    pub epochs: usize,
-    pub batch: usize,
-    pub lr: f64,
-    /// "sgd" (momentum 0.9) or "adam".
-    pub optimizer: String,
-    pub weight_decay: f64,
     /// Random horizontal flips of training images.
     pub augment: bool,
     /// Fraction of images held out for validation (the last ones after a seeded shuffle).
@@ -28,19 +23,48 @@ pub struct TrainOptions {
     pub pretrained: Option<std::path::PathBuf>,
     /// Train only the fc layer.
     pub freeze: bool,
-    pub seed: Option<i64>,
     pub device: tch::Device,
-    pub verbose: bool,
+    /// Epochs, batch, optimiser, schedule, seed, checkpoints... (the one trainer's options).
+    pub train: TrainConfig,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct History {
-    pub train_loss: Vec<f64>,
-    pub train_acc: Vec<f64>,
-    pub val_loss: Vec<f64>,
-    pub val_acc: Vec<f64>,
-    /// Epoch (1-based) whose weights were kept: best validation accuracy.
-    pub best_epoch: usize,
+impl TrainOptions {
+    /// train_resnet's defaults: 10 epochs of 32 images, SGD (momentum 0.9)
+    /// at lr 0.01 with weight decay 1e-4, flips, 20 % validation, keeping the
+    /// epoch of best validation accuracy (ties: lowest validation loss).
+    pub fn new(device: tch::Device) -> TrainOptions {
+        let mut train = TrainConfig::new("train_resnet");
+        train.epochs = 10;
+        train.batch = 32;
+        train.optim = OptimConfig {
+            optimizer: Optimizer::sgd(0.9),
+            lr: 0.01,
+            weight_decay: 1e-4,
+            schedule: Schedule::Constant,
+            clip_grad_norm: None,
+        };
+        train.monitor = Some(classifier_monitor());
+        train.verbose = true;
+        TrainOptions {
+            arch: Arch::ResNet18,
+            classes: None,
+            augment: true,
+            val_split: 0.2,
+            pretrained: None,
+            freeze: false,
+            device,
+            train,
+        }
+    }
+}
+
+/// Best validation accuracy, ties broken by the lowest validation loss.
+pub fn classifier_monitor() -> Monitor {
+    Monitor {
+        metric: "val_acc".into(),
+        mode: Mode::Max,
+        then: Some(("val_loss".into(), Mode::Min)),
+    }
 }
 
 /// Labels as an i64 tensor, checked against the image count and class count.
@@ -190,7 +214,96 @@ impl ResNet {
     }
 }
 
-/// Trains a ResNet classifier on images in [0, 1] (N×3×H×W) with integer labels.
+/// Cross-entropy training of a ResNet on images held in memory.
+struct ClassifierTask<'a> {
+    model: &'a ResNet,
+    x_train: TchTensor,
+    y_train: TchTensor,
+    x_val: TchTensor,
+    y_val: TchTensor,
+    augment: bool,
+    device: tch::Device,
+}
+
+impl Task for ClassifierTask<'_> {
+    fn n_train(&self) -> i64 {
+        self.x_train.size()[0]
+    }
+
+    fn groups(&self) -> Vec<Group> {
+        vec![Group::trainable("model", &self.model.vs)]
+    }
+
+    fn state(&self) -> Vec<(String, TchTensor)> {
+        train::state_of(&self.model.vs)
+    }
+
+    fn train_step(&mut self, batch: &[i64], ctx: &mut StepContext) -> Result<Metrics> {
+        const OP: &str = "train_resnet";
+        let idx = tc(OP, TchTensor::f_from_slice(batch))?;
+        let mut xb = tc(OP, self.x_train.f_index_select(0, &idx))?;
+        if self.augment {
+            // Flip a random half of the batch left-right.
+            let flip = tc(
+                OP,
+                TchTensor::f_rand(
+                    [batch.len() as i64, 1, 1, 1],
+                    (Kind::Float, tch::Device::Cpu),
+                ),
+            )?;
+            let flip = tc(OP, flip.f_lt(0.5))?;
+            xb = tc(OP, tc(OP, xb.f_flip([3]))?.f_where_self(&flip, &xb))?;
+        }
+        let yb = tc(
+            OP,
+            tc(OP, self.y_train.f_index_select(0, &idx))?.f_to_device(self.device),
+        )?;
+        let x = prepare_images(OP, &xb, self.device)?;
+        let logits = self.model.forward_t(&x, true);
+        let logp = tc(OP, logits.f_log_softmax(-1, Kind::Float))?;
+        let loss = tc(
+            OP,
+            logp.f_nll_loss::<TchTensor>(&yb, None, tch::Reduction::Mean, -100),
+        )?;
+        ctx.backward_step("model", &loss)?;
+        let correct = tc(
+            OP,
+            tc(OP, tc(OP, logits.f_argmax(-1, false))?.f_eq_tensor(&yb))?.f_sum(Kind::Int64),
+        )?;
+        let correct = tc(OP, correct.f_int64_value(&[]))?;
+        Ok(Metrics::new()
+            .with("loss", ctx.value(&loss)?)
+            .with("acc", correct as f64 / batch.len() as f64))
+    }
+
+    fn validate(&mut self) -> Result<Option<Metrics>> {
+        const OP: &str = "train_resnet";
+        if self.x_val.size()[0] == 0 {
+            return Ok(None);
+        }
+        let probs = self.model.predict(OP, &self.x_val, 64)?;
+        let yv = tc(OP, self.y_val.f_to_device(tch::Device::Cpu))?;
+        let nll = tc(OP, tc(OP, probs.f_clamp_min(1e-12))?.f_log())?;
+        let nll = tc(
+            OP,
+            nll.f_nll_loss::<TchTensor>(&yv, None, tch::Reduction::Mean, -100),
+        )?;
+        let nll = tc(OP, nll.f_double_value(&[]))?;
+        let hits = tc(OP, tc(OP, probs.f_argmax(-1, false))?.f_eq_tensor(&yv))?;
+        let acc = tc(
+            OP,
+            tc(
+                OP,
+                tc(OP, hits.f_to_kind(Kind::Double))?.f_mean(Kind::Double),
+            )?
+            .f_double_value(&[]),
+        )?;
+        Ok(Some(Metrics::new().with("loss", nll).with("acc", acc)))
+    }
+}
+
+/// Trains a ResNet classifier on images in [0, 1] (N×3×H×W) with integer
+/// labels, through the one trainer ([`train::fit`]).
 pub fn train(
     images: &TchTensor,
     labels: &TchTensor,
@@ -208,22 +321,16 @@ pub fn train(
     }
     let n = s[0];
     let (labels, classes) = check_labels(OP, labels, n, opts.classes)?;
-    if opts.epochs == 0 || opts.batch == 0 {
-        return Err(Error::invalid(OP, "epochs and batch must be ≥ 1"));
-    }
+    opts.train.validate()?;
     if !(0.0..1.0).contains(&opts.val_split) {
-        return Err(Error::invalid(
-            OP,
-            format!("val_split must be in [0, 1), got {}", opts.val_split),
-        ));
+        return Err(Error::BadOption {
+            op: OP,
+            key: "val_split".into(),
+            expected: "a fraction in [0, 1)".into(),
+            got: opts.val_split.to_string(),
+        });
     }
-    if !(opts.lr > 0.0 && opts.lr.is_finite()) {
-        return Err(Error::invalid(
-            OP,
-            format!("lr must be a positive number, got {}", opts.lr),
-        ));
-    }
-    if let Some(seed) = opts.seed {
+    if let Some(seed) = opts.train.seed {
         crate::device::seed(seed);
     }
     let n_val = ((n as f64) * opts.val_split).round() as i64;
@@ -236,17 +343,13 @@ pub fn train(
             ),
         ));
     }
-    let order = TchTensor::randperm(n, (Kind::Int64, tch::Device::Cpu));
+    let order = tc(
+        OP,
+        TchTensor::f_randperm(n, (Kind::Int64, tch::Device::Cpu)),
+    )?;
     let train_idx = order.narrow(0, 0, n - n_val);
     let val_idx = order.narrow(0, n - n_val, n_val);
-    let (x_train, y_train) = (
-        images.index_select(0, &train_idx),
-        labels.index_select(0, &train_idx),
-    );
-    let (x_val, y_val) = (
-        images.index_select(0, &val_idx),
-        labels.index_select(0, &val_idx),
-    );
+    let pick = |t: &TchTensor, i: &TchTensor| tc(OP, t.f_index_select(0, i));
 
     let (mut model, _) = match &opts.pretrained {
         Some(p) => ResNet::load(p, Some(classes), opts.device)?,
@@ -261,118 +364,15 @@ pub fn train(
             }
         }
     }
-    let mut opt = match opts.optimizer.as_str() {
-        "sgd" => nn::Sgd {
-            momentum: 0.9,
-            wd: opts.weight_decay,
-            ..Default::default()
-        }
-        .build(&model.vs, opts.lr),
-        "adam" => nn::Adam {
-            wd: opts.weight_decay,
-            ..Default::default()
-        }
-        .build(&model.vs, opts.lr),
-        other => {
-            return Err(Error::invalid(
-                OP,
-                format!("optimizer must be \"sgd\" or \"adam\", got \"{other}\""),
-            ))
-        }
-    }
-    .map_err(|e| Error::torch(OP, e))?;
-    if opts.freeze {
-        opt.set_weight_decay(opts.weight_decay);
-    }
-
-    let mut history = History::default();
-    let mut best: Option<((f64, f64), Vec<(String, TchTensor)>)> = None;
-    let n_train = n - n_val;
-    let device = opts.device;
-    for epoch in 1..=opts.epochs {
-        let perm = TchTensor::randperm(n_train, (Kind::Int64, tch::Device::Cpu));
-        let (mut loss_sum, mut correct) = (0.0, 0i64);
-        let mut start = 0;
-        while start < n_train {
-            let len = (opts.batch as i64).min(n_train - start);
-            let idx = perm.narrow(0, start, len);
-            let mut xb = x_train.index_select(0, &idx);
-            if opts.augment {
-                // Flip a random half of the batch left-right.
-                let flip = TchTensor::rand([len, 1, 1, 1], (Kind::Float, tch::Device::Cpu)).lt(0.5);
-                xb = xb.flip([3]).where_self(&flip, &xb);
-            }
-            let yb = y_train.index_select(0, &idx).to_device(device);
-            let x = prepare_images(OP, &xb, device)?;
-            let logits = model.forward_t(&x, true);
-            let loss = logits.cross_entropy_for_logits(&yb);
-            opt.backward_step(&loss);
-            loss_sum += loss.double_value(&[]) * len as f64;
-            correct += logits
-                .argmax(-1, false)
-                .eq_tensor(&yb)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
-            start += len;
-        }
-        history.train_loss.push(loss_sum / n_train as f64);
-        history.train_acc.push(correct as f64 / n_train as f64);
-        let (val_loss, val_acc) = if n_val > 0 {
-            let probs = model.predict(OP, &x_val, 64)?;
-            let yv = y_val.to_device(tch::Device::Cpu);
-            let nll = probs.clamp_min(1e-12).log().nll_loss(&yv).double_value(&[]);
-            let acc = probs
-                .argmax(-1, false)
-                .eq_tensor(&yv)
-                .to_kind(Kind::Double)
-                .mean(Kind::Double)
-                .double_value(&[]);
-            (nll, acc)
-        } else {
-            (f64::NAN, f64::NAN)
-        };
-        history.val_loss.push(val_loss);
-        history.val_acc.push(val_acc);
-        // Keep the weights of the best validation epoch: highest accuracy, then
-        // lowest loss (the last epoch when there is no validation set).
-        let score = if n_val > 0 {
-            (val_acc, -val_loss)
-        } else {
-            (epoch as f64, 0.0)
-        };
-        if best
-            .as_ref()
-            .is_none_or(|(b, _)| score.0 > b.0 || (score.0 == b.0 && score.1 > b.1))
-        {
-            let snapshot = model
-                .vs
-                .variables()
-                .into_iter()
-                .map(|(k, v)| (k, v.detach().copy()))
-                .collect();
-            best = Some((score, snapshot));
-            history.best_epoch = epoch;
-        }
-        if opts.verbose {
-            eprintln!(
-                "train_resnet: epoch {epoch}/{} loss {:.4} acc {:.3} val_loss {:.4} val_acc {:.3}",
-                opts.epochs,
-                history.train_loss[epoch - 1],
-                history.train_acc[epoch - 1],
-                val_loss,
-                val_acc
-            );
-            let _ = std::io::stderr().flush();
-        }
-    }
-    if let Some((_, snapshot)) = best {
-        tch::no_grad(|| {
-            for (name, mut var) in model.vs.variables() {
-                if let Some((_, v)) = snapshot.iter().find(|(k, _)| *k == name) {
-                    var.copy_(v);
-                }
-            }
-        });
-    }
+    let mut task = ClassifierTask {
+        model: &model,
+        x_train: pick(images, &train_idx)?,
+        y_train: pick(&labels, &train_idx)?,
+        x_val: pick(images, &val_idx)?,
+        y_val: pick(&labels, &val_idx)?,
+        augment: opts.augment,
+        device: opts.device,
+    };
+    let history = train::fit(&mut task, &opts.train)?;
     Ok((model, history))
 }

@@ -13,6 +13,7 @@ pub mod colormap;
 mod glyphs;
 mod heatmap;
 mod hist;
+pub mod history;
 mod images;
 mod lines;
 mod scatter;
@@ -28,6 +29,7 @@ pub use brain::{Brain, Slab};
 pub use colormap::Colormap;
 pub use heatmap::Heatmap;
 pub use hist::Hist;
+pub use history::HistoryPlot;
 pub use images::{ImageGrid, ImageRow, Raster};
 pub use lines::{Lines, Series};
 pub use scatter::Scatter;
@@ -72,6 +74,7 @@ pub enum FigureKind {
     Hist(Hist),
     Images(ImageGrid),
     Brain(Brain),
+    History(HistoryPlot),
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +100,11 @@ impl std::fmt::Display for Figure {
             FigureKind::Hist(h) => format!("histogram, {} series", h.series.len()),
             FigureKind::Images(g) => format!("images, {} rows", g.rows.len()),
             FigureKind::Brain(_) => "brain slices".to_string(),
+            FigureKind::History(h) => format!(
+                "history, {} panels ({})",
+                h.panels.len(),
+                h.families().join(", ")
+            ),
         };
         write!(f, "Figure[{what}; {}×{}]", self.width, self.height)?;
         if !self.title.is_empty() {
@@ -125,6 +133,7 @@ impl Figure {
             FigureKind::Hist(h) => h.draw(&root, &self.title),
             FigureKind::Images(g) => g.draw(&root, &self.title),
             FigureKind::Brain(b) => b.draw(&root, &self.title),
+            FigureKind::History(h) => h.draw(&root, &self.title),
         }?;
         root.present().map_err(draw_err)
     }
