@@ -360,6 +360,9 @@ pub fn run(sets: Vec<(String, String)>, out: Option<PathBuf>, seed: i64, limits:
                     }
                 } else {
                     count += 1;
+                    // A Ctrl-C that stopped an earlier input's training must
+                    // not stop this one's (in a script run it ends the run).
+                    crate::models::train::clear_interrupt();
                     session.eval_input(&format!("<input {count}>"), &line);
                 }
                 *variables.borrow_mut() = session.variables();

@@ -148,6 +148,14 @@ impl File {
         Ok(out)
     }
 
+    /// Every tensor (name, tensor in its stored dtype, on the CPU), sorted by name.
+    pub fn all(&self, op: &'static str) -> Result<Vec<(String, Tensor)>> {
+        self.shapes(op)?
+            .into_iter()
+            .map(|(name, _)| Ok((name.clone(), self.tensor(op, &name)?)))
+            .collect()
+    }
+
     /// One tensor in its stored dtype, on the CPU.
     pub fn tensor(&self, op: &'static str, name: &str) -> Result<Tensor> {
         let st = self.parsed(op)?;

@@ -1020,30 +1020,14 @@ fn cpu_named(op: &'static str, tensors: &[(String, Tensor)]) -> Result<Vec<(Stri
 }
 
 fn write_tensors(op: &'static str, tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
-    let cpu = cpu_named(op, tensors)?;
-    if cpu.is_empty() {
-        // safetensors files may not be empty of tensors in every reader: keep a marker.
-        let marker = vec![("__empty__".to_string(), Tensor::from_slice(&[0u8]))];
-        return tc(op, Tensor::write_safetensors(&marker, path));
-    }
-    tc(op, Tensor::write_safetensors(&cpu, path))
+    crate::io::safetensors::write(op, path, &cpu_named(op, tensors)?, None)
 }
 
 fn read_tensors(op: &'static str, path: &Path) -> Result<Vec<(String, Tensor)>> {
     if !path.exists() {
         return Err(Error::format(op, path, "missing from the checkpoint"));
     }
-    let t = Tensor::read_safetensors(path).map_err(|e| {
-        Error::format(
-            op,
-            path,
-            format!(
-                "not a readable safetensors file: {}",
-                e.to_string().lines().next().unwrap_or("")
-            ),
-        )
-    })?;
-    Ok(t.into_iter().filter(|(n, _)| n != "__empty__").collect())
+    crate::io::safetensors::File::open(op, path)?.all(op)
 }
 
 /// The best epoch's weights, kept while training.
