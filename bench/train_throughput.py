@@ -132,13 +132,13 @@ def torch_run(name):
         return loss.item()
 
     epoch()  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     epoch()
     last = epoch()
-    s = time.perf_counter() - t0
+    s, cpu = time.perf_counter() - t0, time.process_time() - c0
     params = sum(p.numel() for p in model.parameters())
     return {"tool": "pytorch", "model": name, "params": params, "steps": 2 * args.steps,
-            "seconds": s, "steps_per_s": 2 * args.steps / s, "threads": args.threads, "last_loss": last}
+            "seconds": s, "cpu_s": cpu, "steps_per_s": 2 * args.steps / s, "threads": args.threads, "last_loss": last}
 
 
 def voxlab_run(name):
@@ -153,11 +153,16 @@ results = []
 for name in ("transformer", "unet"):
     v, p = voxlab_run(name), torch_run(name)
     assert v["params"] == p["params"], f"{name}: parameter counts differ ({v['params']} vs {p['params']})"
-    ratio = v["steps_per_s"] / p["steps_per_s"]
+    ratio = p["seconds"] / v["seconds"]
+    cpu_ratio = p["cpu_s"] / v["cpu_s"]
     results.append({"model": name, "params": p["params"], "steps": p["steps"], "voxlab_s": round(v["seconds"], 3),
-                    "pytorch_s": round(p["seconds"], 3), "ratio": round(ratio, 3), "threads": args.threads})
-    print(f"{name}: {p['params']} parameters, {p['steps']} steps: voxlab {v['seconds']:.2f} s, "
-          f"PyTorch {p['seconds']:.2f} s, ratio {ratio:.2f}x")
+                    "pytorch_s": round(p["seconds"], 3), "ratio": round(ratio, 2),
+                    "voxlab_cpu_s": round(v["cpu_s"], 3), "pytorch_cpu_s": round(p["cpu_s"], 3),
+                    "cpu_ratio": round(cpu_ratio, 2), "threads": args.threads,
+                    "load_average": round(os.getloadavg()[0], 1)})
+    print(f"{name}: {p['params']} parameters, {p['steps']} steps: voxlab {v['seconds']:.2f} s "
+          f"({v['cpu_s']:.2f} s CPU), PyTorch {p['seconds']:.2f} s ({p['cpu_s']:.2f} s CPU), "
+          f"ratio {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU")
 os.makedirs(os.path.join(root, "bench/results"), exist_ok=True)
 with open(os.path.join(root, "bench/results/train_throughput.json"), "w") as f:
     json.dump({"torch": torch.__version__, "results": results}, f, indent=1)

@@ -16,7 +16,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use super::hf::{self, Config, NameRules};
-use super::nn::{attention_bias, embedding, layer_norm, linear, Activation};
+use super::nn::{attention_bias, dropout, embedding, layer_norm, linear, Activation};
 use super::nn::{BlockConfig, BlockNames, TransformerBlock};
 use crate::error::{Error, Result};
 use crate::tensor::tc;
@@ -131,7 +131,7 @@ impl Bert {
             None => ids.zeros_like(),
         };
         let x = self.word.forward(ids) + self.position.forward(&positions) + self.token_type.forward(&types);
-        let x = self.norm.forward(&x).dropout(self.dropout, train);
+        let x = dropout(self.norm.forward(&x), self.dropout, train);
         let bias = attention_bias(Some(mask), false, l, x.kind(), x.device());
         let mut states = vec![x];
         for layer in &self.layers {

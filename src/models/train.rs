@@ -653,21 +653,18 @@ impl GroupState {
                         let _ = tc(op, p.f_mul_scalar_(1.0 - lr * wd))?;
                     }
                     let _ = tc(op, exp_avg.f_lerp_(&g, 1.0 - beta1))?;
+                    // torch.optim.Adam's in-place sequence (addcmul_, addcdiv_
+                    // with the scalar folded into the first factor, which is
+                    // how the fused kernels order the product too).
                     let _ = tc(op, exp_avg_sq.f_mul_scalar_(*beta2))?;
-                    let _ = tc(
-                        op,
-                        exp_avg_sq.f_add_(&tc(op, tc(op, g.f_mul(&g))?.f_mul_scalar(1.0 - beta2))?),
-                    )?;
+                    let _ = tc(op, exp_avg_sq.f_addcmul_(&tc(op, g.f_mul_scalar(1.0 - beta2))?, &g))?;
                     let bc1 = 1.0 - beta1.powi(t);
                     let bc2 = 1.0 - beta2.powi(t);
                     let step_size = lr / bc1;
-                    let denom = tc(
-                        op,
-                        tc(op, tc(op, exp_avg_sq.f_sqrt())?.f_div_scalar(bc2.sqrt()))?
-                            .f_add_scalar(*eps),
-                    )?;
-                    let update = tc(op, tc(op, exp_avg.f_div(&denom))?.f_mul_scalar(-step_size))?;
-                    let _ = tc(op, p.f_add_(&update))?;
+                    let mut denom = tc(op, exp_avg_sq.f_sqrt())?;
+                    let _ = tc(op, denom.f_div_scalar_(bc2.sqrt()))?;
+                    let _ = tc(op, denom.f_add_scalar_(*eps))?;
+                    let _ = tc(op, p.f_addcdiv_(&tc(op, exp_avg.f_mul_scalar(-step_size))?, &denom))?;
                 }
                 _ => return Err(Error::invalid(op, "optimiser state of the wrong kind")),
             }
@@ -1028,6 +1025,44 @@ fn read_tensors(op: &'static str, path: &Path) -> Result<Vec<(String, Tensor)>> 
         return Err(Error::format(op, path, "missing from the checkpoint"));
     }
     crate::io::safetensors::File::open(op, path)?.all(op)
+}
+
+/// glibc's allocator tuned for a training loop while one runs: every step
+/// frees and reallocates the same activation buffers (megabytes each), and
+/// with glibc's defaults those go back to the kernel and fault in again,
+/// page by page. Measured on the UNet-block benchmark (bench/
+/// train_throughput.py, one thread): 10.3–10.9 s of CPU per 10 steps with
+/// the defaults, 9.6–9.8 s tuned, PyTorch 9.9 s. Afterwards the thresholds
+/// return to glibc's initial values and the cached memory is released.
+struct MallocForTraining;
+
+impl MallocForTraining {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn install() -> MallocForTraining {
+        // SAFETY: mallopt only changes allocator parameters.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        }
+        MallocForTraining
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    fn install() -> MallocForTraining {
+        MallocForTraining
+    }
+}
+
+impl Drop for MallocForTraining {
+    fn drop(&mut self) {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: as above; malloc_trim returns free memory to the kernel.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 /// The best epoch's weights, kept while training.
@@ -1638,6 +1673,7 @@ pub fn fit(task: &mut dyn Task, cfg: &TrainConfig) -> Result<History> {
         status = Status::Interrupted;
     }
     let _sigint = SigintGuard::install();
+    let _malloc = MallocForTraining::install();
     let progress = Progress::new(cfg, ((cfg.epochs - t.start_epoch) * batches) as u64);
     let mut epoch = t.start_epoch;
     while status == Status::Completed && epoch < cfg.epochs {

@@ -6,7 +6,7 @@
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use super::layers::{conv2d, group_norm, linear};
+use super::layers::{conv2d, dropout, group_norm, linear};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ResnetBlockConfig {
@@ -71,7 +71,7 @@ impl ResnetBlock2d {
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
             h = h + proj.forward(&t.silu()).unsqueeze(-1).unsqueeze(-1);
         }
-        let h = self.norm2.forward(&h).silu().dropout(self.dropout, train);
+        let h = dropout(self.norm2.forward(&h).silu(), self.dropout, train);
         let h = self.conv2.forward(&h);
         let skip = match &self.shortcut {
             Some(s) => s.forward(x),

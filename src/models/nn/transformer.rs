@@ -7,7 +7,7 @@ use tch::nn::{self, Module};
 use tch::Tensor;
 
 use super::attention::{AttentionConfig, AttentionNames, MultiHeadAttention};
-use super::layers::{at, layer_norm, linear, Activation};
+use super::layers::{at, dropout, layer_norm, linear, Activation};
 
 /// Where a block's parts live, relative to the block's path.
 #[derive(Debug, Clone, Copy)]
@@ -121,9 +121,9 @@ impl TransformerBlock {
     /// One residual sub-layer, normalised where the block's style puts it.
     fn residual(&self, x: &Tensor, norm: &nn::LayerNorm, train: bool, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
         if self.pre_norm {
-            x + f(&norm.forward(x)).dropout(self.dropout, train)
+            x + dropout(f(&norm.forward(x)), self.dropout, train)
         } else {
-            norm.forward(&(x + f(x).dropout(self.dropout, train)))
+            norm.forward(&(x + dropout(f(x), self.dropout, train)))
         }
     }
 
