@@ -145,3 +145,12 @@ print(f"    agreement: max cosine distance {float(np.max(1 - cos)):.1e}, "
       f"max |diff| {float(np.abs(a - vox_emb).max()):.1e}")
 print()
 print("ratio = python time / voxlab time (above 1: voxlab is faster)")
+
+# The figures docs/performance.md quotes (a test checks the quotes).
+os.makedirs(os.path.join(root, "bench/results"), exist_ok=True)
+with open(os.path.join(root, "bench/results/embed_text.json"), "w", encoding="utf-8") as f:
+    json.dump({"sentences": len(sentences), "batch": args.batch, "threads": threads,
+               "voxlab_s": round(vox_s, 3), "sentence_transformers_s": round(py_s, 3),
+               "ratio": round(py_s / vox_s, 2), "max_cosine_distance": float(f"{float(np.max(1 - cos)):.1e}"),
+               "load_average": round(os.getloadavg()[0], 1)}, f, indent=1)
+    f.write("\n")

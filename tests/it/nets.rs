@@ -537,3 +537,41 @@ fn saved_folders_load_back_in_python() {
     println!("{text}");
     assert!(run.status.success(), "{text}");
 }
+
+/// docs/performance.md's networks table quotes bench/results/*.json, the
+/// records the benchmark scripts write, so the numbers cannot go stale.
+#[test]
+fn performance_doc_quotes_the_recorded_network_benchmarks() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/performance.md")).expect("performance.md");
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(root.join("bench/results").join(name)).expect("result"))
+            .expect("json")
+    };
+    let row = |starts: &str| -> String {
+        doc.lines()
+            .find(|l| l.starts_with(starts))
+            .unwrap_or_else(|| panic!("performance.md has no row starting {starts:?}"))
+            .to_string()
+    };
+    let num = |v: &serde_json::Value| -> String {
+        let x = v.as_f64().expect("number");
+        let s = format!("{x}");
+        s
+    };
+    let e = read("embed_text.json");
+    let r = row("| `embed_text`, all-MiniLM-L6-v2");
+    for (key, unit) in [("voxlab_s", " s"), ("sentence_transformers_s", " s"), ("ratio", "×")] {
+        let want = format!("{}{unit}", num(&e[key]));
+        assert!(r.contains(&want), "embed_text row lacks {want}: {r}");
+    }
+    let t = read("train_throughput.json");
+    for (model, starts) in [("transformer", "| training, 6-layer transformer"), ("unet", "| training, UNet-style")] {
+        let rec = t["results"].as_array().expect("results").iter().find(|x| x["model"] == model).expect("model");
+        let r = row(starts);
+        for (key, unit) in [("voxlab_s", " s"), ("pytorch_s", " s"), ("ratio", "×")] {
+            let want = format!("{}{unit}", num(&rec[key]));
+            assert!(r.contains(&want), "{model} row lacks {want}: {r}");
+        }
+    }
+}
