@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Stops the test cluster .ci/slurm-up.sh started (its slurmd and slurmctld,
-# by the pid files it wrote); munged is left running for other users.
+# by the pid files it wrote), and munged when slurm-up.sh started it.
 set -uo pipefail
 DIR=${VOXLAB_SLURM_DIR:-/tmp/voxlab-slurm}
-for d in slurmd slurmctld; do
+for d in slurmd slurmctld munged; do
   f="$DIR/$d.pid"
   [ -s "$f" ] || continue
   pid=$(cat "$f")

@@ -21,6 +21,7 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
 fi
 
 mkdir -p "$DIR"/{ctld,slurmd,log}
+rm -f "$DIR"/*.pid
 # munge: reuse a running daemon, else start one (as the munge user).
 if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
   if [ ! -s /etc/munge/munge.key ]; then
@@ -31,6 +32,8 @@ if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge
   runuser -u munge -- /usr/sbin/munged --force
+  # Started here, so slurm-down.sh stops it again.
+  cp /run/munge/munged.pid "$DIR/munged.pid" 2>/dev/null || pgrep -n -x munged > "$DIR/munged.pid" || true
   for _ in $(seq 50); do munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
