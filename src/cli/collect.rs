@@ -74,7 +74,10 @@ pub fn find_runs(op: &'static str, dirs: &[PathBuf]) -> Result<(Vec<Run>, Vec<St
         if !d.is_dir() {
             return Err(Error::invalid(
                 op,
-                format!("{} is not a folder (expected the output folder of voxlab run or voxlab sweep)", d.display()),
+                format!(
+                    "{} is not a folder (expected the output folder of voxlab run or voxlab sweep)",
+                    d.display()
+                ),
             ));
         }
         let mut found = Vec::new();
@@ -119,14 +122,20 @@ fn cell(v: &Value) -> Cell {
 }
 
 fn is_scalar(v: &Value) -> bool {
-    matches!(v, Value::Number(_) | Value::String(_) | Value::Bool(_) | Value::Null)
+    matches!(
+        v,
+        Value::Number(_) | Value::String(_) | Value::Bool(_) | Value::Null
+    )
 }
 
 /// Builds the table of runs (see the module docs for its columns).
 pub fn collect(op: &'static str, dirs: &[PathBuf]) -> Result<Collected> {
     let (runs, mut warnings) = find_runs(op, dirs)?;
     if runs.is_empty() {
-        return Err(Error::invalid(op, "no readable run.json in the folders given"));
+        return Err(Error::invalid(
+            op,
+            "no readable run.json in the folders given",
+        ));
     }
     let mut param_keys = BTreeSet::new();
     let mut metric_keys: Vec<String> = Vec::new();
@@ -210,7 +219,10 @@ pub fn collect(op: &'static str, dirs: &[PathBuf]) -> Result<Collected> {
     for (script, hashes) in &by_script {
         if hashes.len() > 1 {
             differs = true;
-            let list: Vec<String> = hashes.iter().map(|(h, n)| format!("{h} ({n} run{})", if *n == 1 { "" } else { "s" })).collect();
+            let list: Vec<String> = hashes
+                .iter()
+                .map(|(h, n)| format!("{h} ({n} run{})", if *n == 1 { "" } else { "s" }))
+                .collect();
             warnings.push(format!(
                 "runs of {script} come from {} versions of the script: {}",
                 hashes.len(),
@@ -222,37 +234,73 @@ pub fn collect(op: &'static str, dirs: &[PathBuf]) -> Result<Collected> {
             usual.insert(script.clone(), h.clone());
         }
     }
-    let mut order: Vec<(String, String)> = vec![("run".into(), "run".into()), ("status".into(), "status".into())];
-    const FIXED: [&str; 8] = ["run", "status", "duration_s", "seed", "script", "script_sha256", "voxlab", "error"];
+    let mut order: Vec<(String, String)> = vec![
+        ("run".into(), "run".into()),
+        ("status".into(), "status".into()),
+    ];
+    const FIXED: [&str; 8] = [
+        "run",
+        "status",
+        "duration_s",
+        "seed",
+        "script",
+        "script_sha256",
+        "voxlab",
+        "error",
+    ];
     for k in &param_keys {
-        let name = if FIXED.contains(&k.as_str()) { format!("param.{k}") } else { k.clone() };
+        let name = if FIXED.contains(&k.as_str()) {
+            format!("param.{k}")
+        } else {
+            k.clone()
+        };
         order.push((format!("param:{k}"), name));
     }
     for k in &metric_keys {
-        let name = if param_keys.contains(k) || FIXED.contains(&k.as_str()) { format!("metric.{k}") } else { k.clone() };
+        let name = if param_keys.contains(k) || FIXED.contains(&k.as_str()) {
+            format!("metric.{k}")
+        } else {
+            k.clone()
+        };
         order.push((format!("metric:{k}"), name));
     }
     for k in ["duration_s", "seed", "script", "script_sha256", "voxlab"] {
         order.push((k.into(), k.into()));
     }
-    if rows.iter().any(|r| matches!(r.get("error"), Some(Cell::Text(_)))) {
+    if rows
+        .iter()
+        .any(|r| matches!(r.get("error"), Some(Cell::Text(_))))
+    {
         order.push(("error".into(), "error".into()));
     }
     let mut table = Table::default();
     for (key, name) in &order {
-        let cells: Vec<Cell> = rows.iter().map(|r| r.get(key).cloned().unwrap_or(Cell::Missing)).collect();
+        let cells: Vec<Cell> = rows
+            .iter()
+            .map(|r| r.get(key).cloned().unwrap_or(Cell::Missing))
+            .collect();
         let numeric = cells.iter().all(|c| !matches!(c, Cell::Text(_)));
         let column = if numeric && key != "run" && key != "status" {
-            Column::Number(cells.iter().map(|c| match c {
-                Cell::Num(x) => *x,
-                _ => f64::NAN,
-            }).collect())
+            Column::Number(
+                cells
+                    .iter()
+                    .map(|c| match c {
+                        Cell::Num(x) => *x,
+                        _ => f64::NAN,
+                    })
+                    .collect(),
+            )
         } else {
-            Column::Text(cells.iter().map(|c| match c {
-                Cell::Num(x) => crate::plot::num_text(*x),
-                Cell::Text(s) => s.clone(),
-                Cell::Missing => String::new(),
-            }).collect())
+            Column::Text(
+                cells
+                    .iter()
+                    .map(|c| match c {
+                        Cell::Num(x) => crate::plot::num_text(*x),
+                        Cell::Text(s) => s.clone(),
+                        Cell::Missing => String::new(),
+                    })
+                    .collect(),
+            )
         };
         table.columns.push((name.clone(), column));
     }
@@ -268,7 +316,9 @@ pub fn collect(op: &'static str, dirs: &[PathBuf]) -> Result<Collected> {
                 (get("script_sha256") != usual).to_string()
             })
             .collect();
-        table.columns.push(("script_differs".into(), Column::Text(flags)));
+        table
+            .columns
+            .push(("script_differs".into(), Column::Text(flags)));
     }
     Ok(Collected {
         table,
@@ -299,7 +349,16 @@ pub fn aligned(table: &Table) -> String {
                 v.iter()
                     .map(|s| {
                         if s.chars().count() > MAX {
-                            format!("…{}", s.chars().rev().take(MAX - 1).collect::<Vec<_>>().into_iter().rev().collect::<String>())
+                            format!(
+                                "…{}",
+                                s.chars()
+                                    .rev()
+                                    .take(MAX - 1)
+                                    .collect::<Vec<_>>()
+                                    .into_iter()
+                                    .rev()
+                                    .collect::<String>()
+                            )
                         } else {
                             s.clone()
                         }
@@ -312,7 +371,14 @@ pub fn aligned(table: &Table) -> String {
     }
     let widths: Vec<usize> = cols
         .iter()
-        .map(|(n, cells, _)| cells.iter().map(|c| c.chars().count()).chain([n.chars().count()]).max().unwrap_or(0))
+        .map(|(n, cells, _)| {
+            cells
+                .iter()
+                .map(|c| c.chars().count())
+                .chain([n.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |cells: Vec<&str>| -> String {
         cells
@@ -371,7 +437,10 @@ pub fn main(args: &[String]) -> i32 {
     }
     if let Some(o) = &out {
         if o.extension().and_then(|e| e.to_str()) != Some("csv") {
-            return usage(format!("--out expects a .csv file name, got '{}'", o.display()));
+            return usage(format!(
+                "--out expects a .csv file name, got '{}'",
+                o.display()
+            ));
         }
     }
     let c = match collect("collect", &dirs) {

@@ -100,7 +100,8 @@ fn positive(cmd: &str, flag: &str, v: &str) -> Result<u64, String> {
 
 /// `[D-]HH:MM:SS` as sbatch's --time takes it.
 fn check_time(v: &str) -> Result<(), String> {
-    let bad = || format!("sweep: --time expects [D-]HH:MM:SS (e.g. 02:00:00 or 1-12:00:00), got '{v}'");
+    let bad =
+        || format!("sweep: --time expects [D-]HH:MM:SS (e.g. 02:00:00 or 1-12:00:00), got '{v}'");
     let (days, hms) = match v.split_once('-') {
         Some((d, rest)) => (Some(d), rest),
         None => (None, v),
@@ -141,11 +142,11 @@ fn check_mem(v: &str) -> Result<(), String> {
 
 fn check_gpus(v: &str) -> Result<(), String> {
     let count = v.rsplit(':').next().unwrap_or("");
-    let kind_ok = v
-        .split(':')
-        .rev()
-        .skip(1)
-        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)));
+    let kind_ok = v.split(':').rev().skip(1).all(|p| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    });
     if !count.is_empty() && count.chars().all(|c| c.is_ascii_digit()) && kind_ok {
         Ok(())
     } else {
@@ -165,9 +166,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => {
-                (f.to_string(), Some(v.to_string()))
-            }
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
         let mut value = |name: &str| -> Result<String, String> {
@@ -180,7 +179,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--grid" => {
                 let g = value("--grid")?;
                 let expected = |got: &str| {
-                    format!("sweep: --grid expects KEY=V1,V2,... (e.g. alpha=0.1,1,10), got '{got}'")
+                    format!(
+                        "sweep: --grid expects KEY=V1,V2,... (e.g. alpha=0.1,1,10), got '{got}'"
+                    )
                 };
                 let (k, vs) = g.split_once('=').ok_or_else(|| expected(&g))?;
                 let k = k.trim();
@@ -189,7 +190,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     return Err(expected(&g));
                 }
                 if a.grids.iter().any(|(name, _)| name == k) {
-                    return Err(format!("sweep: --grid {k} is given twice; put all its values in one list"));
+                    return Err(format!(
+                        "sweep: --grid {k} is given twice; put all its values in one list"
+                    ));
                 }
                 a.grids.push((k.to_string(), values));
             }
@@ -211,11 +214,15 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     .map_err(|_| format!("sweep: --seed expects an integer, got '{v}'"))?;
                 a.seed = Some(v);
             }
-            "--threads" => a.threads = Some(positive("sweep", "--threads", &value("--threads")?)? as usize),
+            "--threads" => {
+                a.threads = Some(positive("sweep", "--threads", &value("--threads")?)? as usize)
+            }
             "--max-seconds" | "--max-memory" | "--max-operations" => {
                 let v = value(&flag)?;
                 if !v.parse::<f64>().is_ok_and(|x| x.is_finite() && x > 0.0) {
-                    return Err(format!("sweep: {flag} expects a positive number, got '{v}'"));
+                    return Err(format!(
+                        "sweep: {flag} expects a positive number, got '{v}'"
+                    ));
                 }
                 a.limits.push(flag.clone());
                 a.limits.push(v);
@@ -226,7 +233,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--partition" => {
                 let v = value("--partition")?;
                 if v.is_empty() || v.contains(char::is_whitespace) {
-                    return Err(format!("sweep: --partition expects a partition name, got '{v}'"));
+                    return Err(format!(
+                        "sweep: --partition expects a partition name, got '{v}'"
+                    ));
                 }
                 slurm.partition = Some(v);
                 slurm_flags.push(flag.clone());
@@ -254,7 +263,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 slurm_flags.push(flag.clone());
             }
             "--array-max" => {
-                slurm.array_max = Some(positive("sweep", "--array-max", &value("--array-max")?)? as u32);
+                slurm.array_max =
+                    Some(positive("sweep", "--array-max", &value("--array-max")?)? as u32);
                 slurm_flags.push(flag.clone());
             }
             "--sbatch" => {
@@ -270,7 +280,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--setup" => {
                 let v = value("--setup")?;
                 if v.contains('\n') {
-                    return Err("sweep: --setup expects one shell line (repeat --setup for more)".into());
+                    return Err(
+                        "sweep: --setup expects one shell line (repeat --setup for more)".into(),
+                    );
                 }
                 slurm.setup.push(v);
                 slurm_flags.push(flag.clone());
@@ -291,7 +303,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
         return Err("sweep: needs a script: voxlab sweep SCRIPT.rhai --grid KEY=V1,V2,...".into());
     }
     if a.grids.is_empty() {
-        return Err("sweep: needs at least one --grid KEY=V1,V2,... (the parameters to vary)".into());
+        return Err(
+            "sweep: needs at least one --grid KEY=V1,V2,... (the parameters to vary)".into(),
+        );
     }
     match &mut a.slurm {
         Some(s) => {
@@ -308,7 +322,11 @@ fn parse(args: &[String]) -> Result<Args, String> {
         }
     }
     if a.zip {
-        let lens: Vec<String> = a.grids.iter().map(|(k, v)| format!("{k}: {}", v.len())).collect();
+        let lens: Vec<String> = a
+            .grids
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.len()))
+            .collect();
         if a.grids.iter().any(|(_, v)| v.len() != a.grids[0].1.len()) {
             return Err(format!(
                 "sweep: --zip pairs lists of one length, got {}",
@@ -340,7 +358,12 @@ pub fn points(grids: &[(String, Vec<String>)], zip: bool) -> Vec<Point> {
     let sets: Vec<Vec<(String, String)>> = if zip {
         let n = grids.first().map_or(0, |g| g.1.len());
         (0..n)
-            .map(|i| grids.iter().map(|(k, v)| (k.clone(), v[i].clone())).collect())
+            .map(|i| {
+                grids
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v[i].clone()))
+                    .collect()
+            })
             .collect()
     } else {
         let mut acc: Vec<Vec<(String, String)>> = vec![vec![]];
@@ -362,7 +385,10 @@ pub fn points(grids: &[(String, Vec<String>)], zip: bool) -> Vec<Point> {
     sets.into_iter()
         .enumerate()
         .map(|(index, set)| {
-            let label: Vec<String> = set.iter().map(|(k, v)| format!("{}={}", safe(k), safe(v))).collect();
+            let label: Vec<String> = set
+                .iter()
+                .map(|(k, v)| format!("{}={}", safe(k), safe(v)))
+                .collect();
             Point {
                 index,
                 dir: format!("{index:0width$}-{}", label.join(",")),
@@ -373,8 +399,11 @@ pub fn points(grids: &[(String, Vec<String>)], zip: bool) -> Vec<Point> {
 }
 
 fn point_json(p: &Point) -> Value {
-    let set: serde_json::Map<String, Value> =
-        p.set.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let set: serde_json::Map<String, Value> = p
+        .set
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     json!({"index": p.index, "dir": p.dir, "set": set})
 }
 
@@ -398,7 +427,10 @@ pub fn run_status(run_dir: &Path) -> Option<String> {
 
 /// The arguments of `voxlab run` for one point (without the program name).
 fn run_args(m: &Value, dir: &Path, p: &Value, threads: Option<usize>) -> Vec<String> {
-    let mut args = vec!["run".to_string(), m["script"].as_str().unwrap_or_default().to_string()];
+    let mut args = vec![
+        "run".to_string(),
+        m["script"].as_str().unwrap_or_default().to_string(),
+    ];
     let mut seed = m["seed"].as_str().map(str::to_string);
     for set in [&m["set"], &p["set"]] {
         if let Some(map) = set.as_object() {
@@ -424,7 +456,11 @@ fn run_args(m: &Value, dir: &Path, p: &Value, threads: Option<usize>) -> Vec<Str
         args.push(t.to_string());
     }
     args.push("--out".into());
-    args.push(dir.join(p["dir"].as_str().unwrap_or_default()).display().to_string());
+    args.push(
+        dir.join(p["dir"].as_str().unwrap_or_default())
+            .display()
+            .to_string(),
+    );
     args
 }
 
@@ -582,13 +618,14 @@ fn prepare(a: &Args) -> Result<(PathBuf, Value, Vec<Point>), String> {
     let dir = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("sweeps").join(format!("{stem}-{}", record::compact_timestamp(now)))
     });
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("sweep: cannot create the output folder {}: {e}", dir.display()))?;
-    let grid: serde_json::Map<String, Value> = a
-        .grids
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        format!(
+            "sweep: cannot create the output folder {}: {e}",
+            dir.display()
+        )
+    })?;
+    let grid: serde_json::Map<String, Value> =
+        a.grids.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     let set: serde_json::Map<String, Value> = a
         .sets
         .iter()
@@ -731,7 +768,12 @@ pub fn main(args: &[String]) -> i32 {
                         done.status,
                         done.seconds
                     ),
-                    _ => eprintln!("[{n}/{}] {name}: {} in {:.1} s", todo.len(), done.status, done.seconds),
+                    _ => eprintln!(
+                        "[{n}/{}] {name}: {} in {:.1} s",
+                        todo.len(),
+                        done.status,
+                        done.seconds
+                    ),
                 }
                 let mut m = manifest.lock().unwrap_or_else(|e| e.into_inner());
                 m["points"][index]["status"] = json!(done.status);
@@ -749,7 +791,11 @@ pub fn main(args: &[String]) -> i32 {
     let (ok, failed, missing) = summary(&dir, &m);
     eprintln!(
         "sweep: {ok} ok, {failed} failed{} in {} (voxlab collect {} makes the table)",
-        if missing > 0 { format!(", {missing} not run") } else { String::new() },
+        if missing > 0 {
+            format!(", {missing} not run")
+        } else {
+            String::new()
+        },
         dir.display(),
         dir.display()
     );
@@ -764,7 +810,10 @@ fn slurm(a: &Args, s: &Slurm, dir: &Path, m: &mut Value, todo: &[usize], exe: &P
         return 0;
     }
     if let Err(e) = std::fs::create_dir_all(dir.join("logs")) {
-        eprintln!("voxlab sweep: cannot create {}: {e}", dir.join("logs").display());
+        eprintln!(
+            "voxlab sweep: cannot create {}: {e}",
+            dir.join("logs").display()
+        );
         return 1;
     }
     let text = sbatch_script(dir, m, s, todo, exe);
@@ -835,7 +884,11 @@ fn slurm(a: &Args, s: &Slurm, dir: &Path, m: &mut Value, todo: &[usize], exe: &P
     eprintln!(
         "sweep: job array {job} ended after {:.1} s: {ok} ok, {failed} failed{}",
         clock.elapsed().as_secs_f64(),
-        if missing > 0 { format!(", {missing} without run.json (see {}/logs/)", dir.display()) } else { String::new() }
+        if missing > 0 {
+            format!(", {missing} without run.json (see {}/logs/)", dir.display())
+        } else {
+            String::new()
+        }
     );
     println!("{job}");
     i32::from(failed + missing > 0)
@@ -863,18 +916,27 @@ pub fn task(args: &[String]) -> i32 {
         }
     }
     let [dir, index] = rest.as_slice() else {
-        return usage(format!("expected DIR and INDEX, got {} arguments", rest.len()));
+        return usage(format!(
+            "expected DIR and INDEX, got {} arguments",
+            rest.len()
+        ));
     };
     let dir = absolute(Path::new(dir));
     let Ok(index) = index.parse::<usize>() else {
         return usage(format!("INDEX must be a point number, got '{index}'"));
     };
     let Some(m) = read_json(&dir.join(MANIFEST)) else {
-        return usage(format!("{} is missing or not JSON", dir.join(MANIFEST).display()));
+        return usage(format!(
+            "{} is missing or not JSON",
+            dir.join(MANIFEST).display()
+        ));
     };
     let n = m["points"].as_array().map_or(0, Vec::len);
     if index >= n {
-        return usage(format!("the sweep has points 0..{}, got {index}", n.saturating_sub(1)));
+        return usage(format!(
+            "the sweep has points 0..{}, got {index}",
+            n.saturating_sub(1)
+        ));
     }
     let p = m["points"][index].clone();
     if let Some(cwd) = m["cwd"].as_str() {
@@ -886,7 +948,10 @@ pub fn task(args: &[String]) -> i32 {
     let mut run = run_args(&m, &dir, &p, threads);
     // `--out` must be absolute or relative to the sweep's working directory.
     if let Some(last) = run.last_mut() {
-        *last = dir.join(p["dir"].as_str().unwrap_or_default()).display().to_string();
+        *last = dir
+            .join(p["dir"].as_str().unwrap_or_default())
+            .display()
+            .to_string();
     }
     eprintln!("sweep-task: point {index}: voxlab {}", run.join(" "));
     match super::dispatch(&run) {

@@ -53,13 +53,21 @@ fn dirs_from(v: &Dynamic) -> Result<Vec<PathBuf>> {
             .map(|x| {
                 x.is_string()
                     .then(|| PathBuf::from(x.to_string()))
-                    .ok_or_else(|| Error::invalid(OP, format!("folders must be strings, got {}", x.type_name())))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            OP,
+                            format!("folders must be strings, got {}", x.type_name()),
+                        )
+                    })
             })
             .collect();
     }
     Err(Error::invalid(
         OP,
-        format!("expected a folder (string) or an array of folders, got {}", v.type_name()),
+        format!(
+            "expected a folder (string) or an array of folders, got {}",
+            v.type_name()
+        ),
     ))
 }
 
@@ -85,14 +93,24 @@ fn column(op: &'static str, runs: &Map, name: &str) -> Result<Array> {
     let v = runs.get(name).ok_or_else(|| {
         let mut names: Vec<&str> = runs.keys().map(|k| k.as_str()).collect();
         names.sort();
-        Error::invalid(op, format!("no column '{name}'; the runs have: {}", names.join(", ")))
+        Error::invalid(
+            op,
+            format!("no column '{name}'; the runs have: {}", names.join(", ")),
+        )
     })?;
     if let Some(t) = v.read_lock::<crate::tensor::Tensor>() {
-        return Ok(t.to_f64_vec(op)?.into_iter().map(Dynamic::from_float).collect());
+        return Ok(t
+            .to_f64_vec(op)?
+            .into_iter()
+            .map(Dynamic::from_float)
+            .collect());
     }
-    v.read_lock::<Array>()
-        .map(|a| a.clone())
-        .ok_or_else(|| Error::invalid(op, format!("column '{name}' must be an array, got {}", v.type_name())))
+    v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| {
+        Error::invalid(
+            op,
+            format!("column '{name}' must be an array, got {}", v.type_name()),
+        )
+    })
 }
 
 fn numbers(op: &'static str, name: &str, col: &Array) -> Result<Vec<f64>> {
@@ -101,9 +119,19 @@ fn numbers(op: &'static str, name: &str, col: &Array) -> Result<Vec<f64>> {
             x.as_float()
                 .ok()
                 .or_else(|| x.as_int().ok().map(|i| i as f64))
-                .or_else(|| x.is_string().then(|| x.to_string().trim().parse().ok()).flatten())
-                .or_else(|| x.is_string().then_some(f64::NAN).filter(|_| x.to_string().is_empty()))
-                .ok_or_else(|| Error::invalid(op, format!("column '{name}' must hold numbers, got {x:?}")))
+                .or_else(|| {
+                    x.is_string()
+                        .then(|| x.to_string().trim().parse().ok())
+                        .flatten()
+                })
+                .or_else(|| {
+                    x.is_string()
+                        .then_some(f64::NAN)
+                        .filter(|_| x.to_string().is_empty())
+                })
+                .ok_or_else(|| {
+                    Error::invalid(op, format!("column '{name}' must hold numbers, got {x:?}"))
+                })
         })
         .collect()
 }
@@ -150,17 +178,30 @@ fn plot_sweep(runs: &Map, opts: Map) -> Result<Figure> {
     let (xname, yname) = (need("x")?, need("y")?);
     let ci = o.f64("ci")?;
     if !(ci > 0.0 && ci < 1.0) {
-        return Err(Error::BadOption { op: OP, key: "ci".into(), expected: "a level between 0 and 1".into(), got: ci.to_string() });
+        return Err(Error::BadOption {
+            op: OP,
+            key: "ci".into(),
+            expected: "a level between 0 and 1".into(),
+            got: ci.to_string(),
+        });
     }
     let log_x = o.bool("log_x")?;
     let mut x = numbers(OP, &xname, &column(OP, runs, &xname)?)?;
     let y = numbers(OP, &yname, &column(OP, runs, &yname)?)?;
     if x.len() != y.len() {
-        return Err(Error::shape(OP, format!("column '{yname}'"), format!("{} values like '{xname}'", x.len()), y.len().to_string()));
+        return Err(Error::shape(
+            OP,
+            format!("column '{yname}'"),
+            format!("{} values like '{xname}'", x.len()),
+            y.len().to_string(),
+        ));
     }
     if log_x {
         if let Some(bad) = x.iter().find(|v| !(**v > 0.0)) {
-            return Err(Error::invalid(OP, format!("log_x needs positive x values, '{xname}' has {bad}")));
+            return Err(Error::invalid(
+                OP,
+                format!("log_x needs positive x values, '{xname}' has {bad}"),
+            ));
         }
         x.iter_mut().for_each(|v| *v = v.log10());
     }
@@ -168,14 +209,22 @@ fn plot_sweep(runs: &Map, opts: Map) -> Result<Figure> {
         Some(g) => {
             let col = column(OP, runs, &g)?;
             if col.len() != x.len() {
-                return Err(Error::shape(OP, format!("column '{g}'"), format!("{} values like '{xname}'", x.len()), col.len().to_string()));
+                return Err(Error::shape(
+                    OP,
+                    format!("column '{g}'"),
+                    format!("{} values like '{xname}'", x.len()),
+                    col.len().to_string(),
+                ));
             }
             col.iter().map(|v| format!("{g}={}", label(v))).collect()
         }
         None => vec![String::new(); x.len()],
     };
     let ok: Vec<bool> = match runs.get("status") {
-        Some(_) => column(OP, runs, "status")?.iter().map(|s| s.to_string() == "ok").collect(),
+        Some(_) => column(OP, runs, "status")?
+            .iter()
+            .map(|s| s.to_string() == "ok")
+            .collect(),
         None => vec![true; x.len()],
     };
     // group → x → values, in the order groups first appear.
@@ -188,7 +237,10 @@ fn plot_sweep(runs: &Map, opts: Map) -> Result<Figure> {
         if !order.contains(&groups[i]) {
             order.push(groups[i].clone());
         }
-        cells.entry(groups[i].clone()).or_default().push((x[i], y[i]));
+        cells
+            .entry(groups[i].clone())
+            .or_default()
+            .push((x[i], y[i]));
     }
     if order.is_empty() {
         return Err(Error::invalid(OP, "no ok runs with a finite x to draw"));
@@ -201,7 +253,10 @@ fn plot_sweep(runs: &Map, opts: Map) -> Result<Figure> {
         let (mut xs, mut ms, mut es) = (Vec::new(), Vec::new(), Vec::new());
         let mut i = 0;
         while i < pts.len() {
-            let j = pts[i..].iter().position(|p| p.0 != pts[i].0).map_or(pts.len(), |k| i + k);
+            let j = pts[i..]
+                .iter()
+                .position(|p| p.0 != pts[i].0)
+                .map_or(pts.len(), |k| i + k);
             let ys: Vec<f64> = pts[i..j].iter().map(|p| p.1).collect();
             let (m, e) = mean_ci(&ys, ci);
             xs.push(pts[i].0);
@@ -209,18 +264,29 @@ fn plot_sweep(runs: &Map, opts: Map) -> Result<Figure> {
             es.push(e);
             i = j;
         }
-        series.push(Series { name: g.clone(), x: xs, y: ms });
+        series.push(Series {
+            name: g.clone(),
+            x: xs,
+            y: ms,
+        });
         errors.push(Some(es));
     }
     let x_label = o.opt_string("x_label")?.unwrap_or_else(|| {
-        if log_x { format!("log10 {xname}") } else { xname.clone() }
+        if log_x {
+            format!("log10 {xname}")
+        } else {
+            xname.clone()
+        }
     });
     let y_label = o
         .opt_string("y_label")?
         .unwrap_or_else(|| format!("{yname} (mean ± {}% CI)", crate::plot::num_text(ci * 100.0)));
     let (w, h) = (o.i64("width")?, o.i64("height")?);
     if !(100..=8000).contains(&w) || !(100..=8000).contains(&h) {
-        return Err(Error::invalid(OP, format!("width and height must be 100–8000 pixels, got {w}×{h}")));
+        return Err(Error::invalid(
+            OP,
+            format!("width and height must be 100–8000 pixels, got {w}×{h}"),
+        ));
     }
     Ok(Figure {
         title: o.string("title")?,

@@ -139,8 +139,14 @@ impl Lines {
                     .draw_series(bars.into_iter().flat_map(|(x, y, e)| {
                         [
                             PathElement::new(vec![(x, y - e), (x, y + e)], colour.stroke_width(1)),
-                            PathElement::new(vec![(x - cap, y - e), (x + cap, y - e)], colour.stroke_width(1)),
-                            PathElement::new(vec![(x - cap, y + e), (x + cap, y + e)], colour.stroke_width(1)),
+                            PathElement::new(
+                                vec![(x - cap, y - e), (x + cap, y - e)],
+                                colour.stroke_width(1),
+                            ),
+                            PathElement::new(
+                                vec![(x - cap, y + e), (x + cap, y + e)],
+                                colour.stroke_width(1),
+                            ),
                         ]
                     }))
                     .map_err(draw_err)?;
