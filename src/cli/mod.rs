@@ -1,9 +1,11 @@
 //! The command line: `voxlab [repl] | run FILE | -e EXPR | info | doc [NAME]`.
 
+pub mod collect;
 pub mod diagnostic;
 pub mod record;
 pub mod repl;
 pub mod run;
+pub mod sweep;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -21,6 +23,10 @@ usage:
   voxlab                         interactive REPL (reads a script from stdin when piped)
   voxlab run FILE.rhai [options] run a script; writes run.json to the output folder
   voxlab -e 'EXPR' [options]     evaluate an expression or short script and print its value
+  voxlab sweep FILE.rhai --grid KEY=V1,V2,... [options]
+                                 run a script over a parameter grid, locally or on SLURM
+  voxlab collect DIR... [--out table.csv]
+                                 every run.json under the folders as one table
   voxlab info                    versions, device, CUDA, threads
   voxlab doc [NAME]              function reference (all, or one function)
   voxlab doc --markdown          the reference as Markdown (docs/reference.md)
@@ -234,6 +240,10 @@ fn dispatch(args: &[String]) -> Result<i32, UsageError> {
             Ok(0)
         }
         Some("doc") => doc(&args[1..]),
+        // Sweeps and their tables (src/cli/sweep.rs, src/cli/collect.rs).
+        Some("sweep") => Ok(sweep::main(&args[1..])),
+        Some("sweep-task") => Ok(sweep::task(&args[1..])),
+        Some("collect") => Ok(collect::main(&args[1..])),
         Some("run") => {
             let (c, rest) = parse_common(&args[1..])?;
             let [script] = rest.as_slice() else {

@@ -11,6 +11,7 @@ pub mod models;
 pub mod nets;
 pub mod options;
 pub mod plot;
+pub mod runs;
 pub mod runtime;
 pub mod session;
 pub mod stats;
@@ -149,6 +150,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     train::register(&mut engine, &mut help, &session);
     eval::register(&mut engine, &mut help);
     plot::register(&mut engine, &mut help, &session);
+    runs::register(&mut engine, &mut help);
     let help = Rc::new(help);
     runtime::register_help(&mut engine, help.clone());
     engine.set_module_resolver(Resolver {

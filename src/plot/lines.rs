@@ -17,6 +17,8 @@ pub struct Lines {
     pub series: Vec<Series>,
     pub x_label: String,
     pub y_label: String,
+    /// Half-length of an error bar at each point, per series (none: no bars).
+    pub errors: Vec<Option<Vec<f64>>>,
 }
 
 impl Lines {
@@ -42,7 +44,36 @@ impl Lines {
             series,
             x_label: x_label.into(),
             y_label: y_label.into(),
+            errors: Vec::new(),
         })
+    }
+
+    /// Error bars (± half-length per point) for each series, e.g. a
+    /// confidence interval of a mean over seeds.
+    pub fn with_errors(mut self, errors: Vec<Option<Vec<f64>>>) -> Result<Self> {
+        for (s, e) in self.series.iter().zip(&errors) {
+            if let Some(e) = e {
+                if e.len() != s.y.len() {
+                    return Err(Error::shape(
+                        "plot",
+                        format!("error bars of series '{}'", s.name),
+                        format!("{} values", s.y.len()),
+                        e.len().to_string(),
+                    ));
+                }
+            }
+        }
+        self.errors = errors;
+        Ok(self)
+    }
+
+    fn error(&self, series: usize, i: usize) -> f64 {
+        self.errors
+            .get(series)
+            .and_then(|e| e.as_ref())
+            .and_then(|e| e.get(i).copied())
+            .filter(|e| e.is_finite())
+            .map_or(0.0, f64::abs)
     }
 
     pub(super) fn draw<DB: DrawingBackend>(
@@ -52,8 +83,14 @@ impl Lines {
     ) -> Result<()> {
         let (x0, x1) =
             super::padded_range(self.series.iter().flat_map(|s| s.x.iter().copied()), false);
-        let (y0, y1) =
-            super::padded_range(self.series.iter().flat_map(|s| s.y.iter().copied()), false);
+        let (y0, y1) = super::padded_range(
+            self.series.iter().enumerate().flat_map(|(k, s)| {
+                s.y.iter()
+                    .enumerate()
+                    .flat_map(move |(i, y)| [y - self.error(k, i), y + self.error(k, i)])
+            }),
+            false,
+        );
         let mut chart = ChartBuilder::on(root)
             .caption(title, font(20.0))
             .margin(12)
@@ -88,6 +125,32 @@ impl Lines {
             chart
                 .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                 .map_err(draw_err)?;
+            if self.errors.get(i).is_some_and(Option::is_some) {
+                let bars: Vec<(f64, f64, f64)> =
+                    s.x.iter()
+                        .zip(&s.y)
+                        .enumerate()
+                        .map(|(j, (x, y))| (*x, *y, self.error(i, j)))
+                        .filter(|(x, y, e)| x.is_finite() && y.is_finite() && *e > 0.0)
+                        .collect();
+                // Caps 1 % of the x range to each side.
+                let cap = (x1 - x0) * 0.01;
+                chart
+                    .draw_series(bars.into_iter().flat_map(|(x, y, e)| {
+                        [
+                            PathElement::new(vec![(x, y - e), (x, y + e)], colour.stroke_width(1)),
+                            PathElement::new(
+                                vec![(x - cap, y - e), (x + cap, y - e)],
+                                colour.stroke_width(1),
+                            ),
+                            PathElement::new(
+                                vec![(x - cap, y + e), (x + cap, y + e)],
+                                colour.stroke_width(1),
+                            ),
+                        ]
+                    }))
+                    .map_err(draw_err)?;
+            }
         }
         if self.series.len() > 1 || !self.series[0].name.is_empty() {
             chart

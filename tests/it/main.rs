@@ -22,6 +22,7 @@ mod rsa;
 mod scripts;
 mod simulate;
 mod stats;
+mod sweep;
 mod tensor;
 mod train;
 mod volume;
