@@ -30,10 +30,12 @@ impl std::fmt::Display for ResNetModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "ResNet[{}; {} classes; {}",
+            "ResNet[{}; {} classes; {:.1}M parameters; {}; {}",
             self.net.arch.name(),
             self.net.classes,
-            crate::device::name(self.net.vs.device())
+            self.net.vs.variables().values().map(|t| t.numel()).sum::<usize>() as f64 / 1e6,
+            crate::device::name(self.net.vs.device()),
+            crate::tensor::kind_name(self.net.vs.kind())
         )?;
         if let Some(h) = &self.history {
             write!(
