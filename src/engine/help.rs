@@ -89,6 +89,10 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "Networks: pretrained text encoders and CLIP in Hugging Face layouts",
     ),
     (
+        "captions",
+        "Captions: BLIP captioners in Hugging Face's layout, image-token features, generation",
+    ),
+    (
         "eval",
         "Evaluation: identification, image similarity, feature correlations",
     ),

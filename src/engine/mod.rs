@@ -8,6 +8,7 @@ pub mod help;
 pub mod io;
 pub mod json;
 pub mod models;
+pub mod captions;
 pub mod nets;
 pub mod options;
 pub mod plot;
@@ -147,6 +148,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     stats::register(&mut engine, &mut help);
     models::register(&mut engine, &mut help, &session);
     nets::register(&mut engine, &mut help, &session);
+    captions::register(&mut engine, &mut help, &session);
     train::register(&mut engine, &mut help, &session);
     eval::register(&mut engine, &mut help);
     plot::register(&mut engine, &mut help, &session);

@@ -245,6 +245,9 @@ impl Resizer {
 /// defaults for the model's image size).
 #[derive(Debug, Clone)]
 pub struct Preprocess {
+    /// Resize to exactly height×width instead (`size: {height, width}`, as
+    /// BlipImageProcessor): no aspect kept, no crop.
+    pub exact: Option<(i64, i64)>,
     pub shortest_edge: i64,
     pub crop: (i64, i64),
     pub mean: [f64; 3],
@@ -256,6 +259,7 @@ pub struct Preprocess {
 impl Preprocess {
     pub fn defaults(image_size: i64) -> Preprocess {
         Preprocess {
+            exact: None,
             shortest_edge: image_size,
             crop: (image_size, image_size),
             mean: [0.48145466, 0.4578275, 0.40821073],
@@ -278,6 +282,10 @@ impl Preprocess {
             Some(Value::Object(m)) => {
                 if let Some(s) = m.get("shortest_edge").and_then(Value::as_i64) {
                     p.shortest_edge = s;
+                } else if let (Some(h), Some(w)) =
+                    (m.get("height").and_then(Value::as_i64), m.get("width").and_then(Value::as_i64))
+                {
+                    p.exact = Some((h, w));
                 }
             }
             _ => {}
@@ -303,7 +311,14 @@ impl Preprocess {
             }
             Ok(())
         };
-        if v.get("image_processor_type").and_then(Value::as_str) == Some("CLIPImageProcessorPil") {
+        if let Some(hw) = p.exact {
+            p.crop = hw;
+            p.shortest_edge = hw.0.min(hw.1);
+        }
+        if matches!(
+            v.get("image_processor_type").and_then(Value::as_str),
+            Some("CLIPImageProcessorPil" | "BlipImageProcessorPil")
+        ) {
             p.resizer = Resizer::Pil;
         }
         triple("image_mean", &mut p.mean)?;
@@ -325,7 +340,8 @@ impl Preprocess {
         Ok(p)
     }
 
-    /// Images N×3×H×W in [0, 1] → CLIP's pixel values N×3×crop: each image
+    /// Images N×3×H×W in [0, 1] → CLIP's pixel values N×3×crop (with
+    /// `exact`, BLIP's: resized to height×width, not cropped): each image
     /// as 8 bits (what the processor sees), resized so its shorter side is
     /// `shortest_edge` (the longer one int(edge·long/short), as
     /// transformers rounds) by the chosen [`Resizer`], centre-cropped,
@@ -333,7 +349,9 @@ impl Preprocess {
     pub fn apply(&self, op: &'static str, images: &Tensor) -> Result<Tensor> {
         let s = images.size();
         let (h, w) = (s[2], s[3]);
-        let (new_h, new_w) = if w <= h {
+        let (new_h, new_w) = if let Some(hw) = self.exact {
+            hw
+        } else if w <= h {
             ((self.shortest_edge as f64 * h as f64 / w as f64) as i64, self.shortest_edge)
         } else {
             (self.shortest_edge, (self.shortest_edge as f64 * w as f64 / h as f64) as i64)

@@ -1,6 +1,7 @@
 //! Models from brain data to features and back: ridge decoders and encoders,
 //! ResNets with torchvision-compatible weights (in time: decoders, GANs,
 //! mappers, diffusion).
+pub mod blip;
 pub mod classifier;
 pub mod clip;
 pub mod hf;

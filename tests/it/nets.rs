@@ -524,6 +524,8 @@ fn saved_folders_load_back_in_python() {
     mini.save("test", &out.path().join("minilm")).expect("save minilm");
     let clip = Clip::load("test", &hf_fixture("tiny-clip"), Device::Cpu).expect("clip");
     clip.save("test", &out.path().join("clip")).expect("save clip");
+    let blip = voxlab::models::blip::Blip::load("test", &hf_fixture("tiny-blip"), Device::Cpu).expect("blip");
+    blip.save("test", &out.path().join("blip")).expect("save blip");
     let cache = std::env::var("VOXLAB_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
         PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/voxlab")
     });

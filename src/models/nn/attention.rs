@@ -2,7 +2,8 @@
 //! additive bias for padding and causality.
 //!
 //! One struct serves every architecture; only the names of its four
-//! projections differ (see [`AttentionNames`]). The product itself runs in
+//! projections differ (see [`AttentionNames`]), or q, k and v are one fused
+//! linear (BLIP's and ViT-in-LAVIS' `qkv`, its output split in three). The product itself runs in
 //! libtorch's `scaled_dot_product_attention`, the kernel transformers and
 //! diffusers call by default ("sdpa").
 
@@ -19,6 +20,9 @@ pub struct AttentionNames {
     pub k: &'static str,
     pub v: &'static str,
     pub out: &'static str,
+    /// One fused q|k|v linear (weight 3·inner×dim, rows q then k then v)
+    /// instead of three: its name; `q`, `k` and `v` are then unused.
+    pub qkv: Option<&'static str>,
 }
 
 impl AttentionNames {
@@ -29,6 +33,7 @@ impl AttentionNames {
         k: "self.key",
         v: "self.value",
         out: "output.dense",
+        qkv: None,
     };
     /// CLIP, ViT in transformers' CLIP/BLIP: `q_proj`, `k_proj`, `v_proj`, `out_proj`.
     pub const CLIP: AttentionNames = AttentionNames {
@@ -36,6 +41,7 @@ impl AttentionNames {
         k: "k_proj",
         v: "v_proj",
         out: "out_proj",
+        qkv: None,
     };
     /// diffusers' `Attention`: `to_q`, `to_k`, `to_v`, `to_out.0`.
     pub const DIFFUSERS: AttentionNames = AttentionNames {
@@ -43,6 +49,15 @@ impl AttentionNames {
         k: "to_k",
         v: "to_v",
         out: "to_out.0",
+        qkv: None,
+    };
+    /// BLIP's vision attention: a fused `qkv` and a `projection` output.
+    pub const BLIP_VISION: AttentionNames = AttentionNames {
+        q: "",
+        k: "",
+        v: "",
+        out: "projection",
+        qkv: Some("qkv"),
     };
 }
 
@@ -84,10 +99,14 @@ impl AttentionConfig {
     }
 }
 
+/// The input projections: three linears, or one fused.
+enum Projections {
+    Separate { q: nn::Linear, k: nn::Linear, v: nn::Linear },
+    Fused { qkv: nn::Linear, inner: i64 },
+}
+
 pub struct MultiHeadAttention {
-    q: nn::Linear,
-    k: nn::Linear,
-    v: nn::Linear,
+    proj: Projections,
     out: nn::Linear,
     heads: i64,
     head_dim: i64,
@@ -97,10 +116,17 @@ pub struct MultiHeadAttention {
 impl MultiHeadAttention {
     pub fn new(p: &nn::Path, c: AttentionConfig, names: AttentionNames) -> MultiHeadAttention {
         let inner = c.heads * c.head_dim;
+        let proj = match names.qkv {
+            // A fused projection reads keys and values from the queries' width.
+            Some(name) => Projections::Fused { qkv: linear(&at(p, name), c.dim, 3 * inner, c.qkv_bias), inner },
+            None => Projections::Separate {
+                q: linear(&at(p, names.q), c.dim, inner, c.qkv_bias),
+                k: linear(&at(p, names.k), c.context_dim, inner, c.qkv_bias),
+                v: linear(&at(p, names.v), c.context_dim, inner, c.qkv_bias),
+            },
+        };
         MultiHeadAttention {
-            q: linear(&at(p, names.q), c.dim, inner, c.qkv_bias),
-            k: linear(&at(p, names.k), c.context_dim, inner, c.qkv_bias),
-            v: linear(&at(p, names.v), c.context_dim, inner, c.qkv_bias),
+            proj,
             out: linear(&at(p, names.out), inner, c.dim, c.out_bias),
             heads: c.heads,
             head_dim: c.head_dim,
@@ -124,9 +150,24 @@ impl MultiHeadAttention {
         train: bool,
     ) -> Tensor {
         let src = context.unwrap_or(x);
-        let q = self.split_heads(&self.q.forward(x));
-        let k = self.split_heads(&self.k.forward(src));
-        let v = self.split_heads(&self.v.forward(src));
+        let (q, k, v) = match &self.proj {
+            Projections::Separate { q, k, v } => (q.forward(x), k.forward(src), v.forward(src)),
+            Projections::Fused { qkv, inner } if context.is_none() => {
+                let y = qkv.forward(x);
+                (y.narrow(-1, 0, *inner), y.narrow(-1, *inner, *inner), y.narrow(-1, 2 * *inner, *inner))
+            }
+            Projections::Fused { qkv, inner } => {
+                // Cross-attention through a fused projection: its q rows on
+                // the queries, its k and v rows on the context.
+                let part = |i: i64, t: &Tensor| {
+                    let w = qkv.ws.narrow(0, i * inner, *inner);
+                    let b = qkv.bs.as_ref().map(|b| b.narrow(0, i * inner, *inner));
+                    t.linear(&w, b.as_ref())
+                };
+                (part(0, x), part(1, src), part(2, src))
+            }
+        };
+        let (q, k, v) = (self.split_heads(&q), self.split_heads(&k), self.split_heads(&v));
         let p = if train { self.dropout } else { 0.0 };
         let y = Tensor::scaled_dot_product_attention(&q, &k, &v, bias, p, false, None, false);
         let (b, lq) = (x.size()[0], x.size()[1]);

@@ -37,7 +37,7 @@ impl BlockNames {
         fc2: "output.dense",
         mlp_norm: "output.LayerNorm",
     };
-    /// transformers' CLIPEncoderLayer (and BLIP's vision layers).
+    /// transformers' CLIPEncoderLayer.
     pub const CLIP: BlockNames = BlockNames {
         self_attn: "self_attn",
         self_attn_names: AttentionNames::CLIP,
@@ -48,6 +48,13 @@ impl BlockNames {
         fc1: "mlp.fc1",
         fc2: "mlp.fc2",
         mlp_norm: "layer_norm2",
+    };
+    /// transformers' BlipEncoderLayer (BLIP's vision layers): CLIP's names
+    /// with a fused `self_attn.qkv` and `self_attn.projection`.
+    pub const BLIP_VISION: BlockNames = BlockNames {
+        self_attn_names: AttentionNames::BLIP_VISION,
+        cross_attn_names: AttentionNames::BLIP_VISION,
+        ..BlockNames::CLIP
     };
 }
 
