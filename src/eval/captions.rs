@@ -130,10 +130,14 @@ pub fn bleu_tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
+fn not_rouge_char(c: char) -> bool {
+    !(c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
 /// rouge-score's default tokens: lower-case, runs of [a-z0-9].
 pub fn rouge_tokens(text: &str) -> Vec<String> {
     text.to_lowercase()
-        .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
+        .split(not_rouge_char)
         .filter(|t| !t.is_empty())
         .map(str::to_string)
         .collect()
@@ -175,12 +179,17 @@ impl Vocab {
     fn new() -> Self {
         Vocab(FxMap::default())
     }
-    fn ids(&mut self, tokens: Vec<String>) -> Vec<u32> {
+    /// Ids of borrowed tokens (empty pieces skipped); allocates only new words.
+    fn ids_of<'a>(&mut self, tokens: impl Iterator<Item = &'a str>) -> Vec<u32> {
         tokens
-            .into_iter()
-            .map(|t| {
-                let n = self.0.len() as u32;
-                *self.0.entry(t).or_insert(n)
+            .filter(|t| !t.is_empty())
+            .map(|t| match self.0.get(t) {
+                Some(&id) => id,
+                None => {
+                    let n = self.0.len() as u32;
+                    self.0.insert(t.to_string(), n);
+                    n
+                }
             })
             .collect()
     }
@@ -221,32 +230,54 @@ fn count_ngrams(ids: &[u32], mut f: impl FnMut(u128, usize)) {
     }
 }
 
+/// Sorted keys → (key, count) runs.
+fn runs<K: Ord + Copy>(mut keys: Vec<K>) -> Vec<(K, u32)> {
+    keys.sort_unstable();
+    let mut out: Vec<(K, u32)> = Vec::with_capacity(keys.len());
+    for k in keys {
+        match out.last_mut() {
+            Some((last, c)) if *last == k => *c += 1,
+            _ => out.push((k, 1)),
+        }
+    }
+    out
+}
+
 impl BleuStats {
     pub fn new(candidates: &[String], references: &[Vec<String>]) -> Self {
-        // Tokenise in parallel, then give ids in one pass.
-        let ctoks: Vec<Vec<String>> = candidates.par_iter().map(|c| bleu_tokens(c)).collect();
-        let rtoks: Vec<Vec<Vec<String>>> = references
+        // Lower-case in parallel; ids in one pass over borrowed tokens.
+        let clow: Vec<String> = candidates.par_iter().map(|c| c.to_lowercase()).collect();
+        let rlow: Vec<Vec<String>> = references
             .par_iter()
-            .map(|rs| rs.iter().map(|r| bleu_tokens(r)).collect())
+            .map(|rs| rs.iter().map(|r| r.to_lowercase()).collect())
             .collect();
         let mut vocab = Vocab::new();
-        let cids: Vec<Vec<u32>> = ctoks.into_iter().map(|t| vocab.ids(t)).collect();
-        let rids: Vec<Vec<Vec<u32>>> = rtoks
-            .into_iter()
-            .map(|rs| rs.into_iter().map(|t| vocab.ids(t)).collect())
+        let cids: Vec<Vec<u32>> = clow.iter().map(|t| vocab.ids_of(t.split(py_space))).collect();
+        let rids: Vec<Vec<Vec<u32>>> = rlow
+            .iter()
+            .map(|rs| rs.iter().map(|t| vocab.ids_of(t.split(py_space))).collect())
+            .collect();
+        // Each candidate's n-gram counts (parallel), then one interning pass.
+        let ckeys: Vec<Vec<((u128, u8), u32)>> = cids
+            .par_iter()
+            .map(|ids| {
+                let mut keys = Vec::new();
+                count_ngrams(ids, |k, o| keys.push((k, o as u8)));
+                runs(keys)
+            })
             .collect();
         let mut intern: FxMap<u128, u32> = FxMap::default();
-        let cands: Vec<CandStats> = cids
-            .iter()
-            .map(|ids| {
-                let mut local: FxMap<u32, (u32, u8)> = FxMap::default();
-                count_ngrams(ids, |k, o| {
-                    let n = intern.len() as u32;
-                    let id = *intern.entry(k).or_insert(n);
-                    local.entry(id).or_insert((0, o as u8)).0 += 1;
-                });
-                let mut ngrams: Vec<(u32, u32, u8)> =
-                    local.into_iter().map(|(id, (c, o))| (id, c, o)).collect();
+        let cands: Vec<CandStats> = ckeys
+            .into_iter()
+            .zip(&cids)
+            .map(|(keys, ids)| {
+                let mut ngrams: Vec<(u32, u32, u8)> = keys
+                    .into_iter()
+                    .map(|((k, o), c)| {
+                        let n = intern.len() as u32;
+                        (*intern.entry(k).or_insert(n), c, o)
+                    })
+                    .collect();
                 ngrams.sort_unstable();
                 CandStats { len: ids.len(), ngrams }
             })
@@ -254,23 +285,20 @@ impl BleuStats {
         let refs: Vec<RefStats> = rids
             .par_iter()
             .map(|rs| {
-                let mut max: FxMap<u32, u32> = FxMap::default();
-                let mut one: FxMap<u32, u32> = FxMap::default();
+                let mut max: Vec<(u32, u32)> = Vec::new();
                 for r in rs {
-                    one.clear();
+                    let mut keys = Vec::new();
                     count_ngrams(r, |k, _| {
                         if let Some(&id) = intern.get(&k) {
-                            *one.entry(id).or_insert(0) += 1;
+                            keys.push(id);
                         }
                     });
-                    for (&id, &c) in &one {
-                        let m = max.entry(id).or_insert(0);
-                        *m = (*m).max(c);
-                    }
+                    max.extend(runs(keys));
                 }
-                let mut max_counts: Vec<(u32, u32)> = max.into_iter().collect();
-                max_counts.sort_unstable();
-                RefStats { lens: rs.iter().map(Vec::len).collect(), max_counts }
+                // The maximum count of each n-gram over the references.
+                max.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+                max.dedup_by_key(|e| e.0);
+                RefStats { lens: rs.iter().map(Vec::len).collect(), max_counts: max }
             })
             .collect();
         BleuStats { cands, refs }
@@ -463,16 +491,16 @@ pub struct RougeStats {
 
 impl RougeStats {
     pub fn new(candidates: &[String], references: &[Vec<String>]) -> Self {
-        let ctoks: Vec<Vec<String>> = candidates.par_iter().map(|c| rouge_tokens(c)).collect();
-        let rtoks: Vec<Vec<Vec<String>>> = references
+        let clow: Vec<String> = candidates.par_iter().map(|c| c.to_lowercase()).collect();
+        let rlow: Vec<Vec<String>> = references
             .par_iter()
-            .map(|rs| rs.iter().map(|r| rouge_tokens(r)).collect())
+            .map(|rs| rs.iter().map(|r| r.to_lowercase()).collect())
             .collect();
         let mut vocab = Vocab::new();
-        let cands = ctoks.into_iter().map(|t| vocab.ids(t)).collect();
-        let refs = rtoks
-            .into_iter()
-            .map(|rs| rs.into_iter().map(|t| vocab.ids(t)).collect())
+        let cands = clow.iter().map(|t| vocab.ids_of(t.split(not_rouge_char))).collect();
+        let refs = rlow
+            .iter()
+            .map(|rs| rs.iter().map(|t| vocab.ids_of(t.split(not_rouge_char))).collect())
             .collect();
         RougeStats { cands, refs }
     }
