@@ -111,7 +111,13 @@ pub static CAPTION_SCORES: FnDoc = FnDoc {
 /// Strings of an array argument, named in errors.
 fn string_array(op: &'static str, what: &str, v: &Dynamic) -> crate::error::Result<Vec<String>> {
     let arr = v.read_lock::<Array>().ok_or_else(|| {
-        Error::invalid(op, format!("{what}: expected an array of strings, got {}", v.type_name()))
+        Error::invalid(
+            op,
+            format!(
+                "{what}: expected an array of strings, got {}",
+                v.type_name()
+            ),
+        )
     })?;
     arr.iter()
         .enumerate()
@@ -119,7 +125,10 @@ fn string_array(op: &'static str, what: &str, v: &Dynamic) -> crate::error::Resu
             if t.is_string() {
                 Ok(t.to_string())
             } else {
-                Err(Error::invalid(op, format!("{what}[{i}]: expected a string, got {}", t.type_name())))
+                Err(Error::invalid(
+                    op,
+                    format!("{what}[{i}]: expected a string, got {}", t.type_name()),
+                ))
             }
         })
         .collect()
@@ -138,7 +147,13 @@ fn reference_lists(op: &'static str, v: &Dynamic) -> crate::error::Result<Vec<Ve
             } else if r.is_array() {
                 string_array(op, &format!("references[{i}]"), r)
             } else {
-                Err(Error::invalid(op, format!("references[{i}]: expected a string or an array of strings, got {}", r.type_name())))
+                Err(Error::invalid(
+                    op,
+                    format!(
+                        "references[{i}]: expected a string or an array of strings, got {}",
+                        r.type_name()
+                    ),
+                ))
             }
         })
         .collect()
@@ -151,7 +166,10 @@ fn embedder(op: &'static str, v: &Dynamic) -> crate::error::Result<Embedder> {
     if let Some(e) = v.read_lock::<super::nets::TextEncoderValue>() {
         let e = e.0.clone();
         return Ok(Box::new(move |t: &[String]| {
-            let o = crate::models::text::EmbedOptions { normalize: Some(true), ..Default::default() };
+            let o = crate::models::text::EmbedOptions {
+                normalize: Some(true),
+                ..Default::default()
+            };
             e.embed(op, t, &o)
         }));
     }
@@ -159,7 +177,13 @@ fn embedder(op: &'static str, v: &Dynamic) -> crate::error::Result<Embedder> {
         let c = c.0.clone();
         return Ok(Box::new(move |t: &[String]| c.embed_text(op, t, 32)));
     }
-    Err(Error::invalid(op, format!("encoder: expected a TextEncoder (load_text_encoder) or a Clip (load_clip), got {}", v.type_name())))
+    Err(Error::invalid(
+        op,
+        format!(
+            "encoder: expected a TextEncoder (load_text_encoder) or a Clip (load_clip), got {}",
+            v.type_name()
+        ),
+    ))
 }
 
 fn f64_tensor(op: &'static str, v: &[f64]) -> crate::error::Result<Tensor> {
@@ -303,7 +327,11 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                 smoothing: Smoothing::parse(OP, &o.string("smoothing")?)?,
                 sentence: o.bool("sentence")?,
             };
-            let b = captions::bleu(&string_array(OP, "candidates", &c)?, &reference_lists(OP, &r)?, &bo)?;
+            let b = captions::bleu(
+                &string_array(OP, "candidates", &c)?,
+                &reference_lists(OP, &r)?,
+                &bo,
+            )?;
             let mut m = Map::new();
             for (k, v) in b.scores.iter().enumerate() {
                 m.insert(format!("bleu{}", k + 1).into(), Dynamic::from_float(*v));
@@ -311,7 +339,10 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
             if let Some(values) = b.values {
                 let mut vm = Map::new();
                 for (k, v) in values.iter().enumerate() {
-                    vm.insert(format!("bleu{}", k + 1).into(), Dynamic::from(f64_tensor(OP, v)?));
+                    vm.insert(
+                        format!("bleu{}", k + 1).into(),
+                        Dynamic::from(f64_tensor(OP, v)?),
+                    );
                 }
                 m.insert("values".into(), Dynamic::from_map(vm));
             }
@@ -323,34 +354,55 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
     engine.register_fn("rouge_l", |c: Dynamic, r: Dynamic| -> RhaiResult<Map> {
         guard("rouge_l", || {
             const OP: &str = "rouge_l";
-            let res = captions::rouge_l(&string_array(OP, "candidates", &c)?, &reference_lists(OP, &r)?)?;
+            let res = captions::rouge_l(
+                &string_array(OP, "candidates", &c)?,
+                &reference_lists(OP, &r)?,
+            )?;
             let mut m = Map::new();
             m.insert("rouge_l".into(), Dynamic::from_float(res.mean));
             m.insert("values".into(), Dynamic::from(f64_tensor(OP, &res.values)?));
             Ok(m)
         })
     });
-    engine.register_fn("text_similarity", |e: Dynamic, a: Dynamic, b: Dynamic| -> RhaiResult<Map> {
-        guard("text_similarity", || {
-            const OP: &str = "text_similarity";
-            let embed = embedder(OP, &e)?;
-            let v = captions::similarity_with(OP, &*embed, &string_array(OP, "a", &a)?, &string_array(OP, "b", &b)?)?;
-            let mut m = Map::new();
-            m.insert("similarity".into(), Dynamic::from_float(v.iter().sum::<f64>() / v.len() as f64));
-            m.insert("values".into(), Dynamic::from(f64_tensor(OP, &v)?));
-            Ok(m)
-        })
-    });
+    engine.register_fn(
+        "text_similarity",
+        |e: Dynamic, a: Dynamic, b: Dynamic| -> RhaiResult<Map> {
+            guard("text_similarity", || {
+                const OP: &str = "text_similarity";
+                let embed = embedder(OP, &e)?;
+                let v = captions::similarity_with(
+                    OP,
+                    &*embed,
+                    &string_array(OP, "a", &a)?,
+                    &string_array(OP, "b", &b)?,
+                )?;
+                let mut m = Map::new();
+                m.insert(
+                    "similarity".into(),
+                    Dynamic::from_float(v.iter().sum::<f64>() / v.len() as f64),
+                );
+                m.insert("values".into(), Dynamic::from(f64_tensor(OP, &v)?));
+                Ok(m)
+            })
+        },
+    );
     let scores = |c: Dynamic, r: Dynamic, opts: Map| -> RhaiResult<Map> {
         guard("caption_scores", || {
             const OP: &str = "caption_scores";
             let o = Opts::parse(&CAPTION_SCORES, opts)?;
             let np = o.i64("permutations")?;
             if np < 1 {
-                return Err(Error::BadOption { op: OP, key: "permutations".into(), expected: "a positive integer".into(), got: np.to_string() });
+                return Err(Error::BadOption {
+                    op: OP,
+                    key: "permutations".into(),
+                    expected: "a positive integer".into(),
+                    got: np.to_string(),
+                });
             }
             let seed = match o.opt_i64("seed")? {
-                Some(s) if s < 0 => return Err(Error::invalid(OP, format!("seed must be ≥ 0, got {s}"))),
+                Some(s) if s < 0 => {
+                    return Err(Error::invalid(OP, format!("seed must be ≥ 0, got {s}")))
+                }
                 Some(s) => s as u64,
                 None => super::stats::torch_seed(OP)?,
             };
@@ -372,15 +424,30 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
             let mut m = Map::new();
             for s in &res {
                 m.insert(s.name.into(), Dynamic::from_float(s.score));
-                m.insert(format!("{}_chance", s.name).into(), Dynamic::from_float(s.chance));
-                m.insert(format!("{}_chance_sd", s.name).into(), Dynamic::from_float(s.chance_sd));
+                m.insert(
+                    format!("{}_chance", s.name).into(),
+                    Dynamic::from_float(s.chance),
+                );
+                m.insert(
+                    format!("{}_chance_sd", s.name).into(),
+                    Dynamic::from_float(s.chance_sd),
+                );
                 m.insert(format!("{}_p", s.name).into(), Dynamic::from_float(s.p));
             }
-            m.insert("metrics".into(), Dynamic::from_array(res.iter().map(|s| Dynamic::from(s.name.to_string())).collect()));
+            m.insert(
+                "metrics".into(),
+                Dynamic::from_array(
+                    res.iter()
+                        .map(|s| Dynamic::from(s.name.to_string()))
+                        .collect(),
+                ),
+            );
             m.insert("permutations".into(), Dynamic::from_int(np));
             Ok(m)
         })
     };
-    engine.register_fn("caption_scores", move |c: Dynamic, r: Dynamic| scores(c, r, Map::new()));
+    engine.register_fn("caption_scores", move |c: Dynamic, r: Dynamic| {
+        scores(c, r, Map::new())
+    });
     engine.register_fn("caption_scores", scores);
 }

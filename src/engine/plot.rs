@@ -686,7 +686,12 @@ fn caption_bars(o: &Opts, m: &Map, alpha: f64) -> Result<Figure> {
     let get = |key: String| -> Result<f64> {
         m.get(key.as_str())
             .and_then(|v| v.as_float().ok())
-            .ok_or_else(|| Error::invalid(OP, format!("caption_scores result without a number under {key}")))
+            .ok_or_else(|| {
+                Error::invalid(
+                    OP,
+                    format!("caption_scores result without a number under {key}"),
+                )
+            })
     };
     let mut score = Vec::new();
     let mut chance = Vec::new();
@@ -700,8 +705,18 @@ fn caption_bars(o: &Opts, m: &Map, alpha: f64) -> Result<Figure> {
     }
     let k = names.len();
     let series = vec![
-        BarSeries { name: "score".into(), values: score, errors: None, marks },
-        BarSeries { name: "chance (mean ± sd)".into(), values: chance, errors: Some(sd), marks: vec![String::new(); k] },
+        BarSeries {
+            name: "score".into(),
+            values: score,
+            errors: None,
+            marks,
+        },
+        BarSeries {
+            name: "chance (mean ± sd)".into(),
+            values: chance,
+            errors: Some(sd),
+            marks: vec![String::new(); k],
+        },
     ];
     let mut b = Bars::new(names, series)?;
     b.x_label = o.string("x_label")?;

@@ -33,8 +33,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::models::text::{EmbedOptions, TextEncoder};
-use crate::stats::Alternative;
 use crate::stats::permutation::{permutation_pvalue, random_permutation};
+use crate::stats::Alternative;
 
 /// Highest n-gram order.
 pub const MAX_N: usize = 4;
@@ -146,14 +146,21 @@ pub fn rouge_tokens(text: &str) -> Vec<String> {
 /// Candidates and their references, checked.
 fn check(op: &'static str, candidates: &[String], references: &[Vec<String>]) -> Result<()> {
     if candidates.is_empty() {
-        return Err(Error::invalid(op, "candidates is empty: give at least one caption"));
+        return Err(Error::invalid(
+            op,
+            "candidates is empty: give at least one caption",
+        ));
     }
     if candidates.len() != references.len() {
         return Err(Error::shape(
             op,
             "candidates and references",
             "one reference list per candidate",
-            format!("{} candidates and {} reference lists", candidates.len(), references.len()),
+            format!(
+                "{} candidates and {} reference lists",
+                candidates.len(),
+                references.len()
+            ),
         ));
     }
     for (i, r) in references.iter().enumerate() {
@@ -252,7 +259,10 @@ impl BleuStats {
             .map(|rs| rs.iter().map(|r| r.to_lowercase()).collect())
             .collect();
         let mut vocab = Vocab::new();
-        let cids: Vec<Vec<u32>> = clow.iter().map(|t| vocab.ids_of(t.split(py_space))).collect();
+        let cids: Vec<Vec<u32>> = clow
+            .iter()
+            .map(|t| vocab.ids_of(t.split(py_space)))
+            .collect();
         let rids: Vec<Vec<Vec<u32>>> = rlow
             .iter()
             .map(|rs| rs.iter().map(|t| vocab.ids_of(t.split(py_space))).collect())
@@ -279,7 +289,10 @@ impl BleuStats {
                     })
                     .collect();
                 ngrams.sort_unstable();
-                CandStats { len: ids.len(), ngrams }
+                CandStats {
+                    len: ids.len(),
+                    ngrams,
+                }
             })
             .collect();
         let refs: Vec<RefStats> = rids
@@ -298,7 +311,10 @@ impl BleuStats {
                 // The maximum count of each n-gram over the references.
                 max.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
                 max.dedup_by_key(|e| e.0);
-                RefStats { lens: rs.iter().map(Vec::len).collect(), max_counts: max }
+                RefStats {
+                    lens: rs.iter().map(Vec::len).collect(),
+                    max_counts: max,
+                }
             })
             .collect();
         BleuStats { cands, refs }
@@ -342,7 +358,12 @@ impl BleuStats {
             .copied()
             .min_by_key(|&l| (l.abs_diff(h), l))
             .unwrap_or(0);
-        PairStats { num, den, hyp: h as u64, refl: closest as u64 }
+        PairStats {
+            num,
+            den,
+            hyp: h as u64,
+            refl: closest as u64,
+        }
     }
 
     /// Corpus statistics of candidate i against the references of item `to(i)`.
@@ -358,9 +379,14 @@ impl BleuStats {
             a
         };
         if n >= 2048 {
-            (0..n).into_par_iter().map(|i| self.pair(i, to(i))).reduce(PairStats::default, sum)
+            (0..n)
+                .into_par_iter()
+                .map(|i| self.pair(i, to(i)))
+                .reduce(PairStats::default, sum)
         } else {
-            (0..n).map(|i| self.pair(i, to(i))).fold(PairStats::default(), sum)
+            (0..n)
+                .map(|i| self.pair(i, to(i)))
+                .fold(PairStats::default(), sum)
         }
     }
 }
@@ -378,7 +404,11 @@ fn fsum(v: impl Iterator<Item = f64>) -> f64 {
     let (mut s, mut c) = (0.0f64, 0.0f64);
     for x in v {
         let t = s + x;
-        c += if s.abs() >= x.abs() { (s - t) + x } else { (x - t) + s };
+        c += if s.abs() >= x.abs() {
+            (s - t) + x
+        } else {
+            (x - t) + s
+        };
         s = t;
     }
     s + c
@@ -451,21 +481,32 @@ fn bleu_of(op: &str, stats: &BleuStats, opts: &BleuOptions) -> Bleu {
     if !opts.sentence {
         let (scores, zero) = stats.corpus(|i| i).bleu(opts.smoothing);
         warn_zero(op, &zero, 0);
-        return Bleu { scores, values: None };
+        return Bleu {
+            scores,
+            values: None,
+        };
     }
     let per: Vec<([f64; MAX_N], Vec<usize>)> = (0..stats.len())
         .into_par_iter()
         .map(|i| stats.pair(i, i).bleu(opts.smoothing))
         .collect();
-    let zero: Vec<usize> = per.iter().filter_map(|(_, z)| z.iter().min().copied()).collect();
+    let zero: Vec<usize> = per
+        .iter()
+        .filter_map(|(_, z)| z.iter().min().copied())
+        .collect();
     warn_zero(op, &zero, zero.len());
-    let values: Vec<Vec<f64>> = (0..MAX_N).map(|k| per.iter().map(|(s, _)| s[k]).collect()).collect();
+    let values: Vec<Vec<f64>> = (0..MAX_N)
+        .map(|k| per.iter().map(|(s, _)| s[k]).collect())
+        .collect();
     let n = stats.len() as f64;
     let mut scores = [0.0; MAX_N];
     for k in 0..MAX_N {
         scores[k] = values[k].iter().sum::<f64>() / n;
     }
-    Bleu { scores, values: Some(values) }
+    Bleu {
+        scores,
+        values: Some(values),
+    }
 }
 
 /// Length of the longest common subsequence (one DP row).
@@ -497,10 +538,17 @@ impl RougeStats {
             .map(|rs| rs.iter().map(|r| r.to_lowercase()).collect())
             .collect();
         let mut vocab = Vocab::new();
-        let cands = clow.iter().map(|t| vocab.ids_of(t.split(not_rouge_char))).collect();
+        let cands = clow
+            .iter()
+            .map(|t| vocab.ids_of(t.split(not_rouge_char)))
+            .collect();
         let refs = rlow
             .iter()
-            .map(|rs| rs.iter().map(|t| vocab.ids_of(t.split(not_rouge_char))).collect())
+            .map(|rs| {
+                rs.iter()
+                    .map(|t| vocab.ids_of(t.split(not_rouge_char)))
+                    .collect()
+            })
             .collect();
         RougeStats { cands, refs }
     }
@@ -564,17 +612,27 @@ fn unit_rows(op: &'static str, t: &tch::Tensor) -> Result<Vec<Vec<f32>>> {
         .contiguous();
     let s = t.size();
     if s.len() != 2 {
-        return Err(Error::invalid(op, format!("embeddings must be N×d, got {s:?}")));
+        return Err(Error::invalid(
+            op,
+            format!("embeddings must be N×d, got {s:?}"),
+        ));
     }
     let (n, d) = (s[0] as usize, s[1] as usize);
     let mut flat = vec![0f32; n * d];
-    t.f_copy_data(&mut flat, n * d)
-        .map_err(|e| Error::Torch { op, msg: e.to_string() })?;
+    t.f_copy_data(&mut flat, n * d).map_err(|e| Error::Torch {
+        op,
+        msg: e.to_string(),
+    })?;
     Ok(flat
         .chunks(d.max(1))
         .take(n)
         .map(|r| {
-            let norm = r.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt().max(1e-12);
+            let norm = r
+                .iter()
+                .map(|x| (*x as f64) * (*x as f64))
+                .sum::<f64>()
+                .sqrt()
+                .max(1e-12);
             r.iter().map(|x| (*x as f64 / norm) as f32).collect()
         })
         .collect())
@@ -587,7 +645,16 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 /// Cosine similarity of the embeddings of a[i] and b[i] (N pairs).
 pub fn text_similarity(encoder: &TextEncoder, a: &[String], b: &[String]) -> Result<Vec<f64>> {
     const OP: &str = "text_similarity";
-    let embed = |t: &[String]| encoder.embed(OP, t, &EmbedOptions { normalize: Some(true), ..Default::default() });
+    let embed = |t: &[String]| {
+        encoder.embed(
+            OP,
+            t,
+            &EmbedOptions {
+                normalize: Some(true),
+                ..Default::default()
+            },
+        )
+    };
     similarity_with(OP, &embed, a, b)
 }
 
@@ -602,7 +669,12 @@ pub fn similarity_with(
         return Err(Error::invalid(op, "no texts: give at least one pair"));
     }
     if a.len() != b.len() {
-        return Err(Error::shape(op, "a and b", "as many texts in b as in a", format!("{} and {}", a.len(), b.len())));
+        return Err(Error::shape(
+            op,
+            "a and b",
+            "as many texts in b as in a",
+            format!("{} and {}", a.len(), b.len()),
+        ));
     }
     let ea = unit_rows(op, &embed(a)?)?;
     let eb = unit_rows(op, &embed(b)?)?;
@@ -619,7 +691,11 @@ pub struct CaptionScoreOptions {
 
 impl Default for CaptionScoreOptions {
     fn default() -> Self {
-        CaptionScoreOptions { permutations: 1000, seed: 0, smoothing: Smoothing::None }
+        CaptionScoreOptions {
+            permutations: 1000,
+            seed: 0,
+            smoothing: Smoothing::None,
+        }
     }
 }
 
@@ -674,7 +750,10 @@ pub fn caption_scores(
     }
     let n = candidates.len();
     if n < 2 {
-        return Err(Error::invalid(OP, "need at least 2 candidates to pair them with other items' references"));
+        return Err(Error::invalid(
+            OP,
+            "need at least 2 candidates to pair them with other items' references",
+        ));
     }
     let bs = BleuStats::new(candidates, references);
     let rs = RougeStats::new(candidates, references);
@@ -698,7 +777,9 @@ pub fn caption_scores(
                         }
                     }
                     at += rs.len();
-                    m.into_iter().map(|x| (x / rs.len() as f64) as f32).collect()
+                    m.into_iter()
+                        .map(|x| (x / rs.len() as f64) as f32)
+                        .collect()
                 })
                 .collect();
             Some((c, means))

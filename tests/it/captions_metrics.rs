@@ -10,11 +10,19 @@ use voxlab::eval::captions::{
 use crate::common::{assert_script_error, eval_script, fixture};
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().expect("array").iter().map(|s| s.as_str().expect("str").to_string()).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s.as_str().expect("str").to_string())
+        .collect()
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
 }
 
 /// Within 1e-12, and for the tiny values of an unsmoothed zero precision
@@ -22,7 +30,10 @@ fn floats(v: &serde_json::Value) -> Vec<f64> {
 fn close(what: &str, got: f64, want: f64) {
     assert!((got - want).abs() <= 1e-12, "{what}: {got} vs {want}");
     if want != 0.0 {
-        assert!(((got - want) / want).abs() <= 1e-10, "{what}: {got} vs {want} (relative)");
+        assert!(
+            ((got - want) / want).abs() <= 1e-10,
+            "{what}: {got} vs {want} (relative)"
+        );
     } else {
         assert_eq!(got, 0.0, "{what}");
     }
@@ -38,20 +49,53 @@ fn bleu_and_rouge_l_equal_nltk_and_rouge_score() {
     assert!(cases.len() >= 10);
     for (name, c) in cases {
         let cands = strings(&c["candidates"]);
-        let refs: Vec<Vec<String>> =
-            c["references"].as_array().expect("refs").iter().map(strings).collect();
+        let refs: Vec<Vec<String>> = c["references"]
+            .as_array()
+            .expect("refs")
+            .iter()
+            .map(strings)
+            .collect();
         for (sname, smoothing) in [("none", Smoothing::None), ("method1", Smoothing::Method1)] {
-            let corpus = bleu(&cands, &refs, &BleuOptions { smoothing, sentence: false }).expect("bleu");
+            let corpus = bleu(
+                &cands,
+                &refs,
+                &BleuOptions {
+                    smoothing,
+                    sentence: false,
+                },
+            )
+            .expect("bleu");
             let want = floats(&c[format!("corpus_bleu_{sname}")]);
             for k in 0..4 {
-                close(&format!("{name} corpus BLEU-{} {sname}", k + 1), corpus.scores[k], want[k]);
+                close(
+                    &format!("{name} corpus BLEU-{} {sname}", k + 1),
+                    corpus.scores[k],
+                    want[k],
+                );
             }
-            let sent = bleu(&cands, &refs, &BleuOptions { smoothing, sentence: true }).expect("bleu");
+            let sent = bleu(
+                &cands,
+                &refs,
+                &BleuOptions {
+                    smoothing,
+                    sentence: true,
+                },
+            )
+            .expect("bleu");
             let values = sent.values.expect("values");
-            for (i, w) in c[format!("sentence_bleu_{sname}")].as_array().expect("sent").iter().enumerate() {
+            for (i, w) in c[format!("sentence_bleu_{sname}")]
+                .as_array()
+                .expect("sent")
+                .iter()
+                .enumerate()
+            {
                 let w = floats(w);
                 for k in 0..4 {
-                    close(&format!("{name}[{i}] sentence BLEU-{} {sname}", k + 1), values[k][i], w[k]);
+                    close(
+                        &format!("{name}[{i}] sentence BLEU-{} {sname}", k + 1),
+                        values[k][i],
+                        w[k],
+                    );
                 }
             }
         }
@@ -60,7 +104,11 @@ fn bleu_and_rouge_l_equal_nltk_and_rouge_score() {
         for (i, (g, w)) in r.values.iter().zip(&want).enumerate() {
             close(&format!("{name}[{i}] ROUGE-L"), *g, *w);
         }
-        close(&format!("{name} ROUGE-L mean"), r.mean, want.iter().sum::<f64>() / want.len() as f64);
+        close(
+            &format!("{name} ROUGE-L mean"),
+            r.mean,
+            want.iter().sum::<f64>() / want.len() as f64,
+        );
     }
 }
 
@@ -74,25 +122,50 @@ fn caption_scores_chance_where_the_answer_is_known() {
     let mut refs: Vec<String> = Vec::new();
     for (i, c) in colours.iter().enumerate() {
         for (j, s) in shapes.iter().enumerate() {
-            refs.push(format!("a {c} {s} {} near a {} {}", places[(i + j) % 4], colours[(i + 2 * j) % 6], shapes[(3 * i + j) % 5]));
+            refs.push(format!(
+                "a {c} {s} {} near a {} {}",
+                places[(i + j) % 4],
+                colours[(i + 2 * j) % 6],
+                shapes[(3 * i + j) % 5]
+            ));
         }
     }
     let n = refs.len();
     let ref_lists: Vec<Vec<String>> = refs.iter().map(|r| vec![r.clone()]).collect();
-    let opts = CaptionScoreOptions { permutations: 500, seed: 3, smoothing: Smoothing::None };
+    let opts = CaptionScoreOptions {
+        permutations: 500,
+        seed: 3,
+        smoothing: Smoothing::None,
+    };
     let same = caption_scores(&refs, &ref_lists, &opts, None).expect("scores");
     assert_eq!(same.len(), 5);
     for m in &same {
         assert!((m.score - 1.0).abs() < 1e-12, "{}: {}", m.name, m.score);
-        assert!(m.chance < 0.9 && m.chance_sd > 0.0, "{}: chance {}", m.name, m.chance);
+        assert!(
+            m.chance < 0.9 && m.chance_sd > 0.0,
+            "{}: chance {}",
+            m.name,
+            m.chance
+        );
         assert!((m.p - 1.0 / 501.0).abs() < 1e-15, "{}: p {}", m.name, m.p);
         assert_eq!(m.null.len(), 500);
     }
     // Shuffled: candidates paired with other items' references score at chance.
-    let shuffled: Vec<String> = derangement(9, 0, n).iter().map(|&j| refs[j].clone()).collect();
+    let shuffled: Vec<String> = derangement(9, 0, n)
+        .iter()
+        .map(|&j| refs[j].clone())
+        .collect();
     let s = caption_scores(&shuffled, &ref_lists, &opts, None).expect("scores");
     for m in &s {
-        assert!(m.p > 0.05, "{}: p {} (score {}, chance {} ± {})", m.name, m.p, m.score, m.chance, m.chance_sd);
+        assert!(
+            m.p > 0.05,
+            "{}: p {} (score {}, chance {} ± {})",
+            m.name,
+            m.p,
+            m.score,
+            m.chance,
+            m.chance_sd
+        );
         assert!((m.score - m.chance).abs() < 4.0 * m.chance_sd, "{}", m.name);
     }
     // Seeded: the same seed gives the same chance distribution.
@@ -101,7 +174,10 @@ fn caption_scores_chance_where_the_answer_is_known() {
     // Derangements never keep an item's own references.
     for k in 0..50 {
         assert!(derangement(1, k, 2) == vec![1, 0]);
-        assert!(derangement(1, k, 7).iter().enumerate().all(|(i, &j)| i != j));
+        assert!(derangement(1, k, 7)
+            .iter()
+            .enumerate()
+            .all(|(i, &j)| i != j));
     }
 }
 
@@ -155,7 +231,11 @@ fn caption_metrics_bad_input() {
     );
     assert_script_error(
         r#"caption_scores(["a cat", "a dog"], ["a cat", "a dog"], #{permutation: 10})"#,
-        &["caption_scores", "unknown option 'permutation'", "permutations"],
+        &[
+            "caption_scores",
+            "unknown option 'permutation'",
+            "permutations",
+        ],
     );
     assert_script_error(
         r#"bleu(["a cat"], ["a cat"], #{smoothing: "method7"})"#,
