@@ -3,5 +3,6 @@
 
 pub mod identification;
 pub mod image_metrics;
+pub mod retrieval;
 
 pub use identification::{identification, Identification, IdentificationOptions, Metric};
