@@ -88,7 +88,8 @@ fuzz: $(STAMP)
 		-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10
 
 # Regenerates tests/fixtures/hf/ (tiny BERT/CLIP folders, diffusers blocks and
-# the all-MiniLM-L6-v2 reference outputs; see tests/fixtures/hf/README.md) with
+# the all-MiniLM-L6-v2 reference outputs; see tests/fixtures/hf/README.md) and
+# the caption metrics' nltk/rouge-score values (tests/fixtures/eval/) with
 # pinned transformers/diffusers/sentence-transformers in an environment of
 # their own. `make test` does not need it: the fixtures are committed.
 FIXTURES_VENV ?= $(VOXLAB_CACHE)/venv-fixtures
@@ -97,6 +98,7 @@ FIXTURES_STAMP := $(FIXTURES_VENV)/.voxlab-fixtures-ready
 
 fixtures: $(FIXTURES_STAMP)
 	HF_HUB_OFFLINE=1 $(FIXTURES_VENV)/bin/python tests/fixtures/hf/make_tiny.py
+	cd tests/fixtures/eval && $(FIXTURES_VENV)/bin/python make_caption_metrics.py
 
 $(FIXTURES_STAMP): $(FIXTURES_REQ)
 	test -x $(FIXTURES_VENV)/bin/python || python3 -m venv $(FIXTURES_VENV)

@@ -343,7 +343,7 @@ pub static PLOT_BARS: FnDoc = FnDoc {
     name: "plot_bars",
     domain: "plot",
     signature: "plot_bars(table: map | Tensor, opts?: map) -> Figure",
-    summary: "Grouped bars: one coloured series per entry (e.g. ROI), one group per x position (e.g. network layer), with error bars and stars where q < alpha (* q < alpha, ** q < alpha/5, *** q < alpha/50). table is a map series → values (one per group), a series × groups matrix, or a kendall_fdr result (series = its rows, groups = its cols, values = tau, stars from q).",
+    summary: "Grouped bars: one coloured series per entry (e.g. ROI), one group per x position (e.g. network layer), with error bars and stars where q < alpha (* q < alpha, ** q < alpha/5, *** q < alpha/50). table is a map series → values (one per group), a series × groups matrix, or a kendall_fdr result (series = its rows, groups = its cols, values = tau, stars from q), or a caption_scores result (each metric's score, starred by its permutation p, beside its chance level with ± sd).",
     options: &[
         TITLE,
         OptDoc { name: "width", ty: "int", default: "1000", meaning: "width in pixels" },
@@ -602,6 +602,13 @@ fn bars(data: Dynamic, opts: Map) -> Result<Figure> {
             got: alpha.to_string(),
         });
     }
+    if let Some(m) = data
+        .read_lock::<Map>()
+        .filter(|m| m.contains_key("metrics") && m.contains_key("permutations"))
+        .map(|m| m.clone())
+    {
+        return caption_bars(&o, &m, alpha);
+    }
     let fdr_result = data
         .read_lock::<Map>()
         .filter(|m| m.contains_key("tau") && m.contains_key("rows") && m.contains_key("cols"))
@@ -669,6 +676,59 @@ fn bars(data: Dynamic, opts: Map) -> Result<Figure> {
         );
     }
     figure(&o, FigureKind::Bars(b))
+}
+
+/// A caption_scores result as bars: each metric's score (starred by its
+/// permutation p) beside its chance level with ± sd error bars.
+fn caption_bars(o: &Opts, m: &Map, alpha: f64) -> Result<Figure> {
+    const OP: &str = "plot_bars";
+    let names = string_list(OP, &m["metrics"])?;
+    let get = |key: String| -> Result<f64> {
+        m.get(key.as_str())
+            .and_then(|v| v.as_float().ok())
+            .ok_or_else(|| {
+                Error::invalid(
+                    OP,
+                    format!("caption_scores result without a number under {key}"),
+                )
+            })
+    };
+    let mut score = Vec::new();
+    let mut chance = Vec::new();
+    let mut sd = Vec::new();
+    let mut marks = Vec::new();
+    for n in &names {
+        score.push(get(n.clone())?);
+        chance.push(get(format!("{n}_chance"))?);
+        sd.push(get(format!("{n}_chance_sd"))?);
+        marks.push(crate::plot::bars_stars(get(format!("{n}_p"))?, alpha));
+    }
+    let k = names.len();
+    let series = vec![
+        BarSeries {
+            name: "score".into(),
+            values: score,
+            errors: None,
+            marks,
+        },
+        BarSeries {
+            name: "chance (mean ± sd)".into(),
+            values: chance,
+            errors: Some(sd),
+            marks: vec![String::new(); k],
+        },
+    ];
+    let mut b = Bars::new(names, series)?;
+    b.x_label = o.string("x_label")?;
+    b.y_label = o.string("y_label")?;
+    let t = |x: f64| crate::plot::num_text(x);
+    b.note = format!(
+        "* p < {} (permutation)\n** p < {}\n*** p < {}",
+        t(alpha),
+        t(alpha / 5.0),
+        t(alpha / 50.0)
+    );
+    figure(o, FigureKind::Bars(b))
 }
 
 fn group_list(op: &'static str, v: &Dynamic) -> Result<Vec<BoxGroup>> {

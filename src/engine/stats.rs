@@ -511,7 +511,7 @@ fn matrix_tensor(op: &'static str, v: &[f64], rows: usize, cols: usize) -> Resul
 
 /// A seed for Rust-side random draws taken from libtorch's generator, so
 /// `set_seed` governs them too.
-fn torch_seed(op: &'static str) -> Result<u64> {
+pub(super) fn torch_seed(op: &'static str) -> Result<u64> {
     let t = crate::tensor::tc(
         op,
         tch::Tensor::f_randint(i64::MAX, [1], (tch::Kind::Int64, tch::Device::Cpu)),

@@ -1,7 +1,9 @@
 //! Evaluation protocols: identification of predicted against true features,
-//! image similarity (SSIM, pixel correlation) and feature correlations.
+//! image similarity (SSIM, pixel correlation), feature correlations and
+//! caption metrics (BLEU, ROUGE-L, embedding similarity, chance levels).
 
 pub mod identification;
+pub mod captions;
 pub mod image_metrics;
 pub mod retrieval;
 

@@ -19,7 +19,7 @@ use tch::{Device, Kind, Tensor};
 use super::clip::Preprocess;
 use super::hf::{self, Config, NameRules};
 use super::nn::{attention_bias, conv2d, dropout, embedding, layer_norm, linear, Activation};
-use super::nn::{BlockConfig, BlockNames, TransformerBlock};
+use super::nn::{BlockCache, BlockConfig, BlockNames, TransformerBlock};
 use crate::error::{Error, Result};
 use crate::tensor::{shape_text, tc};
 
@@ -372,8 +372,23 @@ impl SplitMix {
 }
 
 impl BlipTextDecoder {
-    fn last_logits(&self, ids: &Tensor, image: &Tensor) -> Tensor {
-        self.logits(ids, None, image, false).select(1, -1).to_kind(Kind::Float)
+    /// Next-token logits (B×vocab) after the new tokens `ids` (B×l), which
+    /// follow the `caches`' earlier positions: each step feeds only what is
+    /// new, as transformers' generate does with past_key_values (an empty
+    /// `caches` starts from position 0 with the whole prefix).
+    fn step_logits(&self, ids: &Tensor, image: &Tensor, caches: &mut Vec<BlockCache>) -> Tensor {
+        if caches.is_empty() {
+            caches.resize_with(self.layers.len(), BlockCache::default);
+        }
+        let past = caches[0].self_kv.len();
+        let l = ids.size()[1];
+        let positions = Tensor::arange_start(past, past + l, (Kind::Int64, ids.device())).unsqueeze(0);
+        let x = self.word_embeddings.forward(ids) + self.position_embeddings.forward(&positions);
+        let mut x = self.embeddings_norm.forward(&x);
+        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
+            x = layer.forward_step(&x, Some(image), cache);
+        }
+        self.head(&x.select(1, -1)).to_kind(Kind::Float)
     }
 
     /// transformers' `_sample` without sampling: the arg-max token, rows
@@ -383,14 +398,17 @@ impl BlipTextDecoder {
         let mut ids = start.shallow_clone();
         let mut unfinished = Tensor::ones([ids.size()[0]], (Kind::Int64, ids.device()));
         let mut rng = o.seed.map(SplitMix);
+        let mut caches = Vec::new();
+        let mut new = ids.shallow_clone();
         while ids.size()[1] < o.max_len {
-            let scores = process(&ids, &self.last_logits(&ids, image), o, eos);
+            let scores = process(&ids, &self.step_logits(&new, image, &mut caches), o, eos);
             let next = match rng.as_mut() {
                 None => scores.argmax(-1, false),
                 Some(r) => nucleus(&scores, o.top_p, r),
             };
             let next: Tensor = &next * &unfinished + (unfinished.ones_like() - &unfinished) * pad;
             ids = Tensor::cat(&[ids, next.unsqueeze(1)], 1);
+            new = next.unsqueeze(1);
             unfinished = unfinished * next.ne(eos).to_kind(Kind::Int64);
             if unfinished.max().int64_value(&[]) == 0 {
                 break;
@@ -436,9 +454,12 @@ impl BlipTextDecoder {
             t.take_along_dim(&idx, 1)
         };
         let neg = |t: &Tensor| t.to_kind(Kind::Float) * -1e9;
+        let mut caches: Vec<BlockCache> = Vec::new();
         loop {
             let flat = running.narrow(2, 0, cur).reshape([b * nb, cur]);
-            let logits = self.last_logits(&flat, &image);
+            // The first step feeds the prompt, later ones the last token.
+            let new = if caches.is_empty() { flat.shallow_clone() } else { flat.narrow(1, cur - 1, 1) };
+            let logits = self.step_logits(&new, &image, &mut caches);
             let log_probs = process(&flat, &logits.log_softmax(-1, Kind::Float), o, eos);
             let log_probs = (log_probs.view([b, nb, v]) + running_scores.unsqueeze(-1)).reshape([b, nb * v]);
             let (topk_scores, topk_indices) = log_probs.topk(keep, -1, true, true);
@@ -449,7 +470,7 @@ impl BlipTextDecoder {
             let offset = Tensor::arange(b, (Kind::Int64, dev)).view([-1, 1]) * nb;
             let _ = topk_running_indices
                 .narrow(2, cur - prompt_len, 1)
-                .copy_(&(&from_beam + offset).unsqueeze(-1));
+                .copy_(&(&from_beam + &offset).unsqueeze(-1));
             // d. which continuations end here ([SEP], or max_length reached)
             let hits = if cur + 1 >= max_len {
                 Tensor::ones([b, keep], (Kind::Bool, dev))
@@ -459,6 +480,11 @@ impl BlipTextDecoder {
             // e. the best unfinished ones run on
             let running_log_probs = &topk_scores + neg(&hits);
             let next = running_log_probs.topk(nb, -1, true, true).1;
+            // The cache follows the beams that run on (their rows' origins).
+            let origin = (gather(&from_beam, &next) + &offset).reshape([b * nb]);
+            for c in caches.iter_mut() {
+                c.self_kv.reorder(&origin);
+            }
             running = gather(&topk_running, &next);
             running_scores = gather(&running_log_probs, &next);
             running_indices = gather(&topk_running_indices, &next);

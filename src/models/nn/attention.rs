@@ -99,6 +99,31 @@ impl AttentionConfig {
     }
 }
 
+/// Keys and values kept between decoding steps, B×heads×L×head_dim each, so
+/// that generation attends over earlier positions without recomputing them
+/// (transformers' past_key_values).
+#[derive(Default)]
+pub struct KvCache {
+    pub keys: Option<Tensor>,
+    pub values: Option<Tensor>,
+}
+
+impl KvCache {
+    pub fn len(&self) -> i64 {
+        self.keys.as_ref().map_or(0, |k| k.size()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps the rows `rows` (beam search continuing other beams).
+    pub fn reorder(&mut self, rows: &Tensor) {
+        self.keys = self.keys.as_ref().map(|k| k.index_select(0, rows));
+        self.values = self.values.as_ref().map(|v| v.index_select(0, rows));
+    }
+}
+
 /// The input projections: three linears, or one fused.
 enum Projections {
     Separate { q: nn::Linear, k: nn::Linear, v: nn::Linear },
@@ -137,6 +162,79 @@ impl MultiHeadAttention {
     fn split_heads(&self, x: &Tensor) -> Tensor {
         let (b, l) = (x.size()[0], x.size()[1]);
         x.view([b, l, self.heads, self.head_dim]).transpose(1, 2)
+    }
+
+    fn project_kv(&self, src: &Tensor) -> (Tensor, Tensor) {
+        let (k, v) = match &self.proj {
+            Projections::Separate { k, v, .. } => (k.forward(src), v.forward(src)),
+            Projections::Fused { qkv, inner } => {
+                let part = |i: i64| {
+                    let w = qkv.ws.narrow(0, i * inner, *inner);
+                    let b = qkv.bs.as_ref().map(|b| b.narrow(0, i * inner, *inner));
+                    src.linear(&w, b.as_ref())
+                };
+                (part(1), part(2))
+            }
+        };
+        (self.split_heads(&k), self.split_heads(&v))
+    }
+
+    fn project_q(&self, x: &Tensor) -> Tensor {
+        let q = match &self.proj {
+            Projections::Separate { q, .. } => q.forward(x),
+            Projections::Fused { qkv, inner } => {
+                let w = qkv.ws.narrow(0, 0, *inner);
+                let b = qkv.bs.as_ref().map(|b| b.narrow(0, 0, *inner));
+                x.linear(&w, b.as_ref())
+            }
+        };
+        self.split_heads(&q)
+    }
+
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, lq: i64) -> Tensor {
+        let y = Tensor::scaled_dot_product_attention(q, k, v, bias, 0.0, false, None, false);
+        let b = q.size()[0];
+        self.out.forward(&y.transpose(1, 2).contiguous().view([b, lq, self.heads * self.head_dim]))
+    }
+
+    /// Causal self-attention of new positions `x` (B×l×dim) over the cached
+    /// earlier ones and themselves (inference); their keys and values join
+    /// the cache.
+    pub fn forward_incremental(&self, x: &Tensor, cache: &mut KvCache) -> Tensor {
+        let lq = x.size()[1];
+        let q = self.project_q(x);
+        let (k_new, v_new) = self.project_kv(x);
+        let (k, v) = match (cache.keys.take(), cache.values.take()) {
+            (Some(k), Some(v)) => (Tensor::cat(&[k, k_new], 2), Tensor::cat(&[v, v_new], 2)),
+            _ => (k_new, v_new),
+        };
+        let lk = k.size()[2];
+        // Query i (absolute position lk − lq + i) sees keys up to itself.
+        let bias = (lq > 1).then(|| {
+            let keep = Tensor::ones([lq, lk], (Kind::Bool, x.device())).tril(lk - lq);
+            Tensor::zeros([lq, lk], (x.kind(), x.device()))
+                .masked_fill(&keep.logical_not(), f32::MIN as f64)
+                .view([1, 1, lq, lk])
+        });
+        let y = self.attend(&q, &k, &v, bias.as_ref(), lq);
+        cache.keys = Some(k);
+        cache.values = Some(v);
+        y
+    }
+
+    /// Cross-attention to `context` whose keys and values are projected at
+    /// the first call and kept in `cache` (inference).
+    pub fn forward_cross_cached(&self, x: &Tensor, context: &Tensor, cache: &mut KvCache) -> Tensor {
+        if cache.is_empty() {
+            let (k, v) = self.project_kv(context);
+            cache.keys = Some(k);
+            cache.values = Some(v);
+        }
+        let q = self.project_q(x);
+        match (&cache.keys, &cache.values) {
+            (Some(k), Some(v)) => self.attend(&q, k, v, None, x.size()[1]),
+            _ => self.forward(x, Some(context), None, false),
+        }
     }
 
     /// `x`: B×Lq×dim queries; `context`: B×Lk×context_dim keys and values

@@ -6,7 +6,7 @@
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use super::attention::{AttentionConfig, AttentionNames, MultiHeadAttention};
+use super::attention::{AttentionConfig, AttentionNames, KvCache, MultiHeadAttention};
 use super::layers::{at, dropout, layer_norm, linear, Activation};
 
 /// Where a block's parts live, relative to the block's path.
@@ -126,7 +126,7 @@ impl TransformerBlock {
     }
 
     /// One residual sub-layer, normalised where the block's style puts it.
-    fn residual(&self, x: &Tensor, norm: &nn::LayerNorm, train: bool, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
+    fn residual(&self, x: &Tensor, norm: &nn::LayerNorm, train: bool, f: impl FnOnce(&Tensor) -> Tensor) -> Tensor {
         if self.pre_norm {
             x + dropout(f(&norm.forward(x)), self.dropout, train)
         } else {
@@ -152,4 +152,24 @@ impl TransformerBlock {
         }
         self.residual(&h, &self.mlp_norm, train, |y| self.mlp.forward(y))
     }
+
+    /// One decoding step (inference, causal self-attention): the new
+    /// positions `x` (B×l×dim) attend over the cached earlier ones; the
+    /// cross-attention's keys and values of `context` are computed once.
+    pub fn forward_step(&self, x: &Tensor, context: Option<&Tensor>, cache: &mut BlockCache) -> Tensor {
+        let mut h = self.residual(x, &self.self_attn_norm, false, |y| {
+            self.self_attn.forward_incremental(y, &mut cache.self_kv)
+        });
+        if let (Some((attn, norm)), Some(ctx)) = (&self.cross, context) {
+            h = self.residual(&h, norm, false, |y| attn.forward_cross_cached(y, ctx, &mut cache.cross_kv));
+        }
+        self.residual(&h, &self.mlp_norm, false, |y| self.mlp.forward(y))
+    }
+}
+
+/// What a block keeps between decoding steps.
+#[derive(Default)]
+pub struct BlockCache {
+    pub self_kv: KvCache,
+    pub cross_kv: KvCache,
 }
