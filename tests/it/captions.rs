@@ -287,7 +287,6 @@ fn bad_train_captioner_and_retrieval_inputs_are_clear_errors() {
 }
 
 #[test]
-#[ignore = "needs the bleu script function (branch metrics): un-ignore after merging main"]
 fn trained_captioner_captions_held_out_simulated_images_with_bleu4_above_0_3() {
     // The simulated subject's stimuli (default seed; 1200 training images,
     // the 50 test images held out), the small config for 20 epochs
