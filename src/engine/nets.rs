@@ -124,24 +124,30 @@ pub static CLIP_TYPE: FnDoc = FnDoc {
 
 /// Texts from an array of strings (or one string).
 fn texts_of(op: &'static str, v: &Dynamic) -> Result<Vec<String>> {
+    texts_named(op, "texts", v)
+}
+
+/// Texts from an array of strings (or one string); `what` names the
+/// argument in messages.
+pub(crate) fn texts_named(op: &'static str, what: &str, v: &Dynamic) -> Result<Vec<String>> {
     if v.is_string() {
         return Ok(vec![v.to_string()]);
     }
     let arr = v.read_lock::<Array>().ok_or_else(|| {
-        Error::invalid(op, format!("texts: expected an array of strings, got {}", v.type_name()))
+        Error::invalid(op, format!("{what}: expected an array of strings, got {}", v.type_name()))
     })?;
     let mut out = Vec::with_capacity(arr.len());
     for (i, t) in arr.iter().enumerate() {
         if !t.is_string() {
             return Err(Error::invalid(
                 op,
-                format!("texts[{i}]: expected a string, got {}", t.type_name()),
+                format!("{what}[{i}]: expected a string, got {}", t.type_name()),
             ));
         }
         out.push(t.to_string());
     }
     if out.is_empty() {
-        return Err(Error::invalid(op, "texts is empty: give at least one text"));
+        return Err(Error::invalid(op, format!("{what} is empty: give at least one text")));
     }
     Ok(out)
 }

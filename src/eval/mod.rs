@@ -5,5 +5,6 @@
 pub mod identification;
 pub mod captions;
 pub mod image_metrics;
+pub mod retrieval;
 
 pub use identification::{identification, Identification, IdentificationOptions, Metric};

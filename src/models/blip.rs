@@ -616,6 +616,24 @@ impl Blip {
         Ok((vs, vision, text, tied))
     }
 
+    /// A freshly initialised captioner from a config.json value (what
+    /// [`Blip::save`] writes back), its tokenizer and the side files to save
+    /// with it; preprocessing resizes to the vision tower's image_size.
+    pub fn new(
+        op: &'static str,
+        config: Value,
+        tokenizer: tokenizers::Tokenizer,
+        side_files: Vec<(String, String)>,
+        device: Device,
+    ) -> Result<Blip> {
+        let cfg = Config { path: PathBuf::from("config.json"), prefix: String::new(), value: config };
+        let (vs, vision, text, tied) = Blip::build(op, &cfg, device)?;
+        let s = vision.config.image_size;
+        let mut preprocess = Preprocess::defaults(s);
+        preprocess.exact = Some((s, s));
+        Ok(Blip { vs, vision, text, tied, raw_config: cfg.value, tokenizer, preprocess, source: PathBuf::from("(trained in voxlab)"), side_files })
+    }
+
     /// Names and shapes of the parameters the config.json at `path` describes.
     pub fn layout(op: &'static str, path: &Path) -> Result<Vec<(String, Vec<i64>)>> {
         let (vs, ..) = Blip::build(op, &Config::read(op, path)?, Device::Cpu)?;

@@ -2,6 +2,7 @@
 //! ResNets with torchvision-compatible weights (in time: decoders, GANs,
 //! mappers, diffusion).
 pub mod blip;
+pub mod captioner;
 pub mod classifier;
 pub mod clip;
 pub mod hf;
