@@ -577,3 +577,32 @@ fn performance_doc_quotes_the_recorded_network_benchmarks() {
         }
     }
 }
+
+/// docs/performance.md's caption table quotes bench/results/caption_*.json.
+#[test]
+fn performance_doc_quotes_the_recorded_caption_benchmarks() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/performance.md")).expect("performance.md");
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(root.join("bench/results").join(name)).expect("result")).expect("json")
+    };
+    let row = |starts: &str| doc.lines().find(|l| l.starts_with(starts)).unwrap_or_else(|| panic!("no row {starts:?}")).to_string();
+    let m = read("caption_metrics.json");
+    for (starts, keys) in [
+        ("| corpus BLEU-1…4", ["bleu_voxlab_s", "bleu_python_s", "bleu_ratio"]),
+        ("| sentence BLEU (method1)", ["sentence_bleu_voxlab_s", "sentence_bleu_python_s", "sentence_bleu_ratio"]),
+        ("| ROUGE-L vs rouge-score", ["rouge_l_voxlab_s", "rouge_l_python_s", "rouge_l_ratio"]),
+    ] {
+        let r = row(starts);
+        for k in keys {
+            let want = format!("{}", m[k].as_f64().expect("number"));
+            assert!(r.contains(&want), "{starts} lacks {k} = {want}: {r}");
+        }
+    }
+    let g = read("caption_generate.json");
+    let r = row("| caption generation, tiny BLIP");
+    for k in ["voxlab_s", "transformers_s", "ratio"] {
+        let want = format!("{}", g[k].as_f64().expect("number"));
+        assert!(r.contains(&want), "generation row lacks {k} = {want}: {r}");
+    }
+}
