@@ -1,6 +1,5 @@
 //! Running scripts: `voxlab run FILE`, `voxlab -e EXPR`, and piped stdin.
 
-use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
@@ -28,9 +27,7 @@ pub fn compile(vox: &Voxlab, name: &str, text: &str, scope: &Scope) -> Result<AS
 
 /// Evaluates an AST; a panic that escaped every guard still becomes an error.
 pub fn eval(vox: &Voxlab, ast: &AST, scope: &mut Scope) -> Outcome {
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        vox.engine.eval_ast_with_scope::<Dynamic>(scope, ast)
-    }));
+    let result = crate::engine::error::guarded(|| vox.engine.eval_ast_with_scope::<Dynamic>(scope, ast));
     match result {
         Ok(Ok(v)) => Outcome::Ok(v),
         Ok(Err(e)) => Outcome::Failed(diagnostic::from_eval(&e)),

@@ -60,6 +60,13 @@ pub static CAPTION_FEATURES: FnDoc = FnDoc {
     options: &[BATCH, OptDoc { name: "pool", ty: "bool", default: "false", meaning: "return the pooled class token (N×d) instead of every image token" }],
     example: "// let cap = load_captioner(\"models/blip-image-captioning-base\");\n// let z = caption_features(cap, load_images(\"stimuli\"));   // N×577×768",
 };
+pub static CAPTION_LAYERS: FnDoc = FnDoc {
+    name: "caption_layers", domain: "captions",
+    signature: "caption_layers(captioner: Captioner, captions: array, features: Tensor, opts?: map) -> map",
+    summary: "The captioner's text-decoder states for each caption read with its image (teacher forcing: [DEC] caption [SEP], cross-attending to the image tokens `features`, N×tokens×d from caption_features), mean-pooled over the caption's tokens: \"embeddings\" and \"layer1\" … \"layerN\", N×hidden each — the BERT-layer features of Takagi & Nishimoto's encoding models (figures 6–7).",
+    options: &[BATCH],
+    example: "// let cap = load_captioner(\"models/blip-image-captioning-base\");\n// let f = caption_layers(cap, ds.captions, caption_features(cap, ds.images));",
+};
 pub static CAPTION: FnDoc = FnDoc {
     name: "caption", domain: "captions",
     signature: "caption(captioner: Captioner, features: Tensor, opts?: map) -> array",
@@ -137,7 +144,7 @@ fn generate_options(o: &Opts) -> Result<GenerateOptions> {
 }
 
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
-    for doc in [&LOAD_CAPTIONER, &TRAIN_CAPTIONER, &CAPTION_FEATURES, &CAPTION, &CAPTION_RETRIEVAL, &CAPTIONER_TYPE] {
+    for doc in [&LOAD_CAPTIONER, &TRAIN_CAPTIONER, &CAPTION_FEATURES, &CAPTION_LAYERS, &CAPTION, &CAPTION_RETRIEVAL, &CAPTIONER_TYPE] {
         help.add(doc);
     }
     engine.register_type_with_name::<CaptionerValue>("Captioner");
@@ -264,6 +271,29 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
             Ok(texts.into_iter().map(Dynamic::from).collect())
         })
     };
+    let layers = |m: &mut CaptionerValue, captions: Dynamic, features: Tensor, opts: Map| -> RhaiResult<Map> {
+        guard("caption_layers", || {
+            const OP: &str = "caption_layers";
+            let o = Opts::parse(&CAPTION_LAYERS, opts)?;
+            let arr = captions
+                .into_array()
+                .map_err(|t| Error::invalid(OP, format!("captions: expected an array of strings, got {t}")))?;
+            let mut texts = Vec::with_capacity(arr.len());
+            for (i, t) in arr.iter().enumerate() {
+                if !t.is_string() {
+                    return Err(Error::invalid(OP, format!("captions[{i}]: expected a string, got {}", t.type_name())));
+                }
+                texts.push(t.to_string());
+            }
+            Ok(m.0
+                .decoder_layers(OP, &texts, &features.0, batch_of(&o)?)?
+                .into_iter()
+                .map(|(k, t)| (k.into(), Dynamic::from(Tensor(t))))
+                .collect())
+        })
+    };
+    engine.register_fn("caption_layers", move |m: &mut CaptionerValue, c: Dynamic, f: Tensor| layers(m, c, f, Map::new()));
+    engine.register_fn("caption_layers", layers);
     engine.register_fn("caption", move |m: &mut CaptionerValue, f: Tensor| caption(m, f, Map::new()));
     engine.register_fn("caption", caption);
     let s = session.clone();

@@ -17,17 +17,35 @@ pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 thread_local! {
     /// Where the last panic happened, captured by the hook for the report.
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// How many guards this thread is inside (a primitive calling back into
+    /// the engine nests them).
+    static GUARDED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Replaces the default panic hook, which would print to stderr, with one that
-/// only remembers where the panic happened; [`guard`] reports it instead.
+/// Inside a guard, the panic hook only remembers where a panic happened:
+/// [`guard`] reports it as a script error instead of a trace on stderr.
+/// Elsewhere (the CLI's own code, a test's assertion in the same process)
+/// the previous hook runs as before, so those messages are not lost.
 pub fn install_panic_hook() {
-    panic::set_hook(Box::new(|info| {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if GUARDED.with(|g| g.get()) == 0 {
+            previous(info);
+            return;
+        }
         let location = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()));
         PANIC_LOCATION.with(|p| *p.borrow_mut() = location);
     }));
+}
+
+/// Runs `f` counted as inside a guard (see [`install_panic_hook`]).
+pub fn guarded<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    GUARDED.with(|g| g.set(g.get() + 1));
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(g.get() - 1));
+    r
 }
 
 /// A script-level runtime error with the message as it should be shown.
@@ -61,7 +79,7 @@ pub fn describe_panic(payload: &(dyn std::any::Any + Send)) -> String {
 /// Runs a primitive's body: errors become script errors naming `op`, and a
 /// panic becomes "op: internal error ..." instead of a crash.
 pub fn guard<T>(op: &str, body: impl FnOnce() -> crate::error::Result<T>) -> RhaiResult<T> {
-    match panic::catch_unwind(AssertUnwindSafe(body)) {
+    match guarded(body) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(to_rhai(err)),
         Err(payload) => Err(script_error(format!(
@@ -74,7 +92,7 @@ pub fn guard<T>(op: &str, body: impl FnOnce() -> crate::error::Result<T>) -> Rha
 /// Like [`guard`] for bodies that already speak Rhai's error type (those that
 /// build Rhai values or call back into the engine).
 pub fn guard_rhai<T>(op: &str, body: impl FnOnce() -> RhaiResult<T>) -> RhaiResult<T> {
-    match panic::catch_unwind(AssertUnwindSafe(body)) {
+    match guarded(body) {
         Ok(result) => result,
         Err(payload) => Err(script_error(format!(
             "{op}: internal error: {} — this is a bug in voxlab, please report it",

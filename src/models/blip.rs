@@ -790,6 +790,63 @@ impl Blip {
             .collect()
     }
 
+    /// The text decoder's states for each caption read with its image
+    /// (teacher forcing: [DEC] caption [SEP], cross-attending to
+    /// `features`, N×tokens×d), mean-pooled over the caption's tokens:
+    /// "embeddings", then "layer1" … "layerN", N×hidden each — the language
+    /// features of Takagi & Nishimoto's per-layer encoding models.
+    pub fn decoder_layers(&self, op: &'static str, captions: &[String], features: &Tensor, batch: usize) -> Result<Vec<(String, Tensor)>> {
+        self.check_features(op, features)?;
+        let n = features.size()[0];
+        if captions.len() as i64 != n {
+            return Err(Error::shape(op, "captions", format!("{n} (one per row of features)"), captions.len().to_string()));
+        }
+        let bos = self.text.config.bos_token_id;
+        let pad = self.text.config.pad_token_id;
+        let max = self.text.config.max_position_embeddings as usize;
+        let device = self.vs.device();
+        let mut parts: Vec<Vec<Tensor>> = Vec::new();
+        for (start, chunk) in (0..captions.len()).step_by(batch.max(1)).map(|s| (s, &captions[s..(s + batch.max(1)).min(captions.len())])) {
+            let enc = self
+                .tokenizer
+                .encode_batch(chunk.to_vec(), true)
+                .map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))?;
+            let rows: Vec<Vec<i64>> = enc
+                .iter()
+                .map(|e| {
+                    let mut ids: Vec<i64> = e.get_ids().iter().map(|&i| i as i64).take(max).collect();
+                    if let Some(first) = ids.first_mut() {
+                        *first = bos;
+                    }
+                    ids
+                })
+                .collect();
+            let l = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+            let mut flat = vec![pad; rows.len() * l];
+            let mut mask = vec![0i64; rows.len() * l];
+            for (r, ids) in rows.iter().enumerate() {
+                for (j, &t) in ids.iter().enumerate() {
+                    flat[r * l + j] = t;
+                    mask[r * l + j] = 1;
+                }
+            }
+            let shape = [rows.len() as i64, l as i64];
+            let ids = tc(op, Tensor::from_slice(&flat).f_view(shape))?.to_device(device);
+            let mask = tc(op, Tensor::from_slice(&mask).f_view(shape))?.to_device(device);
+            let image = features.narrow(0, start as i64, rows.len() as i64).to_device(device);
+            let states = tch::no_grad(|| self.text.hidden_states(&ids, Some(&mask), &image, false));
+            parts.push(states.iter().map(|h| super::text::Pooling::Mean.apply(h, &mask)).collect());
+        }
+        let layers = parts.first().map(Vec::len).unwrap_or(0);
+        (0..layers)
+            .map(|k| {
+                let rows: Vec<&Tensor> = parts.iter().map(|p| &p[k]).collect();
+                let name = if k == 0 { "embeddings".to_string() } else { format!("layer{k}") };
+                Ok((name, tc(op, Tensor::f_cat(&rows, 0))?))
+            })
+            .collect()
+    }
+
     /// Captions for image-token features, `batch` images at a time.
     pub fn caption(&self, op: &'static str, features: &Tensor, o: &GenerateOptions, batch: usize) -> Result<Vec<String>> {
         o.validate(op)?;

@@ -312,8 +312,12 @@ fn caption_ids(op: &'static str, tok: &tokenizers::Tokenizer, captions: &[String
 /// Draws `name`'s values from N(0, 0.02²), as BERT and ViT initialise
 /// embeddings (tch's embedding starts at N(0, 1)).
 fn small_init(vs: &tch::nn::VarStore) {
+    // In name order: the variables come as a HashMap, whose order changes
+    // from process to process, and each draw must go to the same tensor.
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
-        for (name, mut t) in vs.variables() {
+        for (name, mut t) in vars {
             let embedding = name.ends_with("embeddings.weight") || name.ends_with("class_embedding") || name.ends_with("position_embedding");
             if embedding {
                 let _ = t.copy_(&(t.randn_like() * 0.02));
