@@ -142,7 +142,7 @@ fn takagi_doc_quotes_its_recorded_run() {
     for (key, digits) in [
         ("bleu4", 3), ("bleu4_chance", 3), ("bleu4_chance_sd", 3), ("bleu4_image_captions", 3), ("bleu1", 3),
         ("bleu1_chance", 3), ("rouge_l", 3), ("rouge_l_chance", 3), ("similarity", 3), ("similarity_chance", 3),
-        ("r_LANG", 3), ("r_V1", 3), ("unique_LANG", 3), ("unique_V1", 3),
+        ("r_LANG", 3), ("r_V1", 3), ("r_decoder_V1", 3), ("unique_LANG", 3), ("unique_V1", 3),
     ] {
         let v = m[key].as_f64().unwrap_or_else(|| panic!("{key} not recorded"));
         let shown = format!("{v:.digits$}");
