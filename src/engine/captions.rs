@@ -275,16 +275,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         guard("caption_layers", || {
             const OP: &str = "caption_layers";
             let o = Opts::parse(&CAPTION_LAYERS, opts)?;
-            let arr = captions
-                .into_array()
-                .map_err(|t| Error::invalid(OP, format!("captions: expected an array of strings, got {t}")))?;
-            let mut texts = Vec::with_capacity(arr.len());
-            for (i, t) in arr.iter().enumerate() {
-                if !t.is_string() {
-                    return Err(Error::invalid(OP, format!("captions[{i}]: expected a string, got {}", t.type_name())));
-                }
-                texts.push(t.to_string());
-            }
+            let texts = super::nets::texts_named(OP, "captions", &captions)?;
             Ok(m.0
                 .decoder_layers(OP, &texts, &features.0, batch_of(&o)?)?
                 .into_iter()

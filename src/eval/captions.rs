@@ -257,14 +257,21 @@ fn runs<K: Ord + Copy>(mut keys: Vec<K>) -> Vec<(K, u32)> {
     out
 }
 
+/// Candidates and references lower-cased (in parallel), as both metrics'
+/// tokenisers start.
+fn lowercased(candidates: &[String], references: &[Vec<String>]) -> (Vec<String>, Vec<Vec<String>>) {
+    let clow = candidates.par_iter().map(|c| c.to_lowercase()).collect();
+    let rlow = references
+        .par_iter()
+        .map(|rs| rs.iter().map(|r| r.to_lowercase()).collect())
+        .collect();
+    (clow, rlow)
+}
+
 impl BleuStats {
     pub fn new(candidates: &[String], references: &[Vec<String>]) -> Self {
-        // Lower-case in parallel; ids in one pass over borrowed tokens.
-        let clow: Vec<String> = candidates.par_iter().map(|c| c.to_lowercase()).collect();
-        let rlow: Vec<Vec<String>> = references
-            .par_iter()
-            .map(|rs| rs.iter().map(|r| r.to_lowercase()).collect())
-            .collect();
+        // Ids in one pass over the borrowed tokens.
+        let (clow, rlow) = lowercased(candidates, references);
         let mut vocab = Vocab::new();
         let cids: Vec<Vec<u32>> = clow
             .iter()
@@ -539,11 +546,7 @@ pub struct RougeStats {
 
 impl RougeStats {
     pub fn new(candidates: &[String], references: &[Vec<String>]) -> Self {
-        let clow: Vec<String> = candidates.par_iter().map(|c| c.to_lowercase()).collect();
-        let rlow: Vec<Vec<String>> = references
-            .par_iter()
-            .map(|rs| rs.iter().map(|r| r.to_lowercase()).collect())
-            .collect();
+        let (clow, rlow) = lowercased(candidates, references);
         let mut vocab = Vocab::new();
         let cands = clow
             .iter()

@@ -637,9 +637,7 @@ impl Blip {
     /// Names and shapes of the parameters the config.json at `path` describes.
     pub fn layout(op: &'static str, path: &Path) -> Result<Vec<(String, Vec<i64>)>> {
         let (vs, ..) = Blip::build(op, &Config::read(op, path)?, Device::Cpu)?;
-        let mut v: Vec<(String, Vec<i64>)> = vs.variables().into_iter().map(|(k, t)| (k, t.size())).collect();
-        v.sort();
-        Ok(v)
+        Ok(hf::layout_of(&vs))
     }
 
     /// Reads a model folder, or one file written by [`Blip::save`].

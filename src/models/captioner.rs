@@ -386,10 +386,10 @@ pub fn train_captioner(images: Option<&Tensor>, captions: &[String], o: &Caption
     small_init(&blip.vs);
 
     // Inputs once: normalised pixels for the ViT, or the given features.
-    let inputs = match &o.features {
-        Some(f) => tc(OP, f.f_to_kind(Kind::Float))?.to_device(o.device),
-        None => {
-            let x = images.expect("checked above");
+    let inputs = match (&o.features, images) {
+        (Some(f), _) => tc(OP, f.f_to_kind(Kind::Float))?.to_device(o.device),
+        (None, None) => return Err(Error::invalid(OP, "no images and no features option")),
+        (None, Some(x)) => {
             let mut parts = Vec::new();
             let mut start = 0;
             while start < n {

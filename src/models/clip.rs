@@ -463,9 +463,7 @@ impl Clip {
     /// describes (what a weights file for it must hold), sorted by name.
     pub fn layout(op: &'static str, path: &Path) -> Result<Vec<(String, Vec<i64>)>> {
         let a = Clip::build(op, &Config::read(op, path)?, Device::Cpu)?;
-        let mut v: Vec<(String, Vec<i64>)> = a.vs.variables().into_iter().map(|(k, t)| (k, t.size())).collect();
-        v.sort();
-        Ok(v)
+        Ok(hf::layout_of(&a.vs))
     }
 
     /// Reads a model folder, or one file written by [`Clip::save`].

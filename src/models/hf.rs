@@ -342,6 +342,14 @@ pub fn load_weights(
     Ok(report)
 }
 
+/// Names and shapes of every variable of `vs`, sorted by name: the layout a
+/// weights file for the architecture must hold.
+pub fn layout_of(vs: &VarStore) -> Vec<(String, Vec<i64>)> {
+    let mut v: Vec<(String, Vec<i64>)> = vs.variables().into_iter().map(|(k, t)| (k, t.size())).collect();
+    v.sort();
+    v
+}
+
 /// Writes every variable of `vs` under its own (Hugging Face) name as
 /// float32 safetensors, with `format: pt` in the header as transformers
 /// writes it (its loader checks for it).
