@@ -37,7 +37,9 @@ impl Encoder {
         Encoder {
             tokens: nn::embedding(&(p / "tokens"), 1000, 256),
             positions: nn::LearnedPositions::new(&(p / "positions"), 64, 256),
-            layers: (0..6).map(|i| TransformerBlock::new(&(p / "layers" / i), c, BlockNames::BERT)).collect(),
+            layers: (0..6)
+                .map(|i| TransformerBlock::new(&(p / "layers" / i), c, BlockNames::BERT))
+                .collect(),
             head: nn::linear(&(p / "head"), 256, 10, true),
         }
     }
@@ -69,9 +71,21 @@ impl Unet {
         };
         Unet {
             conv_in: nn::conv2d(&(p / "conv_in"), 3, 64, 3, 1, 1, true),
-            blocks: vec![block(0, 64, 64), block(1, 64, 128), block(2, 128, 128), block(3, 128, 64), block(4, 64, 64)],
-            downs: vec![nn::Downsample2d::new(&(p / "downs" / 0), 64, 64, 1), nn::Downsample2d::new(&(p / "downs" / 1), 128, 128, 1)],
-            ups: vec![nn::Upsample2d::new(&(p / "ups" / 0), 128, 128), nn::Upsample2d::new(&(p / "ups" / 1), 64, 64)],
+            blocks: vec![
+                block(0, 64, 64),
+                block(1, 64, 128),
+                block(2, 128, 128),
+                block(3, 128, 64),
+                block(4, 64, 64),
+            ],
+            downs: vec![
+                nn::Downsample2d::new(&(p / "downs" / 0), 64, 64, 1),
+                nn::Downsample2d::new(&(p / "downs" / 1), 128, 128, 1),
+            ],
+            ups: vec![
+                nn::Upsample2d::new(&(p / "ups" / 0), 128, 128),
+                nn::Upsample2d::new(&(p / "ups" / 1), 64, 64),
+            ],
             norm_out: nn::group_norm(&(p / "norm_out"), 32, 64, 1e-6),
             conv_out: nn::conv2d(&(p / "conv_out"), 64, 3, 3, 1, 1, true),
         }
@@ -92,7 +106,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model = args.get(1).map(String::as_str).unwrap_or("transformer");
     let steps: i64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
-    let threads: i32 = std::env::var("VOXLAB_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let threads: i32 = std::env::var("VOXLAB_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     tch::set_num_threads(threads);
     tch::manual_seed(0);
     let vs = tnn::VarStore::new(Device::Cpu);
@@ -121,7 +138,11 @@ fn main() {
         let x = inputs.index_select(0, &i);
         let y = targets.index_select(0, &i);
         let out = forward(&x);
-        Ok(if model == "transformer" { out.cross_entropy_for_logits(&y) } else { out.mse_loss(&y, tch::Reduction::Mean) })
+        Ok(if model == "transformer" {
+            out.cross_entropy_for_logits(&y)
+        } else {
+            out.mse_loss(&y, tch::Reduction::Mean)
+        })
     };
     let mut cfg = TrainConfig::new("bench");
     cfg.batch = BATCH as usize;
@@ -130,9 +151,18 @@ fn main() {
     cfg.optim.weight_decay = 0.01;
     cfg.seed = Some(0);
     cfg.monitor = None;
-    let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let params: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
     // One epoch to warm up (allocator, kernels), then the timed epochs.
-    let mut task = LossTask { vs: &vs, n_train: n, loss, validate: || Ok(None::<Metrics>) };
+    let mut task = LossTask {
+        vs: &vs,
+        n_train: n,
+        loss,
+        validate: || Ok(None::<Metrics>),
+    };
     cfg.epochs = 1;
     fit(&mut task, &cfg).expect("warm-up");
     cfg.epochs = 2;

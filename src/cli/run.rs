@@ -27,7 +27,8 @@ pub fn compile(vox: &Voxlab, name: &str, text: &str, scope: &Scope) -> Result<AS
 
 /// Evaluates an AST; a panic that escaped every guard still becomes an error.
 pub fn eval(vox: &Voxlab, ast: &AST, scope: &mut Scope) -> Outcome {
-    let result = crate::engine::error::guarded(|| vox.engine.eval_ast_with_scope::<Dynamic>(scope, ast));
+    let result =
+        crate::engine::error::guarded(|| vox.engine.eval_ast_with_scope::<Dynamic>(scope, ast));
     match result {
         Ok(Ok(v)) => Outcome::Ok(v),
         Ok(Err(e)) => Outcome::Failed(diagnostic::from_eval(&e)),

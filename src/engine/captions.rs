@@ -44,7 +44,12 @@ impl std::fmt::Display for CaptionerValue {
     }
 }
 
-const BATCH: OptDoc = OptDoc { name: "batch", ty: "int", default: "16", meaning: "images per forward pass" };
+const BATCH: OptDoc = OptDoc {
+    name: "batch",
+    ty: "int",
+    default: "16",
+    meaning: "images per forward pass",
+};
 
 pub static LOAD_CAPTIONER: FnDoc = FnDoc {
     name: "load_captioner", domain: "captions",
@@ -122,7 +127,12 @@ pub static CAPTION_RETRIEVAL: FnDoc = FnDoc {
 fn batch_of(o: &Opts) -> Result<usize> {
     let b = o.i64("batch")?;
     if b < 1 {
-        return Err(Error::BadOption { op: o.op(), key: "batch".into(), expected: "an integer ≥ 1".into(), got: b.to_string() });
+        return Err(Error::BadOption {
+            op: o.op(),
+            key: "batch".into(),
+            expected: "an integer ≥ 1".into(),
+            got: b.to_string(),
+        });
     }
     Ok(b as usize)
 }
@@ -144,123 +154,207 @@ fn generate_options(o: &Opts) -> Result<GenerateOptions> {
 }
 
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
-    for doc in [&LOAD_CAPTIONER, &TRAIN_CAPTIONER, &CAPTION_FEATURES, &CAPTION_LAYERS, &CAPTION, &CAPTION_RETRIEVAL, &CAPTIONER_TYPE] {
+    for doc in [
+        &LOAD_CAPTIONER,
+        &TRAIN_CAPTIONER,
+        &CAPTION_FEATURES,
+        &CAPTION_LAYERS,
+        &CAPTION,
+        &CAPTION_RETRIEVAL,
+        &CAPTIONER_TYPE,
+    ] {
         help.add(doc);
     }
     engine.register_type_with_name::<CaptionerValue>("Captioner");
     engine.register_fn("to_string", |m: &mut CaptionerValue| m.to_string());
     engine.register_fn("to_debug", |m: &mut CaptionerValue| m.to_string());
-    engine.register_get("tokens", |m: &mut CaptionerValue| m.0.feature_shape().0 as INT);
+    engine.register_get("tokens", |m: &mut CaptionerValue| {
+        m.0.feature_shape().0 as INT
+    });
     engine.register_get("dim", |m: &mut CaptionerValue| m.0.feature_shape().1 as INT);
-    engine.register_get("image_size", |m: &mut CaptionerValue| m.0.vision.config.image_size as INT);
-    engine.register_get("vocab_size", |m: &mut CaptionerValue| m.0.text.config.vocab_size as INT);
+    engine.register_get("image_size", |m: &mut CaptionerValue| {
+        m.0.vision.config.image_size as INT
+    });
+    engine.register_get("vocab_size", |m: &mut CaptionerValue| {
+        m.0.text.config.vocab_size as INT
+    });
     engine.register_get("history", |m: &mut CaptionerValue| {
-        m.1.as_ref().map_or(Dynamic::UNIT, |h| Dynamic::from_map(super::train::history_map(h)))
+        m.1.as_ref().map_or(Dynamic::UNIT, |h| {
+            Dynamic::from_map(super::train::history_map(h))
+        })
     });
     let s = session.clone();
-    let train = move |images: Dynamic, captions: Dynamic, opts: Map| -> RhaiResult<CaptionerValue> {
-        guard("train_captioner", || {
-            const OP: &str = "train_captioner";
-            let o = Opts::parse(&TRAIN_CAPTIONER, opts)?;
-            let captions = super::nets::texts_named(OP, "captions", &captions)?;
-            let mut config = CaptionerConfig::parse(OP, &o.string("size")?)?;
-            let int = |key: &str, v: &mut i64| -> Result<()> {
-                if let Some(x) = o.opt_i64(key)? {
-                    *v = x;
+    let train =
+        move |images: Dynamic, captions: Dynamic, opts: Map| -> RhaiResult<CaptionerValue> {
+            guard("train_captioner", || {
+                const OP: &str = "train_captioner";
+                let o = Opts::parse(&TRAIN_CAPTIONER, opts)?;
+                let captions = super::nets::texts_named(OP, "captions", &captions)?;
+                let mut config = CaptionerConfig::parse(OP, &o.string("size")?)?;
+                let int = |key: &str, v: &mut i64| -> Result<()> {
+                    if let Some(x) = o.opt_i64(key)? {
+                        *v = x;
+                    }
+                    Ok(())
+                };
+                int("image_size", &mut config.image_size)?;
+                int("patch_size", &mut config.patch_size)?;
+                int("layers", &mut config.layers)?;
+                int("vision_layers", &mut config.vision_layers)?;
+                int("max_positions", &mut config.max_positions)?;
+                if let Some(h) = o.opt_i64("hidden")? {
+                    (
+                        config.hidden,
+                        config.vision_hidden,
+                        config.mlp,
+                        config.vision_mlp,
+                    ) = (h, h, 4 * h, 4 * h);
                 }
-                Ok(())
-            };
-            int("image_size", &mut config.image_size)?;
-            int("patch_size", &mut config.patch_size)?;
-            int("layers", &mut config.layers)?;
-            int("vision_layers", &mut config.vision_layers)?;
-            int("max_positions", &mut config.max_positions)?;
-            if let Some(h) = o.opt_i64("hidden")? {
-                (config.hidden, config.vision_hidden, config.mlp, config.vision_mlp) = (h, h, 4 * h, 4 * h);
-            }
-            if let Some(h) = o.opt_i64("heads")? {
-                (config.heads, config.vision_heads) = (h, h);
-            }
-            let features = match o.raw("features") {
-                Some(f) if !f.is_unit() => Some(super::tensor::to_tensor(OP, &f).map_err(|_| Error::BadOption {
-                    op: OP,
-                    key: "features".into(),
-                    expected: "a Tensor (N×tokens×d)".into(),
-                    got: f.type_name().to_string(),
-                })?.0),
-                _ => None,
-            };
-            let device = crate::device::current();
-            let defaults = CaptionerOptions::new(device);
-            let opts = CaptionerOptions {
-                config,
-                features,
-                val_split: o.f64("val_split")?,
-                tokenizer: o.opt_string("tokenizer")?.map(Into::into),
-                device,
-                train: super::train::train_config_from(&o, OP, defaults.train, &s)?,
-            };
-            let images = if opts.features.is_some() && images.is_unit() {
-                None
-            } else {
-                let (t, _) = super::data::images_of(OP, &images)?;
-                Some(crate::data::images::as_batch(OP, &t)?)
-            };
-            if let (Some(x), Some(f)) = (&images, &opts.features) {
-                if x.size()[0] != f.size()[0] {
-                    return Err(Error::invalid(OP, format!("{} images but features has {} rows", x.size()[0], f.size()[0])));
+                if let Some(h) = o.opt_i64("heads")? {
+                    (config.heads, config.vision_heads) = (h, h);
                 }
-            }
-            let (blip, history) = captioner::train_captioner(images.as_ref(), &captions, &opts)?;
-            Ok(CaptionerValue(Rc::new(blip), Some(Rc::new(history))))
-        })
-    };
+                let features = match o.raw("features") {
+                    Some(f) if !f.is_unit() => Some(
+                        super::tensor::to_tensor(OP, &f)
+                            .map_err(|_| Error::BadOption {
+                                op: OP,
+                                key: "features".into(),
+                                expected: "a Tensor (N×tokens×d)".into(),
+                                got: f.type_name().to_string(),
+                            })?
+                            .0,
+                    ),
+                    _ => None,
+                };
+                let device = crate::device::current();
+                let defaults = CaptionerOptions::new(device);
+                let opts = CaptionerOptions {
+                    config,
+                    features,
+                    val_split: o.f64("val_split")?,
+                    tokenizer: o.opt_string("tokenizer")?.map(Into::into),
+                    device,
+                    train: super::train::train_config_from(&o, OP, defaults.train, &s)?,
+                };
+                let images = if opts.features.is_some() && images.is_unit() {
+                    None
+                } else {
+                    let (t, _) = super::data::images_of(OP, &images)?;
+                    Some(crate::data::images::as_batch(OP, &t)?)
+                };
+                if let (Some(x), Some(f)) = (&images, &opts.features) {
+                    if x.size()[0] != f.size()[0] {
+                        return Err(Error::invalid(
+                            OP,
+                            format!(
+                                "{} images but features has {} rows",
+                                x.size()[0],
+                                f.size()[0]
+                            ),
+                        ));
+                    }
+                }
+                let (blip, history) =
+                    captioner::train_captioner(images.as_ref(), &captions, &opts)?;
+                Ok(CaptionerValue(Rc::new(blip), Some(Rc::new(history))))
+            })
+        };
     let train2 = train.clone();
-    engine.register_fn("train_captioner", move |x: Dynamic, c: Dynamic| train2(x, c, Map::new()));
-    engine.register_fn("train_captioner", train);
-    let retrieval = |pred: Tensor, corpus: Tensor, captions: Dynamic, opts: Map| -> RhaiResult<Map> {
-        guard("caption_retrieval", || {
-            const OP: &str = "caption_retrieval";
-            let o = Opts::parse(&CAPTION_RETRIEVAL, opts)?;
-            let captions = super::nets::texts_named(OP, "corpus_captions", &captions)?;
-            let k = o.i64("k")?;
-            if k < 1 {
-                return Err(Error::BadOption { op: OP, key: "k".into(), expected: "an integer ≥ 1".into(), got: k.to_string() });
-            }
-            let m = corpus.0.size().first().copied().unwrap_or(0);
-            if corpus.0.dim() == 2 && m != captions.len() as i64 {
-                return Err(Error::invalid(OP, format!("corpus_embeddings has {m} rows but corpus_captions has {} captions", captions.len())));
-            }
-            let r = crate::eval::retrieval::retrieve(OP, &pred.0, &corpus.0, k as usize)?;
-            let rows = |f: &dyn Fn(usize, usize) -> Dynamic| -> Dynamic {
-                Dynamic::from_array(
-                    r.index.iter().enumerate().map(|(i, row)| Dynamic::from_array((0..row.len()).map(|j| f(i, j)).collect())).collect(),
-                )
-            };
-            let mut out = Map::new();
-            out.insert("captions".into(), rows(&|i, j| Dynamic::from(captions[r.index[i][j] as usize].clone())));
-            out.insert("similarity".into(), rows(&|i, j| Dynamic::from_float(r.similarity[i][j])));
-            out.insert("index".into(), rows(&|i, j| Dynamic::from_int(r.index[i][j] as INT)));
-            Ok(out)
-        })
-    };
-    engine.register_fn("caption_retrieval", move |p: Tensor, c: Tensor, t: Dynamic| retrieval(p, c, t, Map::new()));
-    engine.register_fn("caption_retrieval", retrieval);
-    engine.register_fn("load_captioner", |dir: &str| -> RhaiResult<CaptionerValue> {
-        guard("load_captioner", || {
-            Ok(CaptionerValue(Rc::new(Blip::load("load_captioner", Path::new(dir), crate::device::current())?), None))
-        })
+    engine.register_fn("train_captioner", move |x: Dynamic, c: Dynamic| {
+        train2(x, c, Map::new())
     });
+    engine.register_fn("train_captioner", train);
+    let retrieval =
+        |pred: Tensor, corpus: Tensor, captions: Dynamic, opts: Map| -> RhaiResult<Map> {
+            guard("caption_retrieval", || {
+                const OP: &str = "caption_retrieval";
+                let o = Opts::parse(&CAPTION_RETRIEVAL, opts)?;
+                let captions = super::nets::texts_named(OP, "corpus_captions", &captions)?;
+                let k = o.i64("k")?;
+                if k < 1 {
+                    return Err(Error::BadOption {
+                        op: OP,
+                        key: "k".into(),
+                        expected: "an integer ≥ 1".into(),
+                        got: k.to_string(),
+                    });
+                }
+                let m = corpus.0.size().first().copied().unwrap_or(0);
+                if corpus.0.dim() == 2 && m != captions.len() as i64 {
+                    return Err(Error::invalid(
+                        OP,
+                        format!(
+                            "corpus_embeddings has {m} rows but corpus_captions has {} captions",
+                            captions.len()
+                        ),
+                    ));
+                }
+                let r = crate::eval::retrieval::retrieve(OP, &pred.0, &corpus.0, k as usize)?;
+                let rows = |f: &dyn Fn(usize, usize) -> Dynamic| -> Dynamic {
+                    Dynamic::from_array(
+                        r.index
+                            .iter()
+                            .enumerate()
+                            .map(|(i, row)| {
+                                Dynamic::from_array((0..row.len()).map(|j| f(i, j)).collect())
+                            })
+                            .collect(),
+                    )
+                };
+                let mut out = Map::new();
+                out.insert(
+                    "captions".into(),
+                    rows(&|i, j| Dynamic::from(captions[r.index[i][j] as usize].clone())),
+                );
+                out.insert(
+                    "similarity".into(),
+                    rows(&|i, j| Dynamic::from_float(r.similarity[i][j])),
+                );
+                out.insert(
+                    "index".into(),
+                    rows(&|i, j| Dynamic::from_int(r.index[i][j] as INT)),
+                );
+                Ok(out)
+            })
+        };
+    engine.register_fn(
+        "caption_retrieval",
+        move |p: Tensor, c: Tensor, t: Dynamic| retrieval(p, c, t, Map::new()),
+    );
+    engine.register_fn("caption_retrieval", retrieval);
+    engine.register_fn(
+        "load_captioner",
+        |dir: &str| -> RhaiResult<CaptionerValue> {
+            guard("load_captioner", || {
+                Ok(CaptionerValue(
+                    Rc::new(Blip::load(
+                        "load_captioner",
+                        Path::new(dir),
+                        crate::device::current(),
+                    )?),
+                    None,
+                ))
+            })
+        },
+    );
     let features = |m: &mut CaptionerValue, images: Dynamic, opts: Map| -> RhaiResult<Tensor> {
         guard("caption_features", || {
             const OP: &str = "caption_features";
             let o = Opts::parse(&CAPTION_FEATURES, opts)?;
             let (t, _) = super::data::images_of(OP, &images)?;
             let batch = crate::data::images::as_batch(OP, &t)?;
-            Ok(Tensor(m.0.features(OP, &batch, batch_of(&o)?, o.bool("pool")?)?))
+            Ok(Tensor(m.0.features(
+                OP,
+                &batch,
+                batch_of(&o)?,
+                o.bool("pool")?,
+            )?))
         })
     };
-    engine.register_fn("caption_features", move |m: &mut CaptionerValue, i: Dynamic| features(m, i, Map::new()));
+    engine.register_fn(
+        "caption_features",
+        move |m: &mut CaptionerValue, i: Dynamic| features(m, i, Map::new()),
+    );
     engine.register_fn("caption_features", features);
     let caption = |m: &mut CaptionerValue, features: Tensor, opts: Map| -> RhaiResult<Array> {
         guard("caption", || {
@@ -271,7 +365,11 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
             Ok(texts.into_iter().map(Dynamic::from).collect())
         })
     };
-    let layers = |m: &mut CaptionerValue, captions: Dynamic, features: Tensor, opts: Map| -> RhaiResult<Map> {
+    let layers = |m: &mut CaptionerValue,
+                  captions: Dynamic,
+                  features: Tensor,
+                  opts: Map|
+     -> RhaiResult<Map> {
         guard("caption_layers", || {
             const OP: &str = "caption_layers";
             let o = Opts::parse(&CAPTION_LAYERS, opts)?;
@@ -283,12 +381,20 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                 .collect())
         })
     };
-    engine.register_fn("caption_layers", move |m: &mut CaptionerValue, c: Dynamic, f: Tensor| layers(m, c, f, Map::new()));
+    engine.register_fn(
+        "caption_layers",
+        move |m: &mut CaptionerValue, c: Dynamic, f: Tensor| layers(m, c, f, Map::new()),
+    );
     engine.register_fn("caption_layers", layers);
-    engine.register_fn("caption", move |m: &mut CaptionerValue, f: Tensor| caption(m, f, Map::new()));
+    engine.register_fn("caption", move |m: &mut CaptionerValue, f: Tensor| {
+        caption(m, f, Map::new())
+    });
     engine.register_fn("caption", caption);
     let s = session.clone();
-    engine.register_fn("save", move |m: &mut CaptionerValue, path: &str| -> RhaiResult<String> {
-        guard("save", || s.save(path, |out| m.0.save("save", out)))
-    });
+    engine.register_fn(
+        "save",
+        move |m: &mut CaptionerValue, path: &str| -> RhaiResult<String> {
+            guard("save", || s.save(path, |out| m.0.save("save", out)))
+        },
+    );
 }

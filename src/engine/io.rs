@@ -78,7 +78,13 @@ fn column_from(op: &'static str, name: &str, v: &Dynamic) -> Result<table::Colum
 pub static READ_LINES: FnDoc = FnDoc { name: "read_lines", domain: "io", signature: "read_lines(path: string) -> array", summary: "Reads a UTF-8 text file into an array of its lines (captions, sentence lists), without line endings; a final empty line is dropped.", options: &[], example: "let p = save_json(\"a red square\", \"one.txt\");\nprint(read_lines(p));   // [\"\\\"a red square\\\"\"]" };
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
     for doc in [
-        &LOAD_NPY, &SAVE_NPY, &LOAD_JSON, &SAVE_JSON, &LOAD_CSV, &SAVE_CSV, &READ_LINES,
+        &LOAD_NPY,
+        &SAVE_NPY,
+        &LOAD_JSON,
+        &SAVE_JSON,
+        &LOAD_CSV,
+        &SAVE_CSV,
+        &READ_LINES,
     ] {
         help.add(doc);
     }
@@ -86,7 +92,10 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         guard("read_lines", || {
             let text =
                 std::fs::read_to_string(path).map_err(|e| Error::io("read_lines", path, e))?;
-            Ok(text.lines().map(|l| rhai::Dynamic::from(l.to_string())).collect())
+            Ok(text
+                .lines()
+                .map(|l| rhai::Dynamic::from(l.to_string()))
+                .collect())
         })
     });
     engine.register_fn("load_npy", |path: &str| -> RhaiResult<Tensor> {

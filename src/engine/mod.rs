@@ -1,6 +1,7 @@
 //! Builds the Rhai engine: one registration module per domain, the help
 //! registry, the module resolver for `import`, and sandbox limits.
 
+pub mod captions;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -8,7 +9,6 @@ pub mod help;
 pub mod io;
 pub mod json;
 pub mod models;
-pub mod captions;
 pub mod nets;
 pub mod options;
 pub mod plot;

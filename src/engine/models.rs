@@ -33,7 +33,13 @@ impl std::fmt::Display for ResNetModel {
             "ResNet[{}; {} classes; {:.1}M parameters; {}; {}",
             self.net.arch.name(),
             self.net.classes,
-            self.net.vs.variables().values().map(|t| t.numel()).sum::<usize>() as f64 / 1e6,
+            self.net
+                .vs
+                .variables()
+                .values()
+                .map(|t| t.numel())
+                .sum::<usize>() as f64
+                / 1e6,
             crate::device::name(self.net.vs.device()),
             crate::tensor::kind_name(self.net.vs.kind())
         )?;

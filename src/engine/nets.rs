@@ -69,7 +69,12 @@ impl std::fmt::Display for ClipValue {
     }
 }
 
-const BATCH: OptDoc = OptDoc { name: "batch", ty: "int", default: "32", meaning: "texts or images per forward pass" };
+const BATCH: OptDoc = OptDoc {
+    name: "batch",
+    ty: "int",
+    default: "32",
+    meaning: "texts or images per forward pass",
+};
 const POOLING: OptDoc = OptDoc { name: "pooling", ty: "string", default: "model", meaning: "mean, cls or max; default: the model's sentence-transformers setting (mean when it has none)" };
 
 pub static LOAD_TEXT_ENCODER: FnDoc = FnDoc {
@@ -134,7 +139,13 @@ pub(crate) fn texts_named(op: &'static str, what: &str, v: &Dynamic) -> Result<V
         return Ok(vec![v.to_string()]);
     }
     let arr = v.read_lock::<Array>().ok_or_else(|| {
-        Error::invalid(op, format!("{what}: expected an array of strings, got {}", v.type_name()))
+        Error::invalid(
+            op,
+            format!(
+                "{what}: expected an array of strings, got {}",
+                v.type_name()
+            ),
+        )
     })?;
     let mut out = Vec::with_capacity(arr.len());
     for (i, t) in arr.iter().enumerate() {
@@ -147,7 +158,10 @@ pub(crate) fn texts_named(op: &'static str, what: &str, v: &Dynamic) -> Result<V
         out.push(t.to_string());
     }
     if out.is_empty() {
-        return Err(Error::invalid(op, format!("{what} is empty: give at least one text")));
+        return Err(Error::invalid(
+            op,
+            format!("{what} is empty: give at least one text"),
+        ));
     }
     Ok(out)
 }
@@ -175,7 +189,9 @@ fn pooling_of(o: &Opts) -> Result<Option<Pooling>> {
 fn load_encoder(name: &str) -> Result<TextEncoder> {
     const OP: &str = "load_text_encoder";
     let dir = match name {
-        "minilm" | "all-MiniLM-L6-v2" | "sentence-transformers/all-MiniLM-L6-v2" => find_minilm(OP)?,
+        "minilm" | "all-MiniLM-L6-v2" | "sentence-transformers/all-MiniLM-L6-v2" => {
+            find_minilm(OP)?
+        }
         path => Path::new(path).to_path_buf(),
     };
     TextEncoder::load(OP, &dir, crate::device::current())
@@ -189,7 +205,15 @@ fn tensor_map(parts: Vec<(String, tch::Tensor)>) -> Map {
 }
 
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
-    for doc in [&LOAD_TEXT_ENCODER, &EMBED_TEXT, &TEXT_LAYERS, &LOAD_CLIP, &EMBED_IMAGES, &TEXT_ENCODER_TYPE, &CLIP_TYPE] {
+    for doc in [
+        &LOAD_TEXT_ENCODER,
+        &EMBED_TEXT,
+        &TEXT_LAYERS,
+        &LOAD_CLIP,
+        &EMBED_IMAGES,
+        &TEXT_ENCODER_TYPE,
+        &CLIP_TYPE,
+    ] {
         help.add(doc);
     }
     engine.register_type_with_name::<TextEncoderValue>("TextEncoder");
@@ -200,67 +224,118 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     engine.register_get("layers", |m: &mut TextEncoderValue| -> Array {
         m.0.layer_names().into_iter().map(Dynamic::from).collect()
     });
-    engine.register_fn("tokenize", |m: &mut TextEncoderValue, texts: Dynamic| -> RhaiResult<Array> {
-        guard("tokenize", || {
-            let texts = texts_of("tokenize", &texts)?;
-            let (ids, _) = m.0.tokenize("tokenize", &texts)?;
-            Ok(ids
-                .into_iter()
-                .map(|row| Dynamic::from_array(row.into_iter().map(Dynamic::from_int).collect()))
-                .collect())
-        })
-    });
-    engine.register_fn("load_text_encoder", |name: &str| -> RhaiResult<TextEncoderValue> {
-        guard("load_text_encoder", || Ok(TextEncoderValue(Rc::new(load_encoder(name)?))))
-    });
+    engine.register_fn(
+        "tokenize",
+        |m: &mut TextEncoderValue, texts: Dynamic| -> RhaiResult<Array> {
+            guard("tokenize", || {
+                let texts = texts_of("tokenize", &texts)?;
+                let (ids, _) = m.0.tokenize("tokenize", &texts)?;
+                Ok(ids
+                    .into_iter()
+                    .map(|row| {
+                        Dynamic::from_array(row.into_iter().map(Dynamic::from_int).collect())
+                    })
+                    .collect())
+            })
+        },
+    );
+    engine.register_fn(
+        "load_text_encoder",
+        |name: &str| -> RhaiResult<TextEncoderValue> {
+            guard("load_text_encoder", || {
+                Ok(TextEncoderValue(Rc::new(load_encoder(name)?)))
+            })
+        },
+    );
 
     let embed = |m: &mut TextEncoderValue, texts: Dynamic, opts: Map| -> RhaiResult<Tensor> {
         guard("embed_text", || {
             let o = Opts::parse(&EMBED_TEXT, opts)?;
             let texts = texts_of("embed_text", &texts)?;
-            let normalize = if o.is_set("normalize") { Some(o.bool("normalize")?) } else { None };
-            let eo = EmbedOptions { batch: batch_of(&o)?, pooling: pooling_of(&o)?, normalize };
+            let normalize = if o.is_set("normalize") {
+                Some(o.bool("normalize")?)
+            } else {
+                None
+            };
+            let eo = EmbedOptions {
+                batch: batch_of(&o)?,
+                pooling: pooling_of(&o)?,
+                normalize,
+            };
             Ok(Tensor(m.0.embed("embed_text", &texts, &eo)?))
         })
     };
-    engine.register_fn("embed_text", move |m: &mut TextEncoderValue, t: Dynamic| embed(m, t, Map::new()));
+    engine.register_fn("embed_text", move |m: &mut TextEncoderValue, t: Dynamic| {
+        embed(m, t, Map::new())
+    });
     engine.register_fn("embed_text", embed);
     let layers = |m: &mut TextEncoderValue, texts: Dynamic, opts: Map| -> RhaiResult<Map> {
         guard("text_layers", || {
             let o = Opts::parse(&TEXT_LAYERS, opts)?;
             let texts = texts_of("text_layers", &texts)?;
-            let eo = EmbedOptions { batch: batch_of(&o)?, pooling: pooling_of(&o)?, normalize: Some(false) };
-            Ok(tensor_map(m.0.layer_features("text_layers", &texts, &eo)?))
+            let eo = EmbedOptions {
+                batch: batch_of(&o)?,
+                pooling: pooling_of(&o)?,
+                normalize: Some(false),
+            };
+            Ok(tensor_map(m.0.layer_features(
+                "text_layers",
+                &texts,
+                &eo,
+            )?))
         })
     };
-    engine.register_fn("text_layers", move |m: &mut TextEncoderValue, t: Dynamic| layers(m, t, Map::new()));
+    engine.register_fn(
+        "text_layers",
+        move |m: &mut TextEncoderValue, t: Dynamic| layers(m, t, Map::new()),
+    );
     engine.register_fn("text_layers", layers);
     let s = session.clone();
-    engine.register_fn("save", move |m: &mut TextEncoderValue, path: &str| -> RhaiResult<String> {
-        guard("save", || s.save(path, |out| m.0.save("save", out)))
-    });
+    engine.register_fn(
+        "save",
+        move |m: &mut TextEncoderValue, path: &str| -> RhaiResult<String> {
+            guard("save", || s.save(path, |out| m.0.save("save", out)))
+        },
+    );
 
     engine.register_type_with_name::<ClipValue>("Clip");
     engine.register_fn("to_string", |m: &mut ClipValue| m.to_string());
     engine.register_fn("to_debug", |m: &mut ClipValue| m.to_string());
     engine.register_get("dim", |m: &mut ClipValue| m.0.projection_dim as INT);
-    engine.register_get("image_size", |m: &mut ClipValue| m.0.vision.config.image_size as INT);
+    engine.register_get("image_size", |m: &mut ClipValue| {
+        m.0.vision.config.image_size as INT
+    });
     engine.register_fn("load_clip", |dir: &str| -> RhaiResult<ClipValue> {
-        guard("load_clip", || Ok(ClipValue(Rc::new(Clip::load("load_clip", Path::new(dir), crate::device::current())?))))
+        guard("load_clip", || {
+            Ok(ClipValue(Rc::new(Clip::load(
+                "load_clip",
+                Path::new(dir),
+                crate::device::current(),
+            )?)))
+        })
     });
     let clip_text = |m: &mut ClipValue, texts: Dynamic, opts: Map| -> RhaiResult<Tensor> {
         guard("embed_text", || {
             let o = Opts::parse(&EMBED_TEXT, opts)?;
             if o.is_set("pooling") {
-                return Err(Error::invalid("embed_text", "pooling does not apply to CLIP (it pools the end-of-text token)"));
+                return Err(Error::invalid(
+                    "embed_text",
+                    "pooling does not apply to CLIP (it pools the end-of-text token)",
+                ));
             }
             let texts = texts_of("embed_text", &texts)?;
             let f = m.0.embed_text("embed_text", &texts, batch_of(&o)?)?;
             let normalize = o.is_set("normalize") && o.bool("normalize")?;
-            Ok(Tensor(if normalize { crate::models::text::l2_normalize(&f) } else { f }))
+            Ok(Tensor(if normalize {
+                crate::models::text::l2_normalize(&f)
+            } else {
+                f
+            }))
         })
     };
-    engine.register_fn("embed_text", move |m: &mut ClipValue, t: Dynamic| clip_text(m, t, Map::new()));
+    engine.register_fn("embed_text", move |m: &mut ClipValue, t: Dynamic| {
+        clip_text(m, t, Map::new())
+    });
     engine.register_fn("embed_text", clip_text);
     let clip_images = |m: &mut ClipValue, images: Dynamic, opts: Map| -> RhaiResult<Tensor> {
         guard("embed_images", || {
@@ -276,25 +351,42 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                 clip_pre.resizer = Resizer::parse(OP, &processor)?;
                 m.0.embed_images_with(OP, &batch, batch_of(&o)?, &clip_pre)?
             };
-            Ok(Tensor(if o.bool("normalize")? { crate::models::text::l2_normalize(&f) } else { f }))
+            Ok(Tensor(if o.bool("normalize")? {
+                crate::models::text::l2_normalize(&f)
+            } else {
+                f
+            }))
         })
     };
-    engine.register_fn("embed_images", move |m: &mut ClipValue, i: Dynamic| clip_images(m, i, Map::new()));
+    engine.register_fn("embed_images", move |m: &mut ClipValue, i: Dynamic| {
+        clip_images(m, i, Map::new())
+    });
     engine.register_fn("embed_images", clip_images);
-    engine.register_fn("logits", |m: &mut ClipValue, images: Tensor, texts: Tensor| -> RhaiResult<Tensor> {
-        guard("logits", || {
-            let d = m.0.projection_dim;
-            for (what, t) in [("image_features", &images), ("text_features", &texts)] {
-                let s = t.shape();
-                if s.len() != 2 || s[1] != d {
-                    return Err(Error::shape("logits", what, format!("N×{d}"), crate::tensor::shape_text(&s)));
+    engine.register_fn(
+        "logits",
+        |m: &mut ClipValue, images: Tensor, texts: Tensor| -> RhaiResult<Tensor> {
+            guard("logits", || {
+                let d = m.0.projection_dim;
+                for (what, t) in [("image_features", &images), ("text_features", &texts)] {
+                    let s = t.shape();
+                    if s.len() != 2 || s[1] != d {
+                        return Err(Error::shape(
+                            "logits",
+                            what,
+                            format!("N×{d}"),
+                            crate::tensor::shape_text(&s),
+                        ));
+                    }
                 }
-            }
-            Ok(Tensor(m.0.logits(&images.0, &texts.0)))
-        })
-    });
+                Ok(Tensor(m.0.logits(&images.0, &texts.0)))
+            })
+        },
+    );
     let s = session.clone();
-    engine.register_fn("save", move |m: &mut ClipValue, path: &str| -> RhaiResult<String> {
-        guard("save", || s.save(path, |out| m.0.save("save", out)))
-    });
+    engine.register_fn(
+        "save",
+        move |m: &mut ClipValue, path: &str| -> RhaiResult<String> {
+            guard("save", || s.save(path, |out| m.0.save("save", out)))
+        },
+    );
 }

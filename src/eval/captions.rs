@@ -259,7 +259,10 @@ fn runs<K: Ord + Copy>(mut keys: Vec<K>) -> Vec<(K, u32)> {
 
 /// Candidates and references lower-cased (in parallel), as both metrics'
 /// tokenisers start.
-fn lowercased(candidates: &[String], references: &[Vec<String>]) -> (Vec<String>, Vec<Vec<String>>) {
+fn lowercased(
+    candidates: &[String],
+    references: &[Vec<String>],
+) -> (Vec<String>, Vec<Vec<String>>) {
     let clow = candidates.par_iter().map(|c| c.to_lowercase()).collect();
     let rlow = references
         .par_iter()

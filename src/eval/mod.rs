@@ -2,8 +2,8 @@
 //! image similarity (SSIM, pixel correlation), feature correlations and
 //! caption metrics (BLEU, ROUGE-L, embedding similarity, chance levels).
 
-pub mod identification;
 pub mod captions;
+pub mod identification;
 pub mod image_metrics;
 pub mod retrieval;
 

@@ -20,16 +20,36 @@ pub struct Retrieval {
 pub fn retrieve(op: &'static str, pred: &Tensor, corpus: &Tensor, k: usize) -> Result<Retrieval> {
     let (p, c) = (pred.size(), corpus.size());
     if p.len() != 2 || p[0] == 0 {
-        return Err(Error::shape(op, "pred", "N×d (one predicted embedding per row)", shape_text(&p)));
+        return Err(Error::shape(
+            op,
+            "pred",
+            "N×d (one predicted embedding per row)",
+            shape_text(&p),
+        ));
     }
     if c.len() != 2 || c[0] == 0 {
-        return Err(Error::shape(op, "corpus_embeddings", "M×d (one embedding per corpus caption)", shape_text(&c)));
+        return Err(Error::shape(
+            op,
+            "corpus_embeddings",
+            "M×d (one embedding per corpus caption)",
+            shape_text(&c),
+        ));
     }
     if c[1] != p[1] {
-        return Err(Error::shape(op, "corpus_embeddings", format!("M×{} (the width of pred)", p[1]), shape_text(&c)));
+        return Err(Error::shape(
+            op,
+            "corpus_embeddings",
+            format!("M×{} (the width of pred)", p[1]),
+            shape_text(&c),
+        ));
     }
     if k == 0 {
-        return Err(Error::BadOption { op, key: "k".into(), expected: "an integer ≥ 1".into(), got: "0".into() });
+        return Err(Error::BadOption {
+            op,
+            key: "k".into(),
+            expected: "an integer ≥ 1".into(),
+            got: "0".into(),
+        });
     }
     let k = (k as i64).min(c[0]);
     let unit = |x: &Tensor| -> Result<Tensor> {
@@ -42,7 +62,9 @@ pub fn retrieve(op: &'static str, pred: &Tensor, corpus: &Tensor, k: usize) -> R
     let values = values.to_device(tch::Device::Cpu);
     let indices = indices.to_device(tch::Device::Cpu);
     Ok(Retrieval {
-        index: Vec::try_from(&indices).map_err(|e: tch::TchError| Error::invalid(op, e.to_string()))?,
-        similarity: Vec::try_from(&values).map_err(|e: tch::TchError| Error::invalid(op, e.to_string()))?,
+        index: Vec::try_from(&indices)
+            .map_err(|e: tch::TchError| Error::invalid(op, e.to_string()))?,
+        similarity: Vec::try_from(&values)
+            .map_err(|e: tch::TchError| Error::invalid(op, e.to_string()))?,
     })
 }

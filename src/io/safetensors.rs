@@ -166,7 +166,10 @@ impl File {
             Error::format(
                 op,
                 &self.path,
-                format!("tensor '{name}' has the unsupported dtype {:?}", view.dtype()),
+                format!(
+                    "tensor '{name}' has the unsupported dtype {:?}",
+                    view.dtype()
+                ),
             )
         })?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();

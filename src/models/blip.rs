@@ -53,7 +53,10 @@ impl BlipVisionConfig {
             return Err(Error::format(
                 op,
                 &c.path,
-                format!("{}image_size {} is not a multiple of patch_size {}", c.prefix, v.image_size, v.patch_size),
+                format!(
+                    "{}image_size {} is not a multiple of patch_size {}",
+                    c.prefix, v.image_size, v.patch_size
+                ),
             ));
         }
         Ok(v)
@@ -87,7 +90,11 @@ pub struct BlipTextConfig {
 }
 
 impl BlipTextConfig {
-    pub fn from_config(op: &'static str, c: &Config, encoder_hidden_size: i64) -> Result<BlipTextConfig> {
+    pub fn from_config(
+        op: &'static str,
+        c: &Config,
+        encoder_hidden_size: i64,
+    ) -> Result<BlipTextConfig> {
         let t = BlipTextConfig {
             vocab_size: c.int_or(op, "vocab_size", 30524)?,
             hidden_size: c.int_or(op, "hidden_size", 768)?,
@@ -104,12 +111,19 @@ impl BlipTextConfig {
             sep_token_id: c.int_or(op, "sep_token_id", 102)?,
         };
         check_heads(op, c, t.hidden_size, t.num_attention_heads)?;
-        for (key, id) in [("bos_token_id", t.bos_token_id), ("pad_token_id", t.pad_token_id), ("sep_token_id", t.sep_token_id)] {
+        for (key, id) in [
+            ("bos_token_id", t.bos_token_id),
+            ("pad_token_id", t.pad_token_id),
+            ("sep_token_id", t.sep_token_id),
+        ] {
             if id < 0 || id >= t.vocab_size {
                 return Err(Error::format(
                     op,
                     &c.path,
-                    format!("{}{key} {id} is outside the vocabulary (vocab_size {})", c.prefix, t.vocab_size),
+                    format!(
+                        "{}{key} {id} is outside the vocabulary (vocab_size {})",
+                        c.prefix, t.vocab_size
+                    ),
                 ));
             }
         }
@@ -122,7 +136,10 @@ fn check_heads(op: &'static str, c: &Config, hidden: i64, heads: i64) -> Result<
         return Err(Error::format(
             op,
             &c.path,
-            format!("{}hidden_size {hidden} must be a positive multiple of num_attention_heads {heads}", c.prefix),
+            format!(
+                "{}hidden_size {hidden} must be a positive multiple of num_attention_heads {heads}",
+                c.prefix
+            ),
         ));
     }
     Ok(())
@@ -154,10 +171,24 @@ impl BlipVision {
         };
         BlipVision {
             class_embedding: e.randn_standard("class_embedding", &[1, 1, h]),
-            patch_embedding: conv2d(&(&e / "patch_embedding"), 3, h, c.patch_size, c.patch_size, 0, true),
+            patch_embedding: conv2d(
+                &(&e / "patch_embedding"),
+                3,
+                h,
+                c.patch_size,
+                c.patch_size,
+                0,
+                true,
+            ),
             position_embedding: e.randn_standard("position_embedding", &[1, c.tokens(), h]),
             layers: (0..c.num_hidden_layers)
-                .map(|i| TransformerBlock::new(&(p / "encoder" / "layers" / i), block, BlockNames::BLIP_VISION))
+                .map(|i| {
+                    TransformerBlock::new(
+                        &(p / "encoder" / "layers" / i),
+                        block,
+                        BlockNames::BLIP_VISION,
+                    )
+                })
                 .collect(),
             post_layernorm: layer_norm(&(p / "post_layernorm"), h, c.layer_norm_eps),
             config: c.clone(),
@@ -170,7 +201,11 @@ impl BlipVision {
     pub fn forward(&self, pixels: &Tensor) -> (Tensor, Tensor) {
         let b = pixels.size()[0];
         let h = self.config.hidden_size;
-        let patches = self.patch_embedding.forward(pixels).flatten(2, -1).transpose(1, 2);
+        let patches = self
+            .patch_embedding
+            .forward(pixels)
+            .flatten(2, -1)
+            .transpose(1, 2);
         let cls = self.class_embedding.expand([b, 1, h], false);
         let mut x = Tensor::cat(&[cls, patches], 1) + &self.position_embedding;
         for layer in &self.layers {
@@ -216,10 +251,20 @@ impl BlipTextDecoder {
         let head = p / "cls" / "predictions";
         BlipTextDecoder {
             word_embeddings: embedding(&(&e / "word_embeddings"), c.vocab_size, h),
-            position_embeddings: embedding(&(&e / "position_embeddings"), c.max_position_embeddings, h),
+            position_embeddings: embedding(
+                &(&e / "position_embeddings"),
+                c.max_position_embeddings,
+                h,
+            ),
             embeddings_norm: layer_norm(&(&e / "LayerNorm"), h, c.layer_norm_eps),
             layers: (0..c.num_hidden_layers)
-                .map(|i| TransformerBlock::new(&(p / "bert" / "encoder" / "layer" / i), block, BlockNames::BERT))
+                .map(|i| {
+                    TransformerBlock::new(
+                        &(p / "bert" / "encoder" / "layer" / i),
+                        block,
+                        BlockNames::BERT,
+                    )
+                })
                 .collect(),
             transform: linear(&(&head / "transform" / "dense"), h, h, true),
             transform_norm: layer_norm(&(&head / "transform" / "LayerNorm"), h, c.layer_norm_eps),
@@ -232,11 +277,21 @@ impl BlipTextDecoder {
     /// Hidden states of the embeddings and of every layer (B×L×hidden each)
     /// for tokens `ids` (B×L; `mask` 1 = token, 0 = right padding) reading
     /// the image tokens `image` (B×T×encoder_hidden_size).
-    pub fn hidden_states(&self, ids: &Tensor, mask: Option<&Tensor>, image: &Tensor, train: bool) -> Vec<Tensor> {
+    pub fn hidden_states(
+        &self,
+        ids: &Tensor,
+        mask: Option<&Tensor>,
+        image: &Tensor,
+        train: bool,
+    ) -> Vec<Tensor> {
         let l = ids.size()[1];
         let positions = Tensor::arange(l, (Kind::Int64, ids.device())).unsqueeze(0);
         let x = self.word_embeddings.forward(ids) + self.position_embeddings.forward(&positions);
-        let mut x = dropout(self.embeddings_norm.forward(&x), self.config.hidden_dropout_prob, train);
+        let mut x = dropout(
+            self.embeddings_norm.forward(&x),
+            self.config.hidden_dropout_prob,
+            train,
+        );
         let bias = attention_bias(mask, true, l, x.kind(), x.device());
         let mut states = vec![x.shallow_clone()];
         for layer in &self.layers {
@@ -248,7 +303,9 @@ impl BlipTextDecoder {
 
     /// The LM head on hidden states: B×L×vocab.
     pub fn head(&self, h: &Tensor) -> Tensor {
-        let h = self.transform_norm.forward(&self.config.hidden_act.apply(&self.transform.forward(h)));
+        let h = self
+            .transform_norm
+            .forward(&self.config.hidden_act.apply(&self.transform.forward(h)));
         match &self.decoder {
             Some(d) => d.forward(&h),
             None => h.matmul(&self.word_embeddings.ws.tr()) + &self.bias,
@@ -256,7 +313,13 @@ impl BlipTextDecoder {
     }
 
     /// Next-token logits for every position, B×L×vocab.
-    pub fn logits(&self, ids: &Tensor, mask: Option<&Tensor>, image: &Tensor, train: bool) -> Tensor {
+    pub fn logits(
+        &self,
+        ids: &Tensor,
+        mask: Option<&Tensor>,
+        image: &Tensor,
+        train: bool,
+    ) -> Tensor {
         let states = self.hidden_states(ids, mask, image, train);
         self.head(&states[states.len() - 1])
     }
@@ -311,12 +374,21 @@ impl Default for GenerateOptions {
 
 impl GenerateOptions {
     pub fn validate(&self, op: &'static str) -> Result<()> {
-        let bad = |key: &str, expected: &str, got: String| Error::BadOption { op, key: key.into(), expected: expected.into(), got };
+        let bad = |key: &str, expected: &str, got: String| Error::BadOption {
+            op,
+            key: key.into(),
+            expected: expected.into(),
+            got,
+        };
         if self.beams < 1 {
             return Err(bad("beams", "an integer ≥ 1", self.beams.to_string()));
         }
         if self.max_len < 2 {
-            return Err(bad("max_len", "an integer ≥ 2 (the start token and at least one more)", self.max_len.to_string()));
+            return Err(bad(
+                "max_len",
+                "an integer ≥ 2 (the start token and at least one more)",
+                self.max_len.to_string(),
+            ));
         }
         if self.min_len < 0 || self.min_len > self.max_len {
             return Err(bad(
@@ -326,7 +398,11 @@ impl GenerateOptions {
             ));
         }
         if !(self.repetition_penalty > 0.0) || !self.repetition_penalty.is_finite() {
-            return Err(bad("repetition_penalty", "a positive number (1: none)", self.repetition_penalty.to_string()));
+            return Err(bad(
+                "repetition_penalty",
+                "a positive number (1: none)",
+                self.repetition_penalty.to_string(),
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(bad("top_p", "a number in (0, 1]", self.top_p.to_string()));
@@ -382,7 +458,8 @@ impl BlipTextDecoder {
         }
         let past = caches[0].self_kv.len();
         let l = ids.size()[1];
-        let positions = Tensor::arange_start(past, past + l, (Kind::Int64, ids.device())).unsqueeze(0);
+        let positions =
+            Tensor::arange_start(past, past + l, (Kind::Int64, ids.device())).unsqueeze(0);
         let x = self.word_embeddings.forward(ids) + self.position_embeddings.forward(&positions);
         let mut x = self.embeddings_norm.forward(&x);
         for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
@@ -432,12 +509,17 @@ impl BlipTextDecoder {
         let prompt_len = cur;
         let image = image.repeat_interleave_self_int(nb, 0, None);
         let top_mask = Tensor::cat(
-            &[Tensor::ones([nb], (Kind::Bool, dev)), Tensor::zeros([nb], (Kind::Bool, dev))],
+            &[
+                Tensor::ones([nb], (Kind::Bool, dev)),
+                Tensor::zeros([nb], (Kind::Bool, dev)),
+            ],
             0,
         );
         let fill = if pad != 0 { pad } else { eos };
         let mut running = Tensor::full([b, nb, max_len], fill, (Kind::Int64, dev));
-        let _ = running.narrow(2, 0, cur).copy_(&start.unsqueeze(1).expand([b, nb, cur], false));
+        let _ = running
+            .narrow(2, 0, cur)
+            .copy_(&start.unsqueeze(1).expand([b, nb, cur], false));
         let mut sequences = running.copy();
         let mut running_scores = Tensor::zeros([b, nb], (Kind::Float, dev));
         let _ = running_scores.narrow(1, 1, nb - 1).fill_(-1e9);
@@ -458,15 +540,22 @@ impl BlipTextDecoder {
         loop {
             let flat = running.narrow(2, 0, cur).reshape([b * nb, cur]);
             // The first step feeds the prompt, later ones the last token.
-            let new = if caches.is_empty() { flat.shallow_clone() } else { flat.narrow(1, cur - 1, 1) };
+            let new = if caches.is_empty() {
+                flat.shallow_clone()
+            } else {
+                flat.narrow(1, cur - 1, 1)
+            };
             let logits = self.step_logits(&new, &image, &mut caches);
             let log_probs = process(&flat, &logits.log_softmax(-1, Kind::Float), o, eos);
-            let log_probs = (log_probs.view([b, nb, v]) + running_scores.unsqueeze(-1)).reshape([b, nb * v]);
+            let log_probs =
+                (log_probs.view([b, nb, v]) + running_scores.unsqueeze(-1)).reshape([b, nb * v]);
             let (topk_scores, topk_indices) = log_probs.topk(keep, -1, true, true);
             let from_beam = topk_indices.divide_scalar_mode(v, "floor");
             let topk_running_indices = gather(&running_indices, &from_beam);
             let topk_running = gather(&running, &from_beam);
-            let _ = topk_running.narrow(2, cur, 1).copy_(&topk_indices.remainder(v).unsqueeze(-1));
+            let _ = topk_running
+                .narrow(2, cur, 1)
+                .copy_(&topk_indices.remainder(v).unsqueeze(-1));
             let offset = Tensor::arange(b, (Kind::Int64, dev)).view([-1, 1]) * nb;
             let _ = topk_running_indices
                 .narrow(2, cur - prompt_len, 1)
@@ -507,16 +596,22 @@ impl BlipTextDecoder {
             finished = gather(&merged_fin, &best);
             cur += 1;
             // can a running beam still beat the worst finished one?
-            let best_len = if o.early_stopping == EarlyStopping::Never && lp > 0.0 { max_len - prompt_len } else { cur - prompt_len };
+            let best_len = if o.early_stopping == EarlyStopping::Never && lp > 0.0 {
+                max_len - prompt_len
+            } else {
+                cur - prompt_len
+            };
             let best_possible = running_scores.narrow(1, 0, 1) / (best_len as f64).powf(lp);
             let worst = beam_scores
                 .min_dim(1, true)
                 .0
                 .expand([b, nb], false)
                 .where_self(&finished, &Tensor::full([b, nb], -1e9, (Kind::Float, dev)));
-            unsatisfied = unsatisfied.logical_and(&best_possible.gt_tensor(&worst).any_dim(-1, true));
+            unsatisfied =
+                unsatisfied.logical_and(&best_possible.gt_tensor(&worst).any_dim(-1, true));
             let improvable = bool::try_from(unsatisfied.any()).unwrap_or(false);
-            let open = !(o.early_stopping == EarlyStopping::Done && bool::try_from(finished.all()).unwrap_or(false));
+            let open = !(o.early_stopping == EarlyStopping::Done
+                && bool::try_from(finished.all()).unwrap_or(false));
             let valid = !bool::try_from(hits.all()).unwrap_or(true);
             if !(improvable && open && valid) {
                 break;
@@ -524,7 +619,11 @@ impl BlipTextDecoder {
         }
         let sequences = sequences.select(1, 0);
         let indices = beam_indices.select(1, 0);
-        let generated = (indices + 1).ne(0).sum_dim_intlist(1, false, Kind::Int64).max().int64_value(&[]);
+        let generated = (indices + 1)
+            .ne(0)
+            .sum_dim_intlist(1, false, Kind::Int64)
+            .max()
+            .int64_value(&[]);
         sequences.narrow(1, 0, prompt_len + generated)
     }
 }
@@ -587,7 +686,11 @@ const SIDE_FILES: &[&str] = &[
 ];
 
 impl Blip {
-    fn build(op: &'static str, cfg: &Config, device: Device) -> Result<(nn::VarStore, BlipVision, BlipTextDecoder, bool)> {
+    fn build(
+        op: &'static str,
+        cfg: &Config,
+        device: Device,
+    ) -> Result<(nn::VarStore, BlipVision, BlipTextDecoder, bool)> {
         let model_type = cfg.str_or(op, "model_type", "")?;
         if model_type != "blip" {
             return Err(Error::format(
@@ -607,8 +710,13 @@ impl Blip {
             }
         }
         let vision_cfg = BlipVisionConfig::from_config(op, &cfg.sub(op, "vision_config")?)?;
-        let text_cfg = BlipTextConfig::from_config(op, &cfg.sub(op, "text_config")?, vision_cfg.hidden_size)?;
-        let tied = cfg.value.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(true);
+        let text_cfg =
+            BlipTextConfig::from_config(op, &cfg.sub(op, "text_config")?, vision_cfg.hidden_size)?;
+        let tied = cfg
+            .value
+            .get("tie_word_embeddings")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let vision = BlipVision::new(&(&root / "vision_model"), &vision_cfg);
@@ -626,12 +734,26 @@ impl Blip {
         side_files: Vec<(String, String)>,
         device: Device,
     ) -> Result<Blip> {
-        let cfg = Config { path: PathBuf::from("config.json"), prefix: String::new(), value: config };
+        let cfg = Config {
+            path: PathBuf::from("config.json"),
+            prefix: String::new(),
+            value: config,
+        };
         let (vs, vision, text, tied) = Blip::build(op, &cfg, device)?;
         let s = vision.config.image_size;
         let mut preprocess = Preprocess::defaults(s);
         preprocess.exact = Some((s, s));
-        Ok(Blip { vs, vision, text, tied, raw_config: cfg.value, tokenizer, preprocess, source: PathBuf::from("(trained in voxlab)"), side_files })
+        Ok(Blip {
+            vs,
+            vision,
+            text,
+            tied,
+            raw_config: cfg.value,
+            tokenizer,
+            preprocess,
+            source: PathBuf::from("(trained in voxlab)"),
+            side_files,
+        })
     }
 
     /// Names and shapes of the parameters the config.json at `path` describes.
@@ -659,7 +781,16 @@ impl Blip {
         } else {
             &["position_ids"]
         };
-        hf::load_weights(op, &vs, &files, NameRules { strip_prefixes: &[], ignore, optional: &[] })?;
+        hf::load_weights(
+            op,
+            &vs,
+            &files,
+            NameRules {
+                strip_prefixes: &[],
+                ignore,
+                optional: &[],
+            },
+        )?;
         let mut tokenizer = hf::load_tokenizer(op, &dir, text.config.vocab_size)?;
         tokenizer.with_padding(None);
         tokenizer
@@ -675,7 +806,17 @@ impl Blip {
             p
         };
         let side_files = hf::read_side_files(op, &dir, SIDE_FILES)?;
-        Ok(Blip { vs, vision, text, tied, raw_config: cfg.value, tokenizer, preprocess, source: dir, side_files })
+        Ok(Blip {
+            vs,
+            vision,
+            text,
+            tied,
+            raw_config: cfg.value,
+            tokenizer,
+            preprocess,
+            source: dir,
+            side_files,
+        })
     }
 
     pub fn parameter_count(&self) -> i64 {
@@ -692,7 +833,12 @@ impl Blip {
         let s = pixels.size();
         let size = self.vision.config.image_size;
         if s.len() != 4 || s[1] != 3 || s[2] != size || s[3] != size {
-            return Err(Error::shape(op, "pixel values", format!("N×3×{size}×{size} (the vision tower's image_size)"), shape_text(&s)));
+            return Err(Error::shape(
+                op,
+                "pixel values",
+                format!("N×3×{size}×{size} (the vision tower's image_size)"),
+                shape_text(&s),
+            ));
         }
         Ok(())
     }
@@ -700,7 +846,13 @@ impl Blip {
     /// Images in [0, 1] (N×3×H×W, any size) → BlipImageProcessor → the
     /// vision model's last hidden state (N×tokens×d), or with `pool` its
     /// pooled class token (N×d).
-    pub fn features(&self, op: &'static str, images: &Tensor, batch: usize, pool: bool) -> Result<Tensor> {
+    pub fn features(
+        &self,
+        op: &'static str,
+        images: &Tensor,
+        batch: usize,
+        pool: bool,
+    ) -> Result<Tensor> {
         let n = images.size()[0];
         if n == 0 {
             return Err(Error::invalid(op, "images is empty"));
@@ -709,7 +861,10 @@ impl Blip {
         let mut start = 0;
         while start < n {
             let len = (batch as i64).min(n - start);
-            let pixels = self.preprocess.apply(op, &images.narrow(0, start, len))?.to_device(self.vs.device());
+            let pixels = self
+                .preprocess
+                .apply(op, &images.narrow(0, start, len))?
+                .to_device(self.vs.device());
             self.check_pixels(op, &pixels)?;
             let (last, pooled) = tch::no_grad(|| self.vision.forward(&pixels));
             parts.push(if pool { pooled } else { last });
@@ -723,8 +878,17 @@ impl Blip {
         let (t, d) = self.feature_shape();
         let s = f.size();
         if s.len() != 3 || s[1] != t || s[2] != d || s[0] == 0 {
-            let hint = if s.len() == 2 { " (pooled features cannot be captioned: give the image tokens, caption_features without pool)" } else { "" };
-            return Err(Error::shape(op, "features", format!("N×{t}×{d} (this captioner's image tokens × width){hint}"), shape_text(&s)));
+            let hint = if s.len() == 2 {
+                " (pooled features cannot be captioned: give the image tokens, caption_features without pool)"
+            } else {
+                ""
+            };
+            return Err(Error::shape(
+                op,
+                "features",
+                format!("N×{t}×{d} (this captioner's image tokens × width){hint}"),
+                shape_text(&s),
+            ));
         }
         Ok(())
     }
@@ -733,8 +897,13 @@ impl Blip {
     /// (the tokenizer's [CLS] … [SEP] with [CLS] replaced by [DEC], [SEP] dropped).
     pub fn start_tokens(&self, op: &'static str, prompt: Option<&str>) -> Result<Vec<i64>> {
         let bos = self.text.config.bos_token_id;
-        let Some(p) = prompt else { return Ok(vec![bos]) };
-        let enc = self.tokenizer.encode(p, true).map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))?;
+        let Some(p) = prompt else {
+            return Ok(vec![bos]);
+        };
+        let enc = self
+            .tokenizer
+            .encode(p, true)
+            .map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))?;
         let mut ids: Vec<i64> = enc.get_ids().iter().map(|&i| i as i64).collect();
         if ids.len() < 2 {
             return Ok(vec![bos]);
@@ -746,24 +915,46 @@ impl Blip {
 
     /// Token ids as transformers' `generate` returns them (N×L, finished
     /// rows filled) for image tokens `features` (N×tokens×d).
-    pub fn generate(&self, op: &'static str, features: &Tensor, o: &GenerateOptions) -> Result<Tensor> {
+    pub fn generate(
+        &self,
+        op: &'static str,
+        features: &Tensor,
+        o: &GenerateOptions,
+    ) -> Result<Tensor> {
         o.validate(op)?;
         self.check_features(op, features)?;
         let start = self.start_tokens(op, o.prompt.as_deref())?;
         let max_pos = self.text.config.max_position_embeddings;
         if o.max_len > max_pos {
-            return Err(Error::BadOption { op, key: "max_len".into(), expected: format!("at most {max_pos} (the decoder's max_position_embeddings)"), got: o.max_len.to_string() });
+            return Err(Error::BadOption {
+                op,
+                key: "max_len".into(),
+                expected: format!("at most {max_pos} (the decoder's max_position_embeddings)"),
+                got: o.max_len.to_string(),
+            });
         }
         if start.len() as i64 >= o.max_len {
-            return Err(Error::BadOption { op, key: "max_len".into(), expected: format!("more than the prompt's {} tokens", start.len()), got: o.max_len.to_string() });
+            return Err(Error::BadOption {
+                op,
+                key: "max_len".into(),
+                expected: format!("more than the prompt's {} tokens", start.len()),
+                got: o.max_len.to_string(),
+            });
         }
         let device = self.vs.device();
         let features = features.to_device(device).to_kind(self.vs.kind());
         let n = features.size()[0];
-        let start = Tensor::from_slice(&start).to_device(device).unsqueeze(0).expand([n, start.len() as i64], false).contiguous();
+        let start = Tensor::from_slice(&start)
+            .to_device(device)
+            .unsqueeze(0)
+            .expand([n, start.len() as i64], false)
+            .contiguous();
         Ok(tch::no_grad(|| {
             if o.sample {
-                let seed = o.seed.unwrap_or_else(|| (Tensor::rand([1], (Kind::Double, Device::Cpu)).double_value(&[0]) * 9.007e15) as u64);
+                let seed = o.seed.unwrap_or_else(|| {
+                    (Tensor::rand([1], (Kind::Double, Device::Cpu)).double_value(&[0]) * 9.007e15)
+                        as u64
+                });
                 let mut oo = o.clone();
                 oo.seed = Some(seed);
                 self.text.greedy(&start, &features, &oo)
@@ -779,11 +970,14 @@ impl Blip {
 
     /// Token ids → text, special tokens skipped (transformers' batch_decode).
     pub fn decode(&self, op: &'static str, ids: &Tensor) -> Result<Vec<String>> {
-        let rows: Vec<Vec<i64>> = Vec::try_from(ids.to_device(Device::Cpu)).map_err(|e: tch::TchError| Error::invalid(op, e.to_string()))?;
+        let rows: Vec<Vec<i64>> = Vec::try_from(ids.to_device(Device::Cpu))
+            .map_err(|e: tch::TchError| Error::invalid(op, e.to_string()))?;
         rows.iter()
             .map(|r| {
                 let r: Vec<u32> = r.iter().map(|&i| i as u32).collect();
-                self.tokenizer.decode(&r, true).map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))
+                self.tokenizer
+                    .decode(&r, true)
+                    .map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))
             })
             .collect()
     }
@@ -793,18 +987,32 @@ impl Blip {
     /// `features`, N×tokens×d), mean-pooled over the caption's tokens:
     /// "embeddings", then "layer1" … "layerN", N×hidden each — the language
     /// features of Takagi & Nishimoto's per-layer encoding models.
-    pub fn decoder_layers(&self, op: &'static str, captions: &[String], features: &Tensor, batch: usize) -> Result<Vec<(String, Tensor)>> {
+    pub fn decoder_layers(
+        &self,
+        op: &'static str,
+        captions: &[String],
+        features: &Tensor,
+        batch: usize,
+    ) -> Result<Vec<(String, Tensor)>> {
         self.check_features(op, features)?;
         let n = features.size()[0];
         if captions.len() as i64 != n {
-            return Err(Error::shape(op, "captions", format!("{n} (one per row of features)"), captions.len().to_string()));
+            return Err(Error::shape(
+                op,
+                "captions",
+                format!("{n} (one per row of features)"),
+                captions.len().to_string(),
+            ));
         }
         let bos = self.text.config.bos_token_id;
         let pad = self.text.config.pad_token_id;
         let max = self.text.config.max_position_embeddings as usize;
         let device = self.vs.device();
         let mut parts: Vec<Vec<Tensor>> = Vec::new();
-        for (start, chunk) in (0..captions.len()).step_by(batch.max(1)).map(|s| (s, &captions[s..(s + batch.max(1)).min(captions.len())])) {
+        for (start, chunk) in (0..captions.len())
+            .step_by(batch.max(1))
+            .map(|s| (s, &captions[s..(s + batch.max(1)).min(captions.len())]))
+        {
             let enc = self
                 .tokenizer
                 .encode_batch(chunk.to_vec(), true)
@@ -812,7 +1020,8 @@ impl Blip {
             let rows: Vec<Vec<i64>> = enc
                 .iter()
                 .map(|e| {
-                    let mut ids: Vec<i64> = e.get_ids().iter().map(|&i| i as i64).take(max).collect();
+                    let mut ids: Vec<i64> =
+                        e.get_ids().iter().map(|&i| i as i64).take(max).collect();
                     if let Some(first) = ids.first_mut() {
                         *first = bos;
                     }
@@ -831,22 +1040,39 @@ impl Blip {
             let shape = [rows.len() as i64, l as i64];
             let ids = tc(op, Tensor::from_slice(&flat).f_view(shape))?.to_device(device);
             let mask = tc(op, Tensor::from_slice(&mask).f_view(shape))?.to_device(device);
-            let image = features.narrow(0, start as i64, rows.len() as i64).to_device(device);
+            let image = features
+                .narrow(0, start as i64, rows.len() as i64)
+                .to_device(device);
             let states = tch::no_grad(|| self.text.hidden_states(&ids, Some(&mask), &image, false));
-            parts.push(states.iter().map(|h| super::text::Pooling::Mean.apply(h, &mask)).collect());
+            parts.push(
+                states
+                    .iter()
+                    .map(|h| super::text::Pooling::Mean.apply(h, &mask))
+                    .collect(),
+            );
         }
         let layers = parts.first().map(Vec::len).unwrap_or(0);
         (0..layers)
             .map(|k| {
                 let rows: Vec<&Tensor> = parts.iter().map(|p| &p[k]).collect();
-                let name = if k == 0 { "embeddings".to_string() } else { format!("layer{k}") };
+                let name = if k == 0 {
+                    "embeddings".to_string()
+                } else {
+                    format!("layer{k}")
+                };
                 Ok((name, tc(op, Tensor::f_cat(&rows, 0))?))
             })
             .collect()
     }
 
     /// Captions for image-token features, `batch` images at a time.
-    pub fn caption(&self, op: &'static str, features: &Tensor, o: &GenerateOptions, batch: usize) -> Result<Vec<String>> {
+    pub fn caption(
+        &self,
+        op: &'static str,
+        features: &Tensor,
+        o: &GenerateOptions,
+        batch: usize,
+    ) -> Result<Vec<String>> {
         o.validate(op)?;
         self.check_features(op, features)?;
         let n = features.size()[0];
@@ -867,7 +1093,10 @@ impl Blip {
     pub fn save(&self, op: &'static str, path: &Path) -> Result<()> {
         let mut config = self.raw_config.clone();
         if let Some(m) = config.as_object_mut() {
-            m.insert("architectures".into(), serde_json::json!(["BlipForConditionalGeneration"]));
+            m.insert(
+                "architectures".into(),
+                serde_json::json!(["BlipForConditionalGeneration"]),
+            );
         }
         let tok = self
             .tokenizer

@@ -32,7 +32,9 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use super::blip::Blip;
 use super::text::find_minilm;
-use super::train::{self, History, LossTask, Metrics, OptimConfig, Optimizer, Schedule, TrainConfig};
+use super::train::{
+    self, History, LossTask, Metrics, OptimConfig, Optimizer, Schedule, TrainConfig,
+};
 use crate::error::{Error, Result};
 use crate::tensor::{shape_text, tc};
 
@@ -105,25 +107,56 @@ impl CaptionerConfig {
         match name {
             "small" => Ok(CaptionerConfig::small()),
             "paper" => Ok(CaptionerConfig::paper()),
-            other => Err(Error::BadOption { op, key: "size".into(), expected: "small or paper".into(), got: format!("\"{other}\"") }),
+            other => Err(Error::BadOption {
+                op,
+                key: "size".into(),
+                expected: "small or paper".into(),
+                got: format!("\"{other}\""),
+            }),
         }
     }
 
     pub fn validate(&self, op: &'static str) -> Result<()> {
-        let bad = |key: &str, expected: &str, got: i64| Error::BadOption { op, key: key.into(), expected: expected.into(), got: got.to_string() };
-        for (k, v) in [("layers", self.layers), ("vision_layers", self.vision_layers), ("heads", self.heads), ("hidden", self.hidden), ("patch_size", self.patch_size)] {
+        let bad = |key: &str, expected: &str, got: i64| Error::BadOption {
+            op,
+            key: key.into(),
+            expected: expected.into(),
+            got: got.to_string(),
+        };
+        for (k, v) in [
+            ("layers", self.layers),
+            ("vision_layers", self.vision_layers),
+            ("heads", self.heads),
+            ("hidden", self.hidden),
+            ("patch_size", self.patch_size),
+        ] {
             if v < 1 {
                 return Err(bad(k, "an integer ≥ 1", v));
             }
         }
         if self.hidden % self.heads != 0 {
-            return Err(bad("hidden", &format!("a multiple of heads ({})", self.heads), self.hidden));
+            return Err(bad(
+                "hidden",
+                &format!("a multiple of heads ({})", self.heads),
+                self.hidden,
+            ));
         }
         if self.vision_hidden % self.vision_heads != 0 {
-            return Err(bad("hidden", &format!("a multiple of heads ({}) for the vision tower", self.vision_heads), self.vision_hidden));
+            return Err(bad(
+                "hidden",
+                &format!(
+                    "a multiple of heads ({}) for the vision tower",
+                    self.vision_heads
+                ),
+                self.vision_hidden,
+            ));
         }
         if self.image_size < self.patch_size || self.image_size % self.patch_size != 0 {
-            return Err(bad("image_size", &format!("a multiple of patch_size ({})", self.patch_size), self.image_size));
+            return Err(bad(
+                "image_size",
+                &format!("a multiple of patch_size ({})", self.patch_size),
+                self.image_size,
+            ));
         }
         Ok(())
     }
@@ -150,9 +183,22 @@ impl CaptionerOptions {
         let mut train = TrainConfig::new(OP);
         train.epochs = 30;
         train.batch = 32;
-        train.optim = OptimConfig { optimizer: Optimizer::adamw(), lr: 1e-3, weight_decay: 0.01, schedule: Schedule::Constant, clip_grad_norm: None };
+        train.optim = OptimConfig {
+            optimizer: Optimizer::adamw(),
+            lr: 1e-3,
+            weight_decay: 0.01,
+            schedule: Schedule::Constant,
+            clip_grad_norm: None,
+        };
         train.verbose = true;
-        CaptionerOptions { config: CaptionerConfig::small(), features: None, val_split: 0.1, tokenizer: None, device, train }
+        CaptionerOptions {
+            config: CaptionerConfig::small(),
+            features: None,
+            val_split: 0.1,
+            tokenizer: None,
+            device,
+            train,
+        }
     }
 }
 
@@ -166,20 +212,35 @@ pub struct Vocabulary {
 
 /// The tokenizer.json at `path` (or in the folder `path`), restricted to
 /// BLIP's special tokens and the pieces of `texts`.
-pub fn restricted_vocabulary(op: &'static str, path: &Path, texts: &[String]) -> Result<Vocabulary> {
-    let path = if path.is_dir() { path.join("tokenizer.json") } else { path.to_path_buf() };
+pub fn restricted_vocabulary(
+    op: &'static str,
+    path: &Path,
+    texts: &[String],
+) -> Result<Vocabulary> {
+    let path = if path.is_dir() {
+        path.join("tokenizer.json")
+    } else {
+        path.to_path_buf()
+    };
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(op, &path, e))?;
     let bad = |msg: String| Error::format(op, &path, msg);
-    let mut base = tokenizers::Tokenizer::from_str(&text).map_err(|e| bad(format!("not a tokenizer.json: {e}")))?;
+    let mut base = tokenizers::Tokenizer::from_str(&text)
+        .map_err(|e| bad(format!("not a tokenizer.json: {e}")))?;
     base.with_padding(None);
     base.with_truncation(None).map_err(|e| bad(e.to_string()))?;
-    let mut v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let mut v: Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     if v["model"]["type"] != "WordPiece" {
-        return Err(bad(format!("model.type is {}: train_captioner restricts WordPiece tokenizers (BERT, MiniLM)", v["model"]["type"])));
+        return Err(bad(format!(
+            "model.type is {}: train_captioner restricts WordPiece tokenizers (BERT, MiniLM)",
+            v["model"]["type"]
+        )));
     }
     let mut pieces: BTreeMap<i64, String> = BTreeMap::new();
     for t in texts {
-        let enc = base.encode(t.as_str(), false).map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))?;
+        let enc = base
+            .encode(t.as_str(), false)
+            .map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))?;
         for (&id, tok) in enc.get_ids().iter().zip(enc.get_tokens()) {
             if !SPECIALS.contains(&tok.as_str()) {
                 pieces.insert(id as i64, tok.clone());
@@ -203,15 +264,22 @@ pub fn restricted_vocabulary(op: &'static str, path: &Path, texts: &[String]) ->
     v["added_tokens"] = Value::Array(added);
     v["truncation"] = Value::Null;
     v["padding"] = Value::Null;
-    if let Some(st) = v["post_processor"].get_mut("special_tokens").and_then(Value::as_object_mut) {
+    if let Some(st) = v["post_processor"]
+        .get_mut("special_tokens")
+        .and_then(Value::as_object_mut)
+    {
         for (name, id) in [("[CLS]", 2), ("[SEP]", 3)] {
             if let Some(t) = st.get_mut(name) {
                 t["ids"] = json!([id]);
             }
         }
     }
-    let tokenizer = tokenizers::Tokenizer::from_str(&v.to_string()).map_err(|e| bad(format!("restricted tokenizer: {e}")))?;
-    Ok(Vocabulary { tokenizer, source_ids })
+    let tokenizer = tokenizers::Tokenizer::from_str(&v.to_string())
+        .map_err(|e| bad(format!("restricted tokenizer: {e}")))?;
+    Ok(Vocabulary {
+        tokenizer,
+        source_ids,
+    })
 }
 
 /// transformers' BlipConfig for these sizes (what `save` writes as config.json).
@@ -281,19 +349,35 @@ fn side_files(c: &CaptionerConfig, max_len: i64) -> Vec<(String, String)> {
         "processor_class": "BlipProcessor"
     });
     vec![
-        ("preprocessor_config.json".into(), serde_json::to_string_pretty(&pre).unwrap_or_default()),
-        ("tokenizer_config.json".into(), serde_json::to_string_pretty(&tok).unwrap_or_default()),
+        (
+            "preprocessor_config.json".into(),
+            serde_json::to_string_pretty(&pre).unwrap_or_default(),
+        ),
+        (
+            "tokenizer_config.json".into(),
+            serde_json::to_string_pretty(&tok).unwrap_or_default(),
+        ),
     ]
 }
 
 /// Captions as padded token rows: [DEC] pieces [SEP], N×L.
-fn caption_ids(op: &'static str, tok: &tokenizers::Tokenizer, captions: &[String], max_positions: i64) -> Result<Tensor> {
+fn caption_ids(
+    op: &'static str,
+    tok: &tokenizers::Tokenizer,
+    captions: &[String],
+    max_positions: i64,
+) -> Result<Tensor> {
     let mut rows = Vec::with_capacity(captions.len());
     for (i, c) in captions.iter().enumerate() {
-        let enc = tok.encode(c.as_str(), true).map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))?;
+        let enc = tok
+            .encode(c.as_str(), true)
+            .map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))?;
         let mut ids: Vec<i64> = enc.get_ids().iter().map(|&x| x as i64).collect();
         if ids.len() < 3 {
-            return Err(Error::invalid(op, format!("captions[{i}] has no words: {c:?}")));
+            return Err(Error::invalid(
+                op,
+                format!("captions[{i}] has no words: {c:?}"),
+            ));
         }
         ids[0] = DEC;
         if ids.len() as i64 > max_positions {
@@ -305,8 +389,18 @@ fn caption_ids(op: &'static str, tok: &tokenizers::Tokenizer, captions: &[String
         rows.push(ids);
     }
     let l = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat(PAD).take(l - r.len()))).collect();
-    tc(op, Tensor::from_slice(&flat).f_reshape([captions.len() as i64, l as i64]))
+    let flat: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| {
+            r.iter()
+                .copied()
+                .chain(std::iter::repeat(PAD).take(l - r.len()))
+        })
+        .collect();
+    tc(
+        op,
+        Tensor::from_slice(&flat).f_reshape([captions.len() as i64, l as i64]),
+    )
 }
 
 /// Draws `name`'s values from N(0, 0.02²), as BERT and ViT initialise
@@ -318,7 +412,9 @@ fn small_init(vs: &tch::nn::VarStore) {
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
         for (name, mut t) in vars {
-            let embedding = name.ends_with("embeddings.weight") || name.ends_with("class_embedding") || name.ends_with("position_embedding");
+            let embedding = name.ends_with("embeddings.weight")
+                || name.ends_with("class_embedding")
+                || name.ends_with("position_embedding");
             if embedding {
                 let _ = t.copy_(&(t.randn_like() * 0.02));
             }
@@ -328,37 +424,74 @@ fn small_init(vs: &tch::nn::VarStore) {
 
 /// Trains a captioner on images in [0, 1] (N×3×H×W, any size) or on given
 /// image-token features, with one caption per image.
-pub fn train_captioner(images: Option<&Tensor>, captions: &[String], o: &CaptionerOptions) -> Result<(Blip, History)> {
+pub fn train_captioner(
+    images: Option<&Tensor>,
+    captions: &[String],
+    o: &CaptionerOptions,
+) -> Result<(Blip, History)> {
     let n = captions.len() as i64;
     if n == 0 {
-        return Err(Error::invalid(OP, "captions is empty: give one caption per image"));
+        return Err(Error::invalid(
+            OP,
+            "captions is empty: give one caption per image",
+        ));
     }
-    if let Some((i, _)) = captions.iter().enumerate().find(|(_, c)| c.trim().is_empty()) {
-        return Err(Error::invalid(OP, format!("captions[{i}] is an empty string")));
+    if let Some((i, _)) = captions
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.trim().is_empty())
+    {
+        return Err(Error::invalid(
+            OP,
+            format!("captions[{i}] is an empty string"),
+        ));
     }
     let mut config = o.config.clone();
     match (&o.features, images) {
         (Some(f), _) => {
             let s = f.size();
-            let g = if s.len() == 3 { ((s[1] - 1).max(0) as f64).sqrt().round() as i64 } else { 0 };
+            let g = if s.len() == 3 {
+                ((s[1] - 1).max(0) as f64).sqrt().round() as i64
+            } else {
+                0
+            };
             if s.len() != 3 || g < 1 || g * g + 1 != s[1] || s[2] < 1 {
                 return Err(Error::shape(OP, "features", "N×tokens×d with tokens = g²+1 (a class token and a g×g patch grid, as ViT features)", shape_text(&s)));
             }
             if s[0] != n {
-                return Err(Error::shape(OP, "features", format!("{n} rows (one per caption)"), shape_text(&s)));
+                return Err(Error::shape(
+                    OP,
+                    "features",
+                    format!("{n} rows (one per caption)"),
+                    shape_text(&s),
+                ));
             }
             config.vision_hidden = s[2];
-            config.vision_heads = (1..=config.vision_heads.max(1)).rev().find(|h| s[2] % h == 0).unwrap_or(1);
+            config.vision_heads = (1..=config.vision_heads.max(1))
+                .rev()
+                .find(|h| s[2] % h == 0)
+                .unwrap_or(1);
             config.image_size = g * config.patch_size;
             config.vision_mlp = 4 * s[2];
         }
         (None, Some(x)) => {
             let s = x.size();
             if s.len() != 4 || s[1] != 3 {
-                return Err(Error::shape(OP, "images", "N×3×H×W (RGB in [0, 1])", shape_text(&s)));
+                return Err(Error::shape(
+                    OP,
+                    "images",
+                    "N×3×H×W (RGB in [0, 1])",
+                    shape_text(&s),
+                ));
             }
             if s[0] != n {
-                return Err(Error::invalid(OP, format!("{} images but {n} captions: give one caption per image", s[0])));
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "{} images but {n} captions: give one caption per image",
+                        s[0]
+                    ),
+                ));
             }
         }
         (None, None) => return Err(Error::invalid(OP, "no images and no features option")),
@@ -366,11 +499,19 @@ pub fn train_captioner(images: Option<&Tensor>, captions: &[String], o: &Caption
     config.validate(OP)?;
     o.train.validate()?;
     if !(0.0..1.0).contains(&o.val_split) {
-        return Err(Error::BadOption { op: OP, key: "val_split".into(), expected: "a fraction in [0, 1)".into(), got: o.val_split.to_string() });
+        return Err(Error::BadOption {
+            op: OP,
+            key: "val_split".into(),
+            expected: "a fraction in [0, 1)".into(),
+            got: o.val_split.to_string(),
+        });
     }
     let n_val = ((n as f64) * o.val_split).round() as i64;
     if n - n_val < 1 {
-        return Err(Error::invalid(OP, format!("val_split {} leaves no training pairs of {n}", o.val_split)));
+        return Err(Error::invalid(
+            OP,
+            format!("val_split {} leaves no training pairs of {n}", o.val_split),
+        ));
     }
     if let Some(seed) = o.train.seed {
         crate::device::seed(seed);
@@ -380,9 +521,16 @@ pub fn train_captioner(images: Option<&Tensor>, captions: &[String], o: &Caption
         None => find_minilm(OP)?.join("tokenizer.json"),
     };
     let vocab = restricted_vocabulary(OP, &tok_path, captions)?;
-    let ids = caption_ids(OP, &vocab.tokenizer, captions, config.max_positions)?.to_device(o.device);
+    let ids =
+        caption_ids(OP, &vocab.tokenizer, captions, config.max_positions)?.to_device(o.device);
     let cfg = blip_config(&config, &vocab, o.features.is_none());
-    let blip = Blip::new(OP, cfg, vocab.tokenizer, side_files(&config, config.max_positions), o.device)?;
+    let blip = Blip::new(
+        OP,
+        cfg,
+        vocab.tokenizer,
+        side_files(&config, config.max_positions),
+        o.device,
+    )?;
     small_init(&blip.vs);
 
     // Inputs once: normalised pixels for the ViT, or the given features.
@@ -394,7 +542,11 @@ pub fn train_captioner(images: Option<&Tensor>, captions: &[String], o: &Caption
             let mut start = 0;
             while start < n {
                 let len = 256.min(n - start);
-                parts.push(blip.preprocess.apply(OP, &x.narrow(0, start, len))?.to_device(o.device));
+                parts.push(
+                    blip.preprocess
+                        .apply(OP, &x.narrow(0, start, len))?
+                        .to_device(o.device),
+                );
                 start += len;
             }
             tc(OP, Tensor::f_cat(&parts, 0))?
@@ -414,11 +566,18 @@ pub fn train_captioner(images: Option<&Tensor>, captions: &[String], o: &Caption
         let inp = rows.narrow(1, 0, l - 1);
         let tgt = rows.narrow(1, 1, l - 1);
         let mask = inp.ne(PAD).to_kind(Kind::Int64);
-        let logits = blip.text.logits(&inp, Some(&mask), &image, train).reshape([-1, v]);
+        let logits = blip
+            .text
+            .logits(&inp, Some(&mask), &image, train)
+            .reshape([-1, v]);
         let tgt = tgt.reshape([-1]);
         let sum = logits.cross_entropy_loss::<Tensor>(&tgt, None, Reduction::Sum, PAD, 0.0);
         let real = tgt.ne(PAD);
-        let correct = logits.argmax(-1, false).eq_tensor(&tgt).logical_and(&real).sum(Kind::Float);
+        let correct = logits
+            .argmax(-1, false)
+            .eq_tensor(&tgt)
+            .logical_and(&real)
+            .sum(Kind::Float);
         (sum, real.sum(Kind::Float), correct)
     };
     let mut task = LossTask {
@@ -446,7 +605,11 @@ pub fn train_captioner(images: Option<&Tensor>, captions: &[String], o: &Caption
                 }
             });
             let count: f64 = f64::max(count, 1.0);
-            Ok(Some(Metrics::new().with("loss", sum / count).with("token_acc", correct / count)))
+            Ok(Some(
+                Metrics::new()
+                    .with("loss", sum / count)
+                    .with("token_acc", correct / count),
+            ))
         },
     };
     let history = train::fit(&mut task, &o.train)?;

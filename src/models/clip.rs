@@ -35,10 +35,17 @@ impl TowerConfig {
             intermediate_size: c.int_or(op, "intermediate_size", defaults[1])?,
             num_hidden_layers: c.int_or(op, "num_hidden_layers", defaults[2])?,
             num_attention_heads: c.int_or(op, "num_attention_heads", defaults[3])?,
-            hidden_act: Activation::parse(op, "hidden_act", &c.str_or(op, "hidden_act", "quick_gelu")?)?,
+            hidden_act: Activation::parse(
+                op,
+                "hidden_act",
+                &c.str_or(op, "hidden_act", "quick_gelu")?,
+            )?,
             layer_norm_eps: c.float_or(op, "layer_norm_eps", 1e-5)?,
         };
-        if t.hidden_size <= 0 || t.num_attention_heads <= 0 || t.hidden_size % t.num_attention_heads != 0 {
+        if t.hidden_size <= 0
+            || t.num_attention_heads <= 0
+            || t.hidden_size % t.num_attention_heads != 0
+        {
             return Err(Error::format(
                 op,
                 &c.path,
@@ -106,7 +113,10 @@ impl ClipVisionConfig {
             return Err(Error::format(
                 op,
                 &c.path,
-                format!("{}image_size {} is not a multiple of patch_size {}", c.prefix, v.image_size, v.patch_size),
+                format!(
+                    "{}image_size {} is not a multiple of patch_size {}",
+                    c.prefix, v.image_size, v.patch_size
+                ),
             ));
         }
         Ok(v)
@@ -128,9 +138,19 @@ impl ClipText {
         let h = c.tower.hidden_size;
         ClipText {
             token_embedding: embedding(&(&e / "token_embedding"), c.vocab_size, h),
-            position_embedding: embedding(&(&e / "position_embedding"), c.max_position_embeddings, h),
+            position_embedding: embedding(
+                &(&e / "position_embedding"),
+                c.max_position_embeddings,
+                h,
+            ),
             layers: (0..c.tower.num_hidden_layers)
-                .map(|i| TransformerBlock::new(&(p / "encoder" / "layers" / i), c.tower.block(), BlockNames::CLIP))
+                .map(|i| {
+                    TransformerBlock::new(
+                        &(p / "encoder" / "layers" / i),
+                        c.tower.block(),
+                        BlockNames::CLIP,
+                    )
+                })
                 .collect(),
             final_layer_norm: layer_norm(&(p / "final_layer_norm"), h, c.tower.layer_norm_eps),
             config: c.clone(),
@@ -156,7 +176,9 @@ impl ClipText {
         let eos = if self.config.eos_token_id == 2 {
             ids.argmax(-1, false)
         } else {
-            ids.eq(self.config.eos_token_id).to_kind(Kind::Int).argmax(-1, false)
+            ids.eq(self.config.eos_token_id)
+                .to_kind(Kind::Int)
+                .argmax(-1, false)
         };
         let rows = Tensor::arange(ids.size()[0], (Kind::Int64, ids.device()));
         let pooled = last.index(&[Some(rows), Some(eos)]);
@@ -185,12 +207,26 @@ impl ClipVision {
         let patches = (c.image_size / c.patch_size).pow(2);
         ClipVision {
             class_embedding: e.randn_standard("class_embedding", &[h]),
-            patch_embedding: conv2d(&(&e / "patch_embedding"), c.num_channels, h, c.patch_size, c.patch_size, 0, false),
+            patch_embedding: conv2d(
+                &(&e / "patch_embedding"),
+                c.num_channels,
+                h,
+                c.patch_size,
+                c.patch_size,
+                0,
+                false,
+            ),
             position_embedding: embedding(&(&e / "position_embedding"), patches + 1, h),
             // (sic: transformers' name)
             pre_layrnorm: layer_norm(&(p / "pre_layrnorm"), h, c.tower.layer_norm_eps),
             layers: (0..c.tower.num_hidden_layers)
-                .map(|i| TransformerBlock::new(&(p / "encoder" / "layers" / i), c.tower.block(), BlockNames::CLIP))
+                .map(|i| {
+                    TransformerBlock::new(
+                        &(p / "encoder" / "layers" / i),
+                        c.tower.block(),
+                        BlockNames::CLIP,
+                    )
+                })
                 .collect(),
             post_layernorm: layer_norm(&(p / "post_layernorm"), h, c.tower.layer_norm_eps),
             config: c.clone(),
@@ -201,9 +237,16 @@ impl ClipVision {
     /// (B×(1+patches)×hidden) and the pooled class token (post-normed).
     pub fn forward(&self, pixels: &Tensor) -> (Tensor, Tensor) {
         let b = pixels.size()[0];
-        let patches = self.patch_embedding.forward(pixels).flatten(2, -1).transpose(1, 2);
+        let patches = self
+            .patch_embedding
+            .forward(pixels)
+            .flatten(2, -1)
+            .transpose(1, 2);
         let h = self.config.tower.hidden_size;
-        let cls = self.class_embedding.view([1, 1, h]).expand([b, 1, h], false);
+        let cls = self
+            .class_embedding
+            .view([1, 1, h])
+            .expand([b, 1, h], false);
         let n = patches.size()[1] + 1;
         let positions = Tensor::arange(n, (Kind::Int64, pixels.device())).unsqueeze(0);
         let x = Tensor::cat(&[cls, patches], 1) + self.position_embedding.forward(&positions);
@@ -282,9 +325,10 @@ impl Preprocess {
             Some(Value::Object(m)) => {
                 if let Some(s) = m.get("shortest_edge").and_then(Value::as_i64) {
                     p.shortest_edge = s;
-                } else if let (Some(h), Some(w)) =
-                    (m.get("height").and_then(Value::as_i64), m.get("width").and_then(Value::as_i64))
-                {
+                } else if let (Some(h), Some(w)) = (
+                    m.get("height").and_then(Value::as_i64),
+                    m.get("width").and_then(Value::as_i64),
+                ) {
                     p.exact = Some((h, w));
                 }
             }
@@ -303,9 +347,16 @@ impl Preprocess {
         }
         let triple = |key: &str, into: &mut [f64; 3]| -> Result<()> {
             if let Some(a) = v.get(key) {
-                let vals: Vec<f64> = a.as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+                let vals: Vec<f64> = a
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                    .unwrap_or_default();
                 if vals.len() != 3 {
-                    return Err(Error::format(op, &path, format!("\"{key}\": expected 3 numbers, got {a}")));
+                    return Err(Error::format(
+                        op,
+                        &path,
+                        format!("\"{key}\": expected 3 numbers, got {a}"),
+                    ));
                 }
                 into.copy_from_slice(&vals);
             }
@@ -334,7 +385,10 @@ impl Preprocess {
             return Err(Error::format(
                 op,
                 &path,
-                format!("size {} is smaller than crop_size {:?}", p.shortest_edge, p.crop),
+                format!(
+                    "size {} is smaller than crop_size {:?}",
+                    p.shortest_edge, p.crop
+                ),
             ));
         }
         Ok(p)
@@ -352,9 +406,15 @@ impl Preprocess {
         let (new_h, new_w) = if let Some(hw) = self.exact {
             hw
         } else if w <= h {
-            ((self.shortest_edge as f64 * h as f64 / w as f64) as i64, self.shortest_edge)
+            (
+                (self.shortest_edge as f64 * h as f64 / w as f64) as i64,
+                self.shortest_edge,
+            )
         } else {
-            (self.shortest_edge, (self.shortest_edge as f64 * w as f64 / h as f64) as i64)
+            (
+                self.shortest_edge,
+                (self.shortest_edge as f64 * w as f64 / h as f64) as i64,
+            )
         };
         let (ch, cw) = self.crop;
         let (top, left) = ((new_h - ch) / 2, (new_w - cw) / 2);
@@ -362,14 +422,25 @@ impl Preprocess {
         for i in 0..s[0] {
             let img = crate::data::images::to_rgb8(op, &images.get(i))?;
             let resized = match self.resizer {
-                Resizer::Pil => rgb8_tensor(op, &resize(&img, new_w as usize, new_h as usize, self.filter))?,
-                Resizer::Torchvision => torchvision_resize(op, &rgb8_tensor(op, &img)?, new_h, new_w, self.filter)?,
+                Resizer::Pil => rgb8_tensor(
+                    op,
+                    &resize(&img, new_w as usize, new_h as usize, self.filter),
+                )?,
+                Resizer::Torchvision => {
+                    torchvision_resize(op, &rgb8_tensor(op, &img)?, new_h, new_w, self.filter)?
+                }
             };
             out.push(resized.narrow(1, top, ch).narrow(2, left, cw));
         }
         let x = tc(op, Tensor::f_stack(&out, 0))?.to_device(images.device());
-        let mean = Tensor::from_slice(&self.mean).to_kind(Kind::Float).view([1, 3, 1, 1]).to_device(images.device());
-        let std = Tensor::from_slice(&self.std).to_kind(Kind::Float).view([1, 3, 1, 1]).to_device(images.device());
+        let mean = Tensor::from_slice(&self.mean)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1, 1])
+            .to_device(images.device());
+        let std = Tensor::from_slice(&self.std)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1, 1])
+            .to_device(images.device());
         Ok((x - mean) / std)
     }
 }
@@ -378,7 +449,13 @@ impl Preprocess {
 /// on the CPU it runs libtorch's antialiased kernels on the 8-bit values
 /// themselves (bilinear and bicubic have native uint8 paths), so the same
 /// kernel runs here on the same bytes.
-fn torchvision_resize(op: &'static str, img: &Tensor, h: i64, w: i64, filter: Filter) -> Result<Tensor> {
+fn torchvision_resize(
+    op: &'static str,
+    img: &Tensor,
+    h: i64,
+    w: i64,
+    filter: Filter,
+) -> Result<Tensor> {
     let x = (img * 255.0).round().to_kind(Kind::Uint8).unsqueeze(0);
     let y = match filter {
         Filter::Bicubic => tc(op, x.f_internal_upsample_bicubic2d_aa([h, w], false, None, None))?,
@@ -395,7 +472,10 @@ fn torchvision_resize(op: &'static str, img: &Tensor, h: i64, w: i64, filter: Fi
 }
 
 fn rgb8_tensor(op: &'static str, img: &Rgb8) -> Result<Tensor> {
-    let t = tc(op, Tensor::from_slice(&img.pixels).f_view([img.height as i64, img.width as i64, 3]))?;
+    let t = tc(
+        op,
+        Tensor::from_slice(&img.pixels).f_view([img.height as i64, img.width as i64, 3]),
+    )?;
     Ok(t.permute([2, 0, 1]).to_kind(Kind::Float) / 255.0)
 }
 
@@ -452,11 +532,29 @@ impl Clip {
         let root = vs.root();
         let text = ClipText::new(&(&root / "text_model"), &text_cfg);
         let vision = ClipVision::new(&(&root / "vision_model"), &vision_cfg);
-        let text_projection = linear(&(&root / "text_projection"), text_cfg.tower.hidden_size, projection_dim, false);
-        let visual_projection = linear(&(&root / "visual_projection"), vision_cfg.tower.hidden_size, projection_dim, false);
+        let text_projection = linear(
+            &(&root / "text_projection"),
+            text_cfg.tower.hidden_size,
+            projection_dim,
+            false,
+        );
+        let visual_projection = linear(
+            &(&root / "visual_projection"),
+            vision_cfg.tower.hidden_size,
+            projection_dim,
+            false,
+        );
         let init = cfg.float_or(op, "logit_scale_init_value", 2.6592)?;
         let logit_scale = root.var("logit_scale", &[], nn::Init::Const(init));
-        Ok(Architecture { vs, text, vision, text_projection, visual_projection, logit_scale, projection_dim })
+        Ok(Architecture {
+            vs,
+            text,
+            vision,
+            text_projection,
+            visual_projection,
+            logit_scale,
+            projection_dim,
+        })
     }
 
     /// Names and shapes of the parameters the config.json at `path`
@@ -476,8 +574,15 @@ impl Clip {
         }
         let dir = hf::model_dir(op, path)?;
         let cfg = hf::read_config(op, &dir)?;
-        let Architecture { vs, text, vision, text_projection, visual_projection, logit_scale, projection_dim } =
-            Clip::build(op, &cfg, device)?;
+        let Architecture {
+            vs,
+            text,
+            vision,
+            text_projection,
+            visual_projection,
+            logit_scale,
+            projection_dim,
+        } = Clip::build(op, &cfg, device)?;
         let (text_cfg, vision_cfg) = (text.config.clone(), vision.config.clone());
         let files = hf::weight_files(op, &dir, &["model"])?;
         hf::load_weights(op, &vs, &files, CLIP_NAMES)?;
@@ -521,7 +626,10 @@ impl Clip {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))?;
-        let cut = enc.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+        let cut = enc
+            .iter()
+            .filter(|e| !e.get_overflowing().is_empty())
+            .count();
         if cut > 0 {
             eprintln!(
                 "warning: {op}: {cut} text(s) longer than CLIP's {} tokens were truncated",
@@ -548,7 +656,10 @@ impl Clip {
     /// `get_text_features`: projected end-of-text states, N×projection_dim
     /// (not normalised, as transformers returns them).
     pub fn text_features(&self, ids: &Tensor, mask: &Tensor) -> Tensor {
-        tch::no_grad(|| self.text_projection.forward(&self.text.forward(ids, Some(mask)).1))
+        tch::no_grad(|| {
+            self.text_projection
+                .forward(&self.text.forward(ids, Some(mask)).1)
+        })
     }
 
     /// Checks N×3×S×S pixel values against the vision tower.
@@ -568,7 +679,10 @@ impl Clip {
 
     /// `get_image_features` on preprocessed pixel values, N×projection_dim.
     pub fn image_features(&self, pixels: &Tensor) -> Tensor {
-        tch::no_grad(|| self.visual_projection.forward(&self.vision.forward(pixels).1))
+        tch::no_grad(|| {
+            self.visual_projection
+                .forward(&self.vision.forward(pixels).1)
+        })
     }
 
     /// Images in [0, 1] (N×3×H×W, any size) → preprocessed → features.
@@ -577,7 +691,13 @@ impl Clip {
     }
 
     /// [`Self::embed_images`] with other preprocessing settings.
-    pub fn embed_images_with(&self, op: &'static str, images: &Tensor, batch: usize, pre: &Preprocess) -> Result<Tensor> {
+    pub fn embed_images_with(
+        &self,
+        op: &'static str,
+        images: &Tensor,
+        batch: usize,
+        pre: &Preprocess,
+    ) -> Result<Tensor> {
         let n = images.size()[0];
         if n == 0 {
             return Err(Error::invalid(op, "images is empty"));
@@ -624,7 +744,8 @@ impl Clip {
             m.insert("architectures".into(), serde_json::json!(["CLIPModel"]));
         }
         let mut tok = self.tokenizer.clone();
-        tok.with_truncation(None).map_err(|e| Error::invalid(op, e.to_string()))?;
+        tok.with_truncation(None)
+            .map_err(|e| Error::invalid(op, e.to_string()))?;
         let tok = tok
             .to_string(true)
             .map_err(|e| Error::invalid(op, format!("cannot write tokenizer.json: {e}")))?;

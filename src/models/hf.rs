@@ -227,7 +227,12 @@ fn modern_name(name: &str) -> String {
 const SHOW: usize = 5;
 
 fn listing(items: &[String]) -> String {
-    let mut text = items.iter().take(SHOW).cloned().collect::<Vec<_>>().join(", ");
+    let mut text = items
+        .iter()
+        .take(SHOW)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > SHOW {
         text.push_str(&format!(" and {} more", items.len() - SHOW));
     }
@@ -336,7 +341,10 @@ pub fn load_weights(
         return Err(Error::format(
             op,
             Path::new(&shown),
-            format!("{} (does config.json describe these weights?)", problems.join("; ")),
+            format!(
+                "{} (does config.json describe these weights?)",
+                problems.join("; ")
+            ),
         ));
     }
     Ok(report)
@@ -345,7 +353,11 @@ pub fn load_weights(
 /// Names and shapes of every variable of `vs`, sorted by name: the layout a
 /// weights file for the architecture must hold.
 pub fn layout_of(vs: &VarStore) -> Vec<(String, Vec<i64>)> {
-    let mut v: Vec<(String, Vec<i64>)> = vs.variables().into_iter().map(|(k, t)| (k, t.size())).collect();
+    let mut v: Vec<(String, Vec<i64>)> = vs
+        .variables()
+        .into_iter()
+        .map(|(k, t)| (k, t.size()))
+        .collect();
     v.sort();
     v
 }
@@ -367,14 +379,19 @@ pub fn save_weights(op: &'static str, vs: &VarStore, path: &Path) -> Result<()> 
 
 /// Writes a config.json (pretty, as transformers does).
 pub fn write_config(op: &'static str, path: &Path, config: &Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(config).map_err(|e| Error::invalid(op, e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(config).map_err(|e| Error::invalid(op, e.to_string()))?;
     crate::io::write_atomic(op, path, format!("{text}\n").as_bytes())
 }
 
 /// The small text files of a model folder that voxlab keeps as they are
 /// (tokenizer and preprocessor configs, vocabularies), read at load so a
 /// save can write them again wherever the model came from.
-pub fn read_side_files(op: &'static str, dir: &Path, names: &[&str]) -> Result<Vec<(String, String)>> {
+pub fn read_side_files(
+    op: &'static str,
+    dir: &Path,
+    names: &[&str],
+) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for name in names {
         let p = dir.join(name);
@@ -410,11 +427,16 @@ pub fn save_single(
     config: &Value,
     files: &[(String, String)],
 ) -> Result<()> {
-    let mut tensors: Vec<(String, tch::Tensor)> =
-        vs.variables().into_iter().map(|(n, t)| (n, t.detach())).collect();
+    let mut tensors: Vec<(String, tch::Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach()))
+        .collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let files: serde_json::Map<String, Value> =
-        files.iter().map(|(n, t)| (n.clone(), Value::String(t.clone()))).collect();
+    let files: serde_json::Map<String, Value> = files
+        .iter()
+        .map(|(n, t)| (n.clone(), Value::String(t.clone())))
+        .collect();
     let meta = serde_json::json!({"format": format, "voxlab": crate::VERSION, "config": config, "files": files});
     let mut header = HashMap::new();
     header.insert("format".to_string(), "pt".to_string());
@@ -441,10 +463,15 @@ pub fn unpack_single(op: &'static str, path: &Path, format: &str) -> Result<Unpa
     let text = meta.get(SINGLE_KEY).ok_or_else(|| {
         Error::format(op, path, "no voxlab metadata: not a model saved by voxlab as one file (give a model folder instead)")
     })?;
-    let v: Value = serde_json::from_str(text).map_err(|e| Error::format(op, path, format!("bad metadata: {e}")))?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| Error::format(op, path, format!("bad metadata: {e}")))?;
     let found = v.get("format").and_then(Value::as_str).unwrap_or("");
     if found != format {
-        return Err(Error::format(op, path, format!("holds a {found}, not a {format}")));
+        return Err(Error::format(
+            op,
+            path,
+            format!("holds a {found}, not a {format}"),
+        ));
     }
     static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -469,7 +496,11 @@ pub fn unpack_single(op: &'static str, path: &Path, format: &str) -> Result<Unpa
 
 /// The folder's tokenizer.json through Hugging Face's `tokenizers`,
 /// checked against the model's vocabulary size.
-pub fn load_tokenizer(op: &'static str, dir: &Path, vocab_size: i64) -> Result<tokenizers::Tokenizer> {
+pub fn load_tokenizer(
+    op: &'static str,
+    dir: &Path,
+    vocab_size: i64,
+) -> Result<tokenizers::Tokenizer> {
     let path = dir.join("tokenizer.json");
     if !path.is_file() {
         return Err(Error::format(

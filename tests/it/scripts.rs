@@ -112,21 +112,52 @@ fn encoding_layers_maps_the_best_stage_per_voxel() {
 fn takagi_captions_decodes_captions_above_chance_and_maps_language_layers() {
     let (record, dir) = run_quick(
         "scripts/takagi_captions.rhai",
-        &["caption_scores.png", "captions.png", "r_per_layer.png", "best_layer.png"],
+        &[
+            "caption_scores.png",
+            "captions.png",
+            "r_per_layer.png",
+            "best_layer.png",
+        ],
     );
     let m = &record["metrics"];
-    let f = |k: &str| m[k].as_f64().unwrap_or_else(|| panic!("metric {k} missing: {m}"));
+    let f = |k: &str| {
+        m[k].as_f64()
+            .unwrap_or_else(|| panic!("metric {k} missing: {m}"))
+    };
     // Captions from the brain beat random pairings on every metric.
     for metric in ["bleu1", "bleu4", "rouge_l", "similarity"] {
-        assert!(f(metric) > f(&format!("{metric}_chance")), "{metric} {} vs chance {}", f(metric), f(&format!("{metric}_chance")));
-        assert!(f(&format!("{metric}_p")) < 0.01, "{metric} p {}", f(&format!("{metric}_p")));
+        assert!(
+            f(metric) > f(&format!("{metric}_chance")),
+            "{metric} {} vs chance {}",
+            f(metric),
+            f(&format!("{metric}_chance"))
+        );
+        assert!(
+            f(&format!("{metric}_p")) < 0.01,
+            "{metric} p {}",
+            f(&format!("{metric}_p"))
+        );
     }
     // The language-model layers explain the caption-tuned LANG ROI better than V1.
-    assert!(f("r_LANG") > f("r_V1") + 0.1, "LANG r {} vs V1 r {}", f("r_LANG"), f("r_V1"));
-    assert!(f("unique_LANG") > f("unique_V1"), "unique variance LANG {} vs V1 {}", f("unique_LANG"), f("unique_V1"));
-    let map = voxlab::data::Volume::load(&dir.path().join("out/best_layer.nii.gz"), false).expect("NIfTI map");
+    assert!(
+        f("r_LANG") > f("r_V1") + 0.1,
+        "LANG r {} vs V1 r {}",
+        f("r_LANG"),
+        f("r_V1")
+    );
+    assert!(
+        f("unique_LANG") > f("unique_V1"),
+        "unique variance LANG {} vs V1 {}",
+        f("unique_LANG"),
+        f("unique_V1")
+    );
+    let map = voxlab::data::Volume::load(&dir.path().join("out/best_layer.nii.gz"), false)
+        .expect("NIfTI map");
     let max = f64::try_from(map.data.0.max()).expect("max");
-    assert!((1.0..=7.0).contains(&max), "layer numbers 1..7, got max {max}");
+    assert!(
+        (1.0..=7.0).contains(&max),
+        "layer numbers 1..7, got max {max}"
+    );
 }
 
 /// docs/papers/takagi.md quotes the recorded full-size run of takagi_captions.rhai.
@@ -140,14 +171,34 @@ fn takagi_doc_quotes_its_recorded_run() {
     .expect("json");
     let m = &run["metrics"];
     for (key, digits) in [
-        ("bleu4", 3), ("bleu4_chance", 3), ("bleu4_chance_sd", 3), ("bleu4_image_captions", 3), ("bleu1", 3),
-        ("bleu1_chance", 3), ("rouge_l", 3), ("rouge_l_chance", 3), ("similarity", 3), ("similarity_chance", 3),
-        ("r_LANG", 3), ("r_V1", 3), ("r_decoder_V1", 3), ("unique_LANG", 3), ("unique_V1", 3),
+        ("bleu4", 3),
+        ("bleu4_chance", 3),
+        ("bleu4_chance_sd", 3),
+        ("bleu4_image_captions", 3),
+        ("bleu1", 3),
+        ("bleu1_chance", 3),
+        ("rouge_l", 3),
+        ("rouge_l_chance", 3),
+        ("similarity", 3),
+        ("similarity_chance", 3),
+        ("r_LANG", 3),
+        ("r_V1", 3),
+        ("r_decoder_V1", 3),
+        ("unique_LANG", 3),
+        ("unique_V1", 3),
     ] {
-        let v = m[key].as_f64().unwrap_or_else(|| panic!("{key} not recorded"));
+        let v = m[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} not recorded"));
         let shown = format!("{v:.digits$}");
-        assert!(doc.contains(&shown), "takagi.md should quote {key} = {shown} from the recorded run");
+        assert!(
+            doc.contains(&shown),
+            "takagi.md should quote {key} = {shown} from the recorded run"
+        );
     }
     let seconds = run["duration_s"].as_f64().expect("duration").round();
-    assert!(doc.contains(&format!("{seconds} s")), "takagi.md should quote the run's {seconds} s");
+    assert!(
+        doc.contains(&format!("{seconds} s")),
+        "takagi.md should quote the run's {seconds} s"
+    );
 }

@@ -126,8 +126,15 @@ impl KvCache {
 
 /// The input projections: three linears, or one fused.
 enum Projections {
-    Separate { q: nn::Linear, k: nn::Linear, v: nn::Linear },
-    Fused { qkv: nn::Linear, inner: i64 },
+    Separate {
+        q: nn::Linear,
+        k: nn::Linear,
+        v: nn::Linear,
+    },
+    Fused {
+        qkv: nn::Linear,
+        inner: i64,
+    },
 }
 
 pub struct MultiHeadAttention {
@@ -143,7 +150,10 @@ impl MultiHeadAttention {
         let inner = c.heads * c.head_dim;
         let proj = match names.qkv {
             // A fused projection reads keys and values from the queries' width.
-            Some(name) => Projections::Fused { qkv: linear(&at(p, name), c.dim, 3 * inner, c.qkv_bias), inner },
+            Some(name) => Projections::Fused {
+                qkv: linear(&at(p, name), c.dim, 3 * inner, c.qkv_bias),
+                inner,
+            },
             None => Projections::Separate {
                 q: linear(&at(p, names.q), c.dim, inner, c.qkv_bias),
                 k: linear(&at(p, names.k), c.context_dim, inner, c.qkv_bias),
@@ -194,7 +204,11 @@ impl MultiHeadAttention {
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, lq: i64) -> Tensor {
         let y = Tensor::scaled_dot_product_attention(q, k, v, bias, 0.0, false, None, false);
         let b = q.size()[0];
-        self.out.forward(&y.transpose(1, 2).contiguous().view([b, lq, self.heads * self.head_dim]))
+        self.out.forward(
+            &y.transpose(1, 2)
+                .contiguous()
+                .view([b, lq, self.heads * self.head_dim]),
+        )
     }
 
     /// Causal self-attention of new positions `x` (B×l×dim) over the cached
@@ -224,7 +238,12 @@ impl MultiHeadAttention {
 
     /// Cross-attention to `context` whose keys and values are projected at
     /// the first call and kept in `cache` (inference).
-    pub fn forward_cross_cached(&self, x: &Tensor, context: &Tensor, cache: &mut KvCache) -> Tensor {
+    pub fn forward_cross_cached(
+        &self,
+        x: &Tensor,
+        context: &Tensor,
+        cache: &mut KvCache,
+    ) -> Tensor {
         if cache.is_empty() {
             let (k, v) = self.project_kv(context);
             cache.keys = Some(k);
@@ -252,7 +271,11 @@ impl MultiHeadAttention {
             Projections::Separate { q, k, v } => (q.forward(x), k.forward(src), v.forward(src)),
             Projections::Fused { qkv, inner } if context.is_none() => {
                 let y = qkv.forward(x);
-                (y.narrow(-1, 0, *inner), y.narrow(-1, *inner, *inner), y.narrow(-1, 2 * *inner, *inner))
+                (
+                    y.narrow(-1, 0, *inner),
+                    y.narrow(-1, *inner, *inner),
+                    y.narrow(-1, 2 * *inner, *inner),
+                )
             }
             Projections::Fused { qkv, inner } => {
                 // Cross-attention through a fused projection: its q rows on
@@ -265,7 +288,11 @@ impl MultiHeadAttention {
                 (part(0, x), part(1, src), part(2, src))
             }
         };
-        let (q, k, v) = (self.split_heads(&q), self.split_heads(&k), self.split_heads(&v));
+        let (q, k, v) = (
+            self.split_heads(&q),
+            self.split_heads(&k),
+            self.split_heads(&v),
+        );
         let p = if train { self.dropout } else { 0.0 };
         let y = Tensor::scaled_dot_product_attention(&q, &k, &v, bias, p, false, None, false);
         let (b, lq) = (x.size()[0], x.size()[1]);
@@ -311,7 +338,5 @@ pub fn attention_bias(
         Kind::BFloat16 => -3.3895313892515355e38,
         _ => f32::MIN as f64,
     };
-    keep.map(|k| {
-        Tensor::zeros(k.size(), (kind, device)).masked_fill(&k.logical_not(), min)
-    })
+    keep.map(|k| Tensor::zeros(k.size(), (kind, device)).masked_fill(&k.logical_not(), min))
 }

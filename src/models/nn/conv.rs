@@ -55,7 +55,9 @@ impl ResnetBlock2d {
         ResnetBlock2d {
             norm1: group_norm(&(p / "norm1"), c.groups, c.c_in, c.eps),
             conv1: conv2d(&(p / "conv1"), c.c_in, c.c_out, 3, 1, 1, true),
-            time_emb_proj: c.temb_dim.map(|t| linear(&(p / "time_emb_proj"), t, c.c_out, true)),
+            time_emb_proj: c
+                .temb_dim
+                .map(|t| linear(&(p / "time_emb_proj"), t, c.c_out, true)),
             norm2: group_norm(&(p / "norm2"), c.groups, c.c_out, c.eps),
             conv2: conv2d(&(p / "conv2"), c.c_out, c.c_out, 3, 1, 1, true),
             shortcut: (c.c_in != c.c_out)
@@ -134,4 +136,3 @@ impl Module for Upsample2d {
         self.conv.forward(&up)
     }
 }
-

@@ -39,7 +39,10 @@ pub fn sincos_2d(dim: i64, grid: i64, cls_token: bool) -> Tensor {
     }
     let emb = Tensor::cat(&[sincos_1d(dim / 2, &ws), sincos_1d(dim / 2, &hs)], 1);
     if cls_token {
-        Tensor::cat(&[Tensor::zeros([1, dim], (Kind::Float, Device::Cpu)), emb], 0)
+        Tensor::cat(
+            &[Tensor::zeros([1, dim], (Kind::Float, Device::Cpu)), emb],
+            0,
+        )
     } else {
         emb
     }
@@ -48,7 +51,13 @@ pub fn sincos_2d(dim: i64, grid: i64, cls_token: bool) -> Tensor {
 /// diffusers' `get_timestep_embedding`: t (N, float) → N×dim sinusoids with
 /// frequencies exp(−ln(max_period)·i/(dim/2 − shift)); sin then cos, or cos
 /// then sin when `flip_sin_to_cos` (Stable Diffusion's UNet: flip, shift 0).
-pub fn timestep_sinusoid(t: &Tensor, dim: i64, flip_sin_to_cos: bool, shift: f64, max_period: f64) -> Tensor {
+pub fn timestep_sinusoid(
+    t: &Tensor,
+    dim: i64,
+    flip_sin_to_cos: bool,
+    shift: f64,
+    max_period: f64,
+) -> Tensor {
     let half = dim / 2;
     let exponent = Tensor::arange(half, (Kind::Float, t.device())) * (-(max_period.ln()))
         / (half as f64 - shift);
@@ -86,7 +95,8 @@ impl TimestepEmbedding {
 
 impl Module for TimestepEmbedding {
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.linear_2.forward(&self.act.apply(&self.linear_1.forward(x)))
+        self.linear_2
+            .forward(&self.act.apply(&self.linear_1.forward(x)))
     }
 }
 

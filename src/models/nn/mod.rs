@@ -22,5 +22,7 @@ pub use conv::{Downsample2d, ResnetBlock2d, ResnetBlockConfig, Upsample2d};
 pub use embeddings::{
     sincos_1d, sincos_2d, timestep_sinusoid, LearnedPositions, TimestepEmbedding,
 };
-pub use layers::{at, conv1d, conv2d, dropout, embedding, group_norm, layer_norm, linear, Activation};
+pub use layers::{
+    at, conv1d, conv2d, dropout, embedding, group_norm, layer_norm, linear, Activation,
+};
 pub use transformer::{BlockCache, BlockConfig, BlockNames, FeedForward, TransformerBlock};

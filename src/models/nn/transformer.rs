@@ -110,7 +110,11 @@ impl TransformerBlock {
         ac.dropout = c.dropout;
         let cross = c.cross_dim.map(|cd| {
             (
-                MultiHeadAttention::new(&at(p, names.cross_attn), ac.cross(cd), names.cross_attn_names),
+                MultiHeadAttention::new(
+                    &at(p, names.cross_attn),
+                    ac.cross(cd),
+                    names.cross_attn_names,
+                ),
                 layer_norm(&at(p, names.cross_attn_norm), c.dim, c.eps),
             )
         });
@@ -126,7 +130,13 @@ impl TransformerBlock {
     }
 
     /// One residual sub-layer, normalised where the block's style puts it.
-    fn residual(&self, x: &Tensor, norm: &nn::LayerNorm, train: bool, f: impl FnOnce(&Tensor) -> Tensor) -> Tensor {
+    fn residual(
+        &self,
+        x: &Tensor,
+        norm: &nn::LayerNorm,
+        train: bool,
+        f: impl FnOnce(&Tensor) -> Tensor,
+    ) -> Tensor {
         if self.pre_norm {
             x + dropout(f(&norm.forward(x)), self.dropout, train)
         } else {
@@ -148,7 +158,9 @@ impl TransformerBlock {
             self.self_attn.forward(y, None, bias, train)
         });
         if let (Some((attn, norm)), Some(ctx)) = (&self.cross, context) {
-            h = self.residual(&h, norm, train, |y| attn.forward(y, Some(ctx), context_bias, train));
+            h = self.residual(&h, norm, train, |y| {
+                attn.forward(y, Some(ctx), context_bias, train)
+            });
         }
         self.residual(&h, &self.mlp_norm, train, |y| self.mlp.forward(y))
     }
@@ -156,12 +168,19 @@ impl TransformerBlock {
     /// One decoding step (inference, causal self-attention): the new
     /// positions `x` (B×l×dim) attend over the cached earlier ones; the
     /// cross-attention's keys and values of `context` are computed once.
-    pub fn forward_step(&self, x: &Tensor, context: Option<&Tensor>, cache: &mut BlockCache) -> Tensor {
+    pub fn forward_step(
+        &self,
+        x: &Tensor,
+        context: Option<&Tensor>,
+        cache: &mut BlockCache,
+    ) -> Tensor {
         let mut h = self.residual(x, &self.self_attn_norm, false, |y| {
             self.self_attn.forward_incremental(y, &mut cache.self_kv)
         });
         if let (Some((attn, norm)), Some(ctx)) = (&self.cross, context) {
-            h = self.residual(&h, norm, false, |y| attn.forward_cross_cached(y, ctx, &mut cache.cross_kv));
+            h = self.residual(&h, norm, false, |y| {
+                attn.forward_cross_cached(y, ctx, &mut cache.cross_kv)
+            });
         }
         self.residual(&h, &self.mlp_norm, false, |y| self.mlp.forward(y))
     }
