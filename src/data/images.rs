@@ -105,16 +105,30 @@ pub fn load(op: &'static str, paths: &[PathBuf], opts: LoadOptions) -> Result<Im
             })
         })
         .collect::<Result<_>>()?;
+    from_rgb(op, ids, &decoded, &|i| paths[i].display().to_string())
+}
+
+/// Stacks decoded images of one size into an ImageSet (values / 255);
+/// `name(i)` names image i in the message when sizes differ.
+pub fn from_rgb(
+    op: &'static str,
+    ids: Vec<String>,
+    decoded: &[Rgb8],
+    name: &dyn Fn(usize) -> String,
+) -> Result<ImageSet> {
+    if decoded.is_empty() {
+        return Err(Error::invalid(op, "no images given"));
+    }
     let (h, w) = (decoded[0].height, decoded[0].width);
     if let Some(i) = decoded.iter().position(|d| (d.height, d.width) != (h, w)) {
         return Err(Error::invalid(
             op,
             format!(
                 "images differ in size: {} is {}×{} but {} is {}×{} (height×width); pass #{{size: ...}} to resize them",
-                paths[0].display(),
+                name(0),
                 h,
                 w,
-                paths[i].display(),
+                name(i),
                 decoded[i].height,
                 decoded[i].width
             ),

@@ -129,6 +129,18 @@ impl Mask {
         self.data.shape()
     }
 
+    /// File-order flat indices (x + nx·y + nx·ny·z) of the true voxels, in
+    /// the mask's column order: where each column sits in a volume read from
+    /// a NIfTI file (or in an HDF5 z × y × x array, the same order).
+    pub fn file_order_indices(&self, op: &'static str) -> Result<Vec<usize>> {
+        Ok(self
+            .indices
+            .to_f64_vec(op)?
+            .into_iter()
+            .map(|i| i as usize)
+            .collect())
+    }
+
     /// Flat indices (C order over x, y, z) of the true voxels, as nilearn
     /// would compute with `np.flatnonzero(mask)`.
     pub fn c_order_indices(&self, op: &'static str) -> Result<Tensor> {

@@ -10,6 +10,10 @@ use super::options::Opts;
 use super::session::Session;
 use super::tensor::{array_to_values, to_indices, to_tensor};
 use crate::data::dataset::{self, Cell, Dataset, DatasetOptions};
+use crate::data::public::bold5000::{self, Bold5000Options};
+use crate::data::public::god::{self, GodOptions, TestSet};
+use crate::data::public::nsd::{self, BetasFormat, NsdOptions};
+use crate::data::public::{self, ImageOptions, Source};
 use crate::data::images::{self, ImageSet};
 use crate::data::mask::{self, Mask};
 use crate::data::Volume;
@@ -163,7 +167,7 @@ pub static SELECT: FnDoc = FnDoc {
 pub static LOAD_DATASET: FnDoc = FnDoc {
     name: "load_dataset", domain: "data",
     signature: "load_dataset(dir: string, opts?: map) -> Dataset",
-    summary: "Reads a dataset folder (docs/dataset-layout.md): dataset.json naming betas (4-D NIfTI, trials last, or .npy trials × voxels with a mask), mask, rois or atlas, trials.csv, stimuli/, captions.json, labels.csv, ratings.csv. Validates on load: trial rows vs betas, missing stimuli, ROIs outside the brain mask, NaN betas; every problem names the file and row.",
+    summary: "Reads a dataset folder (docs/dataset-layout.md), or a public dataset in place, told apart by what the path holds (docs/datasets.md): a bdpy BData .h5 file (GOD, deeprecon; images from an images/ folder beside it), an NSD root or its nsddata_betas/ppdata/subjNN folder, a BOLD5000 root or its ROIs/CSI{N} folder — as load_god, load_nsd and load_bold5000 with their defaults. A voxlab folder has dataset.json naming betas (4-D NIfTI, trials last, or .npy trials × voxels with a mask), mask, rois or atlas, trials.csv, stimuli/, captions.json, labels.csv, ratings.csv. Validates on load: trial rows vs betas, missing stimuli, ROIs outside the brain mask, NaN betas; every problem names the file and row.",
     options: &[
         OptDoc { name: "images", ty: "bool", default: "true", meaning: "load the stimulus images" },
         OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "resize the stimuli (as load_images' size)" },
@@ -171,6 +175,51 @@ pub static LOAD_DATASET: FnDoc = FnDoc {
         OptDoc { name: "nan", ty: "string", default: "error", meaning: "NaN betas: error, or drop (drop those voxels with a warning)" },
     ],
     example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([3, 3, 2, 4]), d + \"/betas.nii.gz\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"a\", \"b\"], split: [\"test\", \"test\", \"test\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{format: 1, betas: \"betas.nii.gz\", trials: \"trials.csv\"}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.average_repeats().betas.shape);   // [2, 18]",
+};
+pub static LOAD_GOD: FnDoc = FnDoc {
+    name: "load_god", domain: "data",
+    signature: "load_god(path: string | array, opts?: map) -> Dataset",
+    summary: "Reads bdpy BData HDF5 files in place (GOD's SubjectN.h5; deeprecon's training and test files given as an array; older files with dataSet/metaData and Label): VoxelData columns as betas on the grid of voxel_x/y/z (C order over x, y, z; a line grid without coordinates), every ROI_* key as an ROI, DataType 1 as train and 2 (or 3, imagery) as test, stimulus_id (or Label, through its vmap) as the stimulus: GOD's float synset.imageID matched to 6 decimals, named as in imageID_training.csv / imageID_test.csv (n01518878_10042); labels are the synsets. Errors name the file: not a BData layout, no voxel or stimulus key, voxels differing between files, a stimulus without an image. See docs/datasets.md.",
+    options: &[
+        OptDoc { name: "images", ty: "string", default: "none", meaning: "folder of the stimulus images (training/, test/, imageID_*.csv); none: no images" },
+        OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "resize the stimuli (as load_images' size)" },
+        OptDoc { name: "filter", ty: "string", default: "bicubic", meaning: "resampling filter for image_size" },
+        OptDoc { name: "test", ty: "string", default: "perception", meaning: "the test split: perception (DataType 2) or imagery (DataType 3)" },
+        OptDoc { name: "voxels", ty: "string", default: "VoxelData", meaning: "the metadata key of the voxel columns" },
+        OptDoc { name: "nan", ty: "string", default: "error", meaning: "NaN betas: error, or drop (drop those voxels with a warning)" },
+    ],
+    example: "let ds = load_god(\"tests/fixtures/datasets/god/Subject1.h5\", #{images: \"tests/fixtures/datasets/god/images\"});\nprint(ds.train().len);                     // 6\nprint(ds.test().average_repeats().len);    // 2\nprint(ds.roi(\"V1\").shape);                // [12, 2]",
+};
+pub static LOAD_NSD: FnDoc = FnDoc {
+    name: "load_nsd", domain: "data",
+    signature: "load_nsd(root: string, opts?: map) -> Dataset",
+    summary: "Reads an NSD subject in place from the published layout under root: betas_sessionNN.nii.gz (or .hdf5) of nsddata_betas/ppdata/subjNN/func1pt8mm/betas_fithrf_GLMdenoise_RR, streamed a volume at a time keeping only the ROI's voxels (values > 0 of roi/<roi>.nii.gz) and divided by 300 (percent signal change); trials and images from nsd_expdesign.mat (masterordering, subjectim; the shared images of sharedix are the test split, their repeats kept as trials); the atlases' labels as ROIs (prf-visualrois also gives V1, V2, V3 = ventral ∪ dorsal); the images the subject saw from nsd_stimuli.hdf5 (imgBrick), ids the 0-based 73k index; COCO captions joined through nsd_stim_info_merged.csv. Errors name the file: a missing session or ROI, a session without 750 trials or on another grid, a session beyond the design, images beyond the brick, an image without captions.",
+    options: &[
+        OptDoc { name: "subject", ty: "int", default: "none", meaning: "1–8; none: the one subject whose betas are under root" },
+        OptDoc { name: "sessions", ty: "array", default: "none", meaning: "1-based session numbers; none: every session whose betas are there" },
+        OptDoc { name: "roi", ty: "string", default: "nsdgeneral", meaning: "the ROI volume selecting the voxels (roi/<name>.nii.gz, values > 0)" },
+        OptDoc { name: "atlases", ty: "array", default: "none", meaning: "atlases whose labels become ROIs; none: streams and prf-visualrois where present" },
+        OptDoc { name: "betas", ty: "string", default: "auto", meaning: "auto (.nii.gz, else .hdf5), nifti or hdf5" },
+        OptDoc { name: "images", ty: "bool", default: "true", meaning: "read the subject's images from nsd_stimuli.hdf5" },
+        OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "resize the stimuli as they are read (425×425 otherwise)" },
+        OptDoc { name: "filter", ty: "string", default: "bicubic", meaning: "resampling filter for image_size" },
+        OptDoc { name: "captions", ty: "bool", default: "true", meaning: "join COCO's captions (annotations/captions_{train,val}2017.json)" },
+    ],
+    example: "let ds = load_nsd(\"tests/fixtures/datasets/nsd\", #{subject: 1, sessions: [1]});\nprint(ds.len);                   // 750\nprint(ds.rois.keys().contains(\"V1\"));\nprint(ds.test().average_repeats().len);",
+};
+pub static LOAD_BOLD5000: FnDoc = FnDoc {
+    name: "load_bold5000", domain: "data",
+    signature: "load_bold5000(root: string, opts?: map) -> Dataset",
+    summary: "Reads a BOLD5000 subject in place: ROIs/CSI{N}/mat/CSI{N}_ROIs_TR{tr}.mat (LH/RH × EarlyVis, LOC, OPA, PPA, RSC, trials × voxels; ROIs per hemisphere and both, on a line grid: the files have no coordinates), the trial order of ROIs/stim_lists/CSI0{N}_stim_lists.txt, the 113 repeated images (BOLD5000_Stimuli/Scene_Stimuli/repeated_stimuli_113_list.txt) as the test split, images from Presented_Stimuli/{COCO,ImageNet,Scene}. Errors name the file: a missing ROI file or list, ROI matrices whose trials disagree with the list, an image missing.",
+    options: &[
+        OptDoc { name: "subject", ty: "int", default: "none", meaning: "1–4 (CSI1–CSI4); none: the one subject under root" },
+        OptDoc { name: "tr", ty: "string | int", default: "34", meaning: "the TR of the betas: 1–5, or 34 (mean of TRs 3 and 4)" },
+        OptDoc { name: "images", ty: "bool", default: "true", meaning: "load the stimulus images" },
+        OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "resize the stimuli (as load_images' size)" },
+        OptDoc { name: "filter", ty: "string", default: "bicubic", meaning: "resampling filter for image_size" },
+        OptDoc { name: "nan", ty: "string", default: "error", meaning: "NaN betas: error, or drop (drop those voxels with a warning)" },
+    ],
+    example: "let ds = load_bold5000(\"tests/fixtures/datasets/bold5000\", #{subject: 1});\nprint(ds.len);                          // 14\nprint(ds.roi(\"EarlyVis\").shape);       // [14, 5]\nprint(ds.test().average_repeats().len); // 2",
 };
 pub static DATASET: FnDoc = FnDoc {
     name: "Dataset", domain: "data",
@@ -288,6 +337,9 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         &SELECT,
         &DICOM_TO_NIFTI,
         &LOAD_DATASET,
+        &LOAD_GOD,
+        &LOAD_NSD,
+        &LOAD_BOLD5000,
         &DATASET,
         &TRAIN,
         &TEST,
@@ -919,15 +971,235 @@ fn register_datasets(engine: &mut Engine, session: &Session) {
                 filter,
                 drop_nan_voxels: o.choice("nan", &["error", "drop"])? == "drop",
             };
-            let mut ds = dataset::load(Path::new(dir), &opts)?;
-            let dev = crate::device::current();
-            ds.betas = Tensor(crate::tensor::tc(OP, ds.betas.0.f_to_device(dev))?);
-            if let Some(s) = &mut ds.stimuli {
-                s.data = Tensor(crate::tensor::tc(OP, s.data.0.f_to_device(dev))?);
-            }
-            Ok(ds)
+            let path = Path::new(dir);
+            let images = ImageOptions {
+                load: opts.images,
+                size: opts.image_size,
+                filter: opts.filter,
+            };
+            let ds = match public::detect(OP, path)? {
+                Source::Layout => dataset::load(path, &opts)?,
+                Source::Bdata(file) => {
+                    let beside = file.parent().map(|d| d.join("images")).filter(|d| d.is_dir());
+                    god::load(
+                        &[file],
+                        &GodOptions {
+                            images_dir: beside,
+                            images,
+                            test: TestSet::Perception,
+                            voxels: "VoxelData".into(),
+                            drop_nan_voxels: opts.drop_nan_voxels,
+                        },
+                    )?
+                }
+                Source::Nsd { root, subject } => {
+                    let layout = nsd::Layout { root: root.clone(), subject };
+                    nsd::load(
+                        &root,
+                        &NsdOptions {
+                            subject,
+                            sessions: None,
+                            roi: "nsdgeneral".into(),
+                            atlases: present_atlases(&layout),
+                            betas: BetasFormat::Auto,
+                            images,
+                            captions: layout.captions("train2017").exists() || layout.captions("val2017").exists(),
+                        },
+                    )?
+                }
+                Source::Bold5000 { root, subject } => bold5000::load(
+                    &root,
+                    &Bold5000Options {
+                        subject,
+                        tr: "34".into(),
+                        images,
+                        drop_nan_voxels: opts.drop_nan_voxels,
+                    },
+                )?,
+            };
+            to_current_device(OP, ds)
         })
     };
     engine.register_fn("load_dataset", move |d: &str| load(d, Map::new()));
     engine.register_fn("load_dataset", load);
+    register_public(engine);
+}
+
+/// Betas and images on the session's device, as scripts expect them.
+fn to_current_device(op: &'static str, mut ds: Dataset) -> Result<Dataset> {
+    let dev = crate::device::current();
+    ds.betas = Tensor(crate::tensor::tc(op, ds.betas.0.f_to_device(dev))?);
+    if let Some(s) = &mut ds.stimuli {
+        s.data = Tensor(crate::tensor::tc(op, s.data.0.f_to_device(dev))?);
+    }
+    Ok(ds)
+}
+
+/// NSD's atlases that are there for the subject (streams, prf-visualrois).
+fn present_atlases(layout: &nsd::Layout) -> Vec<String> {
+    ["streams", "prf-visualrois"]
+        .iter()
+        .filter(|a| layout.roi(a).exists())
+        .map(|a| a.to_string())
+        .collect()
+}
+
+fn image_options(o: &Opts, load: bool) -> Result<ImageOptions> {
+    Ok(ImageOptions {
+        load,
+        size: size_option(o.op(), o.raw("image_size"))?,
+        filter: filter_option(o)?,
+    })
+}
+
+/// The subject option, or the one subject `detect` finds under root.
+fn subject_option(o: &Opts, root: &Path) -> Result<usize> {
+    if let Some(s) = o.opt_i64("subject")? {
+        if s < 1 {
+            return Err(Error::BadOption {
+                op: o.op(),
+                key: "subject".into(),
+                expected: "a subject number ≥ 1".into(),
+                got: s.to_string(),
+            });
+        }
+        return Ok(s as usize);
+    }
+    match public::detect(o.op(), root)? {
+        Source::Nsd { subject, .. } | Source::Bold5000 { subject, .. } => Ok(subject),
+        _ => Err(Error::format(
+            o.op(),
+            root,
+            "not the root of this dataset (see docs/datasets.md for the folders it expects)",
+        )),
+    }
+}
+
+fn register_public(engine: &mut Engine) {
+    let god = |paths: Dynamic, opts: Map| -> RhaiResult<Dataset> {
+        guard("load_god", || {
+            const OP: &str = "load_god";
+            let o = Opts::parse(&LOAD_GOD, opts)?;
+            let files: Vec<PathBuf> = if paths.is_string() {
+                vec![PathBuf::from(paths.to_string())]
+            } else if let Some(a) = paths.read_lock::<Array>() {
+                a.iter()
+                    .map(|p| {
+                        if p.is_string() {
+                            Ok(PathBuf::from(p.to_string()))
+                        } else {
+                            Err(Error::invalid(OP, format!("paths must be strings, got {}", p.type_name())))
+                        }
+                    })
+                    .collect::<Result<_>>()?
+            } else {
+                return Err(Error::invalid(OP, format!("expected a path or an array of paths, got {}", paths.type_name())));
+            };
+            let images_dir = o.opt_string("images")?.map(PathBuf::from);
+            let test = match o.choice("test", &["perception", "imagery"])?.as_str() {
+                "imagery" => TestSet::Imagery,
+                _ => TestSet::Perception,
+            };
+            let ds = god::load(
+                &files,
+                &GodOptions {
+                    images: image_options(&o, images_dir.is_some())?,
+                    images_dir,
+                    test,
+                    voxels: o.string("voxels")?,
+                    drop_nan_voxels: o.choice("nan", &["error", "drop"])? == "drop",
+                },
+            )?;
+            to_current_device(OP, ds)
+        })
+    };
+    engine.register_fn("load_god", move |p: Dynamic| god(p, Map::new()));
+    engine.register_fn("load_god", god);
+
+    let nsd_fn = |root: &str, opts: Map| -> RhaiResult<Dataset> {
+        guard("load_nsd", || {
+            const OP: &str = "load_nsd";
+            let o = Opts::parse(&LOAD_NSD, opts)?;
+            let root = PathBuf::from(root);
+            let subject = subject_option(&o, &root)?;
+            let sessions = match o.opt_f64_list("sessions")? {
+                None => None,
+                Some(v) => Some(
+                    v.iter()
+                        .map(|&x| {
+                            if x.fract() == 0.0 && x >= 1.0 {
+                                Ok(x as usize)
+                            } else {
+                                Err(Error::BadOption {
+                                    op: OP,
+                                    key: "sessions".into(),
+                                    expected: "1-based session numbers".into(),
+                                    got: x.to_string(),
+                                })
+                            }
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                ),
+            };
+            let layout = nsd::Layout { root: root.clone(), subject };
+            let atlases = match o.opt_string_list("atlases")? {
+                Some(a) => a,
+                None => present_atlases(&layout),
+            };
+            let betas = match o.choice("betas", &["auto", "nifti", "hdf5"])?.as_str() {
+                "nifti" => BetasFormat::Nifti,
+                "hdf5" => BetasFormat::Hdf5,
+                _ => BetasFormat::Auto,
+            };
+            let ds = nsd::load(
+                &root,
+                &NsdOptions {
+                    subject,
+                    sessions,
+                    roi: o.string("roi")?,
+                    atlases,
+                    betas,
+                    images: image_options(&o, o.bool("images")?)?,
+                    captions: o.bool("captions")?,
+                },
+            )?;
+            to_current_device(OP, ds)
+        })
+    };
+    engine.register_fn("load_nsd", move |r: &str| nsd_fn(r, Map::new()));
+    engine.register_fn("load_nsd", nsd_fn);
+
+    let bold = |root: &str, opts: Map| -> RhaiResult<Dataset> {
+        guard("load_bold5000", || {
+            const OP: &str = "load_bold5000";
+            let o = Opts::parse(&LOAD_BOLD5000, opts)?;
+            let root = PathBuf::from(root);
+            let subject = subject_option(&o, &root)?;
+            let tr = match o.raw("tr") {
+                Some(v) if v.is_int() => v.as_int().unwrap_or(0).to_string(),
+                Some(v) if v.is_string() => v.to_string(),
+                Some(v) => {
+                    return Err(Error::BadOption {
+                        op: OP,
+                        key: "tr".into(),
+                        expected: "1–5 or 34".into(),
+                        got: v.type_name().into(),
+                    })
+                }
+                None => "34".into(),
+            };
+            let ds = bold5000::load(
+                &root,
+                &Bold5000Options {
+                    subject,
+                    tr,
+                    images: image_options(&o, o.bool("images")?)?,
+                    drop_nan_voxels: o.choice("nan", &["error", "drop"])? == "drop",
+                },
+            )?;
+            to_current_device(OP, ds)
+        })
+    };
+    engine.register_fn("load_bold5000", move |r: &str| bold(r, Map::new()));
+    engine.register_fn("load_bold5000", bold);
 }

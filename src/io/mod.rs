@@ -1,6 +1,8 @@
 //! Reading and writing files: NIfTI, images, npy arrays, CSV tables, JSON.
 pub mod dicom;
+pub mod hdf5;
 pub mod images;
+pub mod mat;
 pub mod nifti;
 pub mod npy;
 pub mod safetensors;

@@ -842,7 +842,19 @@ fn extension_codes(gap: &[u8], big_endian: bool) -> Vec<i64> {
 /// is supported and how values match nibabel). `want_f64` returns f64 data
 /// (nibabel's `get_fdata()`), otherwise f32 (`get_fdata(dtype=np.float32)`).
 pub fn read_nifti(path: &Path, want_f64: bool) -> Result<NiftiImage> {
-    read_nifti_impl(path, want_f64, false).map(|(img, _)| img)
+    read_nifti_impl(path, want_f64, false, None).map(|(img, _)| img)
+}
+
+/// Streams a 4-D image one 3-D volume at a time: `each(t, volume)` gets the
+/// scaled f32 values (nibabel's `get_fdata(dtype=np.float32)`) of volume t
+/// in file order (x fastest), in a buffer reused for the next volume, so
+/// memory stays one volume however long the series. The returned image has
+/// the header, shape and affine, and no data.
+pub fn read_nifti_volumes(
+    path: &Path,
+    each: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
+) -> Result<NiftiImage> {
+    read_nifti_impl(path, false, false, Some(each)).map(|(img, _)| img)
 }
 
 /// As [`read_nifti`], but the voxel values (file order, x fastest) are
@@ -850,7 +862,7 @@ pub fn read_nifti(path: &Path, want_f64: bool) -> Result<NiftiImage> {
 /// with `want_f64` — so a large image is held once, not twice; the
 /// returned image's `data` is empty.
 pub fn read_nifti_tensor(path: &Path, want_f64: bool) -> Result<(NiftiImage, tch::Tensor)> {
-    let (img, t) = read_nifti_impl(path, want_f64, true)?;
+    let (img, t) = read_nifti_impl(path, want_f64, true, None)?;
     match t {
         Some(t) => Ok((img, t)),
         None => Err(Error::format(OP_LOAD, path, "internal: no tensor was read")),
@@ -891,6 +903,7 @@ fn read_nifti_impl(
     path: &Path,
     want_f64: bool,
     into_tensor: bool,
+    volumes: Option<&mut dyn FnMut(usize, &[f32]) -> Result<()>>,
 ) -> Result<(NiftiImage, Option<tch::Tensor>)> {
     let fmt = |p: &Path, m: String| Error::format(OP_LOAD, p, m);
 
@@ -1056,7 +1069,22 @@ fn read_nifti_impl(
         hdr.scaling()
     };
     let mut tensor = None;
-    let data = if into_tensor {
+    let data = if let Some(each) = volumes {
+        if dtype.channels() > 1 || shape.len() < 3 {
+            return Err(fmt(
+                &data_path,
+                format!("expected a series of 3-D volumes, got dims {shape:?} of {}", dtype.name()),
+            ));
+        }
+        let n_xyz = shape[0] * shape[1] * shape[2];
+        let n_vol = if n_xyz == 0 { 0 } else { n_vox / n_xyz };
+        let mut buf = vec![0f32; n_xyz];
+        for t in 0..n_vol {
+            read_values_into(data_src_ref, dtype, big_endian, n_xyz, scaling, &data_path, &mut buf)?;
+            each(t, &buf)?;
+        }
+        NiftiData::F32(Vec::new())
+    } else if into_tensor {
         tensor = Some(if want_f64 {
             read_into_tensor::<f64>(data_src_ref, dtype, big_endian, n_vox, scaling, &data_path)?
         } else {
