@@ -16,6 +16,7 @@ mod labs;
 mod models;
 mod nets;
 mod nifti;
+mod public_datasets;
 mod npy;
 mod records;
 mod repl;

@@ -340,6 +340,13 @@ fn read_session(path: &Path, grid: &[i64], affine: &[[f64; 4]; 4], idx: &[usize]
     if d.len() < 3 || d[..3] != [grid[0] as usize, grid[1] as usize, grid[2] as usize] {
         return Err(wrong_grid(format!("dims {d:?}")));
     }
+    if n_read != TRIALS_PER_SESSION {
+        return Err(Error::format(
+            OP,
+            path,
+            format!("{n_read} trials; an NSD session has {TRIALS_PER_SESSION} (the design file's count)"),
+        ));
+    }
     if !crate::data::mask::affines_close(&img.affine, affine) {
         return Err(Error::format(
             OP,
@@ -349,13 +356,6 @@ fn read_session(path: &Path, grid: &[i64], affine: &[[f64; 4]; 4], idx: &[usize]
                 crate::data::mask::affine_text(&img.affine),
                 crate::data::mask::affine_text(affine)
             ),
-        ));
-    }
-    if n_read != TRIALS_PER_SESSION {
-        return Err(Error::format(
-            OP,
-            path,
-            format!("{n_read} trials; an NSD session has {TRIALS_PER_SESSION} (the design file's count)"),
         ));
     }
     Ok(())
