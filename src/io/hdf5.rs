@@ -49,7 +49,11 @@ impl H5 {
             ));
         }
         if !is_hdf5(path) {
-            return Err(Error::format(op, path, "not an HDF5 file (no HDF5 signature)"));
+            return Err(Error::format(
+                op,
+                path,
+                "not an HDF5 file (no HDF5 signature)",
+            ));
         }
         let file = Hdf5File::open(path)
             .map_err(|e| Error::format(op, path, format!("cannot read this HDF5 file: {e}")))?;
@@ -192,8 +196,7 @@ impl H5 {
         let v = ds
             .read_strings()
             .map_err(|e| self.err(format!("dataset '{name}' must hold strings: {e}")))?;
-        Ok(v
-            .into_iter()
+        Ok(v.into_iter()
             .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
             .collect())
     }

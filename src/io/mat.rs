@@ -43,7 +43,10 @@ pub fn load_vars(op: &'static str, path: &Path, names: &[&str]) -> Result<Vec<Ma
                     return Err(Error::format(
                         op,
                         path,
-                        format!("no variable '{n}' (this MATLAB v7.3 file has: {})", h.top_level().join(", ")),
+                        format!(
+                            "no variable '{n}' (this MATLAB v7.3 file has: {})",
+                            h.top_level().join(", ")
+                        ),
                     ));
                 }
                 let (shape, data) = h.read_f64(n)?;
@@ -56,7 +59,11 @@ pub fn load_vars(op: &'static str, path: &Path, names: &[&str]) -> Result<Vec<Ma
     }
     let f = std::fs::File::open(path).map_err(|e| Error::io(op, path, e))?;
     let mat = matfile::MatFile::parse(std::io::BufReader::new(f)).map_err(|e| {
-        Error::format(op, path, format!("not a readable MATLAB v5 .mat file ({e})"))
+        Error::format(
+            op,
+            path,
+            format!("not a readable MATLAB v5 .mat file ({e})"),
+        )
     })?;
     names
         .iter()
@@ -66,7 +73,10 @@ pub fn load_vars(op: &'static str, path: &Path, names: &[&str]) -> Result<Vec<Ma
                 Error::format(
                     op,
                     path,
-                    format!("no numeric variable '{n}' (the file has: {})", have.join(", ")),
+                    format!(
+                        "no numeric variable '{n}' (the file has: {})",
+                        have.join(", ")
+                    ),
                 )
             })?;
             Ok(MatArray {

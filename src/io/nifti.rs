@@ -1073,14 +1073,25 @@ fn read_nifti_impl(
         if dtype.channels() > 1 || shape.len() < 3 {
             return Err(fmt(
                 &data_path,
-                format!("expected a series of 3-D volumes, got dims {shape:?} of {}", dtype.name()),
+                format!(
+                    "expected a series of 3-D volumes, got dims {shape:?} of {}",
+                    dtype.name()
+                ),
             ));
         }
         let n_xyz = shape[0] * shape[1] * shape[2];
         let n_vol = if n_xyz == 0 { 0 } else { n_vox / n_xyz };
         let mut buf = vec![0f32; n_xyz];
         for t in 0..n_vol {
-            read_values_into(data_src_ref, dtype, big_endian, n_xyz, scaling, &data_path, &mut buf)?;
+            read_values_into(
+                data_src_ref,
+                dtype,
+                big_endian,
+                n_xyz,
+                scaling,
+                &data_path,
+                &mut buf,
+            )?;
             each(t, &buf)?;
         }
         NiftiData::F32(Vec::new())

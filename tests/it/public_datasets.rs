@@ -26,7 +26,13 @@ fn matrix(v: &Value) -> Vec<Vec<f64>> {
     v.as_array()
         .expect("rows")
         .iter()
-        .map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+        .map(|r| {
+            r.as_array()
+                .expect("row")
+                .iter()
+                .map(|x| x.as_f64().unwrap_or(f64::NAN))
+                .collect()
+        })
         .collect()
 }
 
@@ -66,7 +72,11 @@ fn with_images() -> ImageOptions {
 
 fn god_opts(images: Option<PathBuf>) -> GodOptions {
     GodOptions {
-        images: if images.is_some() { with_images() } else { no_images() },
+        images: if images.is_some() {
+            with_images()
+        } else {
+            no_images()
+        },
         images_dir: images,
         test: TestSet::Perception,
         voxels: "VoxelData".into(),
@@ -78,7 +88,10 @@ fn god_opts(images: Option<PathBuf>) -> GodOptions {
 fn trial_pixels(ds: &Dataset) -> Vec<Vec<f64>> {
     let set = ds.trial_images("test").expect("images").expect("loaded");
     rows_of(&voxlab::tensor::Tensor(
-        set.data.0.permute([0, 2, 3, 1]).reshape([set.ids.len() as i64, -1]),
+        set.data
+            .0
+            .permute([0, 2, 3, 1])
+            .reshape([set.ids.len() as i64, -1]),
     ))
     .into_iter()
     .map(|r| r.into_iter().map(|x| (x * 255.0).round()).collect())
@@ -107,21 +120,43 @@ fn god_matches_bdpy() {
     .expect("load_god");
     // bdpy's samples (all DataTypes) → the perception split; voxels in the
     // grid's C order over (x, y, z).
-    let datatype: Vec<f64> = r["DataType"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-    let kept: Vec<usize> = (0..datatype.len()).filter(|&i| datatype[i] == 1.0 || datatype[i] == 2.0).collect();
+    let datatype: Vec<f64> = r["DataType"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let kept: Vec<usize> = (0..datatype.len())
+        .filter(|&i| datatype[i] == 1.0 || datatype[i] == 2.0)
+        .collect();
     let xyz = matrix(&r["voxel_xyz"]);
     let mut order: Vec<usize> = (0..xyz.len()).collect();
     order.sort_by(|&a, &b| xyz[a].partial_cmp(&xyz[b]).unwrap());
     let x = matrix(&r["VoxelData"]);
-    let want: Vec<Vec<f64>> = kept.iter().map(|&s| order.iter().map(|&v| x[s][v]).collect()).collect();
+    let want: Vec<Vec<f64>> = kept
+        .iter()
+        .map(|&s| order.iter().map(|&v| x[s][v]).collect())
+        .collect();
     assert_close(&rows_of(&ds.betas), &want, 1e-6, "GOD betas");
     let splits: Vec<&str> = ds.trials.iter().map(|t| t.split.as_str()).collect();
-    let want_splits: Vec<&str> = kept.iter().map(|&s| if datatype[s] == 1.0 { "train" } else { "test" }).collect();
+    let want_splits: Vec<&str> = kept
+        .iter()
+        .map(|&s| if datatype[s] == 1.0 { "train" } else { "test" })
+        .collect();
     assert_eq!(splits, want_splits);
-    let ids: Vec<f64> = r["stimulus_id"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let ids: Vec<f64> = r["stimulus_id"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     for (t, &s) in ds.trials.iter().zip(&kept) {
         let key = format!("{:.6}", ids[s]);
-        assert_eq!(Some(t.stimulus.as_str()), r["image_names"][&key].as_str(), "sample {s}");
+        assert_eq!(
+            Some(t.stimulus.as_str()),
+            r["image_names"][&key].as_str(),
+            "sample {s}"
+        );
     }
     // Every ROI: bdpy's selection, in the same column order.
     for (name, sel) in r["rois"].as_object().unwrap() {
@@ -131,12 +166,19 @@ fn god_matches_bdpy() {
         // each as the set of columns (sorted by their values in row 0).
         let cols = |m: &[Vec<f64>], rows: &[usize]| -> Vec<Vec<f64>> {
             let n = m.first().map_or(0, |r| r.len());
-            let mut c: Vec<Vec<f64>> = (0..n).map(|j| rows.iter().map(|&i| m[i][j]).collect()).collect();
+            let mut c: Vec<Vec<f64>> = (0..n)
+                .map(|j| rows.iter().map(|&i| m[i][j]).collect())
+                .collect();
             c.sort_by(|a, b| a.partial_cmp(b).unwrap());
             c
         };
         let all: Vec<usize> = (0..got.len()).collect();
-        assert_close(&cols(&got, &all), &cols(&sel, &kept), 1e-6, &format!("ROI {name}"));
+        assert_close(
+            &cols(&got, &all),
+            &cols(&sel, &kept),
+            1e-6,
+            &format!("ROI {name}"),
+        );
     }
     // Images, as PIL decodes the JPEGs (decoders may differ by a level).
     let px = trial_pixels(&ds);
@@ -164,10 +206,26 @@ fn god_matches_bdpy() {
 #[test]
 fn god_old_layout_with_vmap() {
     let r = &refs()["god"]["old"];
-    let ds = god::load(&[fixture("datasets/god/old_layout.h5")], &god_opts(None)).expect("old layout");
-    assert_close(&rows_of(&ds.betas), &matrix(&r["VoxelData"]), 1e-6, "betas (file order: no coordinates)");
-    assert_close(&rows_of(&ds.roi("test", "V1").unwrap()), &matrix(&r["V1"]), 1e-6, "V1");
-    let labels: Vec<&str> = r["labels"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let ds =
+        god::load(&[fixture("datasets/god/old_layout.h5")], &god_opts(None)).expect("old layout");
+    assert_close(
+        &rows_of(&ds.betas),
+        &matrix(&r["VoxelData"]),
+        1e-6,
+        "betas (file order: no coordinates)",
+    );
+    assert_close(
+        &rows_of(&ds.roi("test", "V1").unwrap()),
+        &matrix(&r["V1"]),
+        1e-6,
+        "V1",
+    );
+    let labels: Vec<&str> = r["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
     let ids: Vec<&str> = ds.trials.iter().map(|t| t.stimulus.as_str()).collect();
     assert_eq!(ids, labels, "Label through its vmap");
     let splits: Vec<&str> = ds.trials.iter().map(|t| t.split.as_str()).collect();
@@ -183,6 +241,7 @@ fn nsd_opts(sessions: Option<Vec<usize>>) -> NsdOptions {
         betas: BetasFormat::Auto,
         images: with_images(),
         captions: true,
+        all_captions: true,
     }
 }
 
@@ -193,27 +252,69 @@ fn nsd_matches_the_nibabel_loop() {
     let want = voxlab::io::npy::load_npy(&fixture("datasets/nsd_betas.npy")).expect("npy");
     assert_eq!(ds.betas.shape(), want.shape());
     assert_close(&rows_of(&ds.betas), &rows_of(&want), 1e-6, "NSD betas");
-    let ids: Vec<String> = r["nsd_id"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap().to_string()).collect();
+    let ids: Vec<String> = r["nsd_id"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap().to_string())
+        .collect();
     let got: Vec<String> = ds.trials.iter().map(|t| t.stimulus.clone()).collect();
     assert_eq!(got, ids, "each trial's 73k image");
     let splits: Vec<&str> = ds.trials.iter().map(|t| t.split.as_str()).collect();
-    let want_splits: Vec<&str> = r["split"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let want_splits: Vec<&str> = r["split"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
     assert_eq!(splits, want_splits, "shared images are the test split");
     assert_eq!(ds.mask.count() as u64, r["n_voxels"].as_u64().unwrap());
     let roi_cols = |name: &str| {
-        voxlab::data::dataset::roi_columns(&ds.mask, &ds.rois.iter().find(|(n, _)| n == name).unwrap().1).unwrap()
+        voxlab::data::dataset::roi_columns(
+            &ds.mask,
+            &ds.rois.iter().find(|(n, _)| n == name).unwrap().1,
+        )
+        .unwrap()
     };
-    let want_v1: Vec<i64> = r["V1_cols"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    let want_v1: Vec<i64> = r["V1_cols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
     assert_eq!(roi_cols("V1"), want_v1, "V1 = V1v ∪ V1d inside nsdgeneral");
-    let want_ventral: Vec<i64> = r["streams_ventral_cols"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    let want_ventral: Vec<i64> = r["streams_ventral_cols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
     assert_eq!(roi_cols("ventral"), want_ventral);
-    assert_eq!(roi_cols("early").len() as u64, r["streams_early"].as_u64().unwrap());
+    assert_eq!(
+        roi_cols("early").len() as u64,
+        r["streams_early"].as_u64().unwrap()
+    );
     let px = trial_pixels(&ds);
     for (t, p) in ds.trials.iter().zip(&px).step_by(97) {
-        assert_eq!(p, &flat_image(&r["images"][&t.stimulus]), "imgBrick row {}", t.stimulus);
+        assert_eq!(
+            p,
+            &flat_image(&r["images"][&t.stimulus]),
+            "imgBrick row {}",
+            t.stimulus
+        );
     }
-    for (t, c) in ds.trials.iter().zip(ds.captions.as_ref().unwrap()).step_by(89) {
-        let want: Vec<String> = r["captions"][&t.stimulus].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+    for (t, c) in ds
+        .trials
+        .iter()
+        .zip(ds.captions.as_ref().unwrap())
+        .step_by(89)
+    {
+        let want: Vec<String> = r["captions"][&t.stimulus]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
         assert_eq!(c, &Cell::Texts(want), "captions of {}", t.stimulus);
     }
     // The .hdf5 copy of session 2 reads as the .nii.gz does.
@@ -227,7 +328,12 @@ fn nsd_matches_the_nibabel_loop() {
         },
     )
     .expect("hdf5 betas");
-    assert_close(&rows_of(&h5.betas), &rows_of(&want)[750..], 1e-6, "hdf5 session 2");
+    assert_close(
+        &rows_of(&h5.betas),
+        &rows_of(&want)[750..],
+        1e-6,
+        "hdf5 session 2",
+    );
 }
 
 #[test]
@@ -244,19 +350,44 @@ fn bold5000_matches_scipy() {
     )
     .expect("load_bold5000");
     for (name, m) in r["rois"].as_object().unwrap() {
-        assert_close(&rows_of(&ds.roi("test", name).unwrap()), &matrix(m), 1e-6, name);
+        assert_close(
+            &rows_of(&ds.roi("test", name).unwrap()),
+            &matrix(m),
+            1e-6,
+            name,
+        );
     }
     let early = rows_of(&ds.roi("test", "EarlyVis").unwrap());
     let lh = matrix(&r["rois"]["LHEarlyVis"]);
-    assert_close(&[early[0][..lh[0].len()].to_vec()], &[lh[0].clone()], 1e-6, "EarlyVis = LH then RH");
+    assert_close(
+        &[early[0][..lh[0].len()].to_vec()],
+        &[lh[0].clone()],
+        1e-6,
+        "EarlyVis = LH then RH",
+    );
     let ids: Vec<&str> = ds.trials.iter().map(|t| t.stimulus.as_str()).collect();
-    let want: Vec<&str> = r["order"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let want: Vec<&str> = r["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
     assert_eq!(ids, want);
     let splits: Vec<&str> = ds.trials.iter().map(|t| t.split.as_str()).collect();
-    let want: Vec<&str> = r["split"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let want: Vec<&str> = r["split"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
     assert_eq!(splits, want, "the repeated images are the test split");
     for (t, p) in ds.trials.iter().zip(&trial_pixels(&ds)) {
-        assert_close(&[p.clone()], &[flat_image(&r["images"][&t.stimulus])], 2.0, &t.stimulus);
+        assert_close(
+            &[p.clone()],
+            &[flat_image(&r["images"][&t.stimulus])],
+            2.0,
+            &t.stimulus,
+        );
     }
 }
 
@@ -299,7 +430,10 @@ fn load_dataset_detects_and_save_converts() {
         assert!(v[2].as_bool().unwrap(), "trials survive save");
         assert!(v[3].as_float().unwrap() < 1e-6, "ROIs survive save");
         assert!(v[4].as_bool().unwrap(), "ROI names survive save");
-        assert!(v[5].as_float().unwrap() < 1e-6, "images survive save (8-bit PNG)");
+        assert!(
+            v[5].as_float().unwrap() < 1e-6,
+            "images survive save (8-bit PNG)"
+        );
         assert!(v[6].as_int().unwrap() > 0);
     }
 }
@@ -342,15 +476,50 @@ fn nsd_bad_input_names_the_file() {
         ..nsd_opts(None)
     };
     // A session that is not there.
-    let e = err_text(nsd::load(&root, &NsdOptions { sessions: Some(vec![1, 3]), ..quiet() }));
-    assert_mentions(&e, &["load_nsd", "betas_session03.nii.gz", "session 3", "750 trials"]);
+    let e = err_text(nsd::load(
+        &root,
+        &NsdOptions {
+            sessions: Some(vec![1, 3]),
+            ..quiet()
+        },
+    ));
+    assert_mentions(
+        &e,
+        &[
+            "load_nsd",
+            "betas_session03.nii.gz",
+            "session 3",
+            "750 trials",
+        ],
+    );
     // A session beyond the design file.
     let b = root.join("nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR");
-    std::fs::copy(b.join("betas_session01.nii.gz"), b.join("betas_session03.nii.gz")).unwrap();
-    let e = err_text(nsd::load(&root, &NsdOptions { sessions: Some(vec![3]), ..quiet() }));
-    assert_mentions(&e, &["nsd_expdesign.mat", "masterordering has 1500 trials", "session 3"]);
+    std::fs::copy(
+        b.join("betas_session01.nii.gz"),
+        b.join("betas_session03.nii.gz"),
+    )
+    .unwrap();
+    let e = err_text(nsd::load(
+        &root,
+        &NsdOptions {
+            sessions: Some(vec![3]),
+            ..quiet()
+        },
+    ));
+    assert_mentions(
+        &e,
+        &[
+            "nsd_expdesign.mat",
+            "masterordering has 1500 trials",
+            "session 3",
+        ],
+    );
     // Trial counts disagreeing with the design (749 volumes).
-    let roi = voxlab::data::Volume::load(&root.join("nsddata/ppdata/subj01/func1pt8mm/roi/nsdgeneral.nii.gz"), false).unwrap();
+    let roi = voxlab::data::Volume::load(
+        &root.join("nsddata/ppdata/subj01/func1pt8mm/roi/nsdgeneral.nii.gz"),
+        false,
+    )
+    .unwrap();
     let dims = [4usize, 3, 3, 749];
     voxlab::io::nifti::write_nifti(
         &b.join("betas_session01.nii.gz"),
@@ -360,11 +529,24 @@ fn nsd_bad_input_names_the_file() {
         &Default::default(),
     )
     .unwrap();
-    let e = err_text(nsd::load(&root, &NsdOptions { sessions: Some(vec![1]), ..quiet() }));
+    let e = err_text(nsd::load(
+        &root,
+        &NsdOptions {
+            sessions: Some(vec![1]),
+            ..quiet()
+        },
+    ));
     assert_mentions(&e, &["betas_session01.nii.gz", "749 trials", "750"]);
     // A missing ROI file.
-    std::fs::remove_file(root.join("nsddata/ppdata/subj01/func1pt8mm/roi/nsdgeneral.nii.gz")).unwrap();
-    let e = err_text(nsd::load(&root, &NsdOptions { sessions: Some(vec![2]), ..quiet() }));
+    std::fs::remove_file(root.join("nsddata/ppdata/subj01/func1pt8mm/roi/nsdgeneral.nii.gz"))
+        .unwrap();
+    let e = err_text(nsd::load(
+        &root,
+        &NsdOptions {
+            sessions: Some(vec![2]),
+            ..quiet()
+        },
+    ));
     assert_mentions(&e, &["nsdgeneral.nii.gz", "ROI 'nsdgeneral'"]);
     // A stimulus file of another layout.
     let mut root2 = dir.path().join("nsd2");
@@ -374,12 +556,26 @@ fn nsd_bad_input_names_the_file() {
         root2.join("nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5"),
     )
     .unwrap();
-    let e = err_text(nsd::load(&root2, &NsdOptions { sessions: Some(vec![1]), images: with_images(), ..quiet() }));
+    let e = err_text(nsd::load(
+        &root2,
+        &NsdOptions {
+            sessions: Some(vec![1]),
+            images: with_images(),
+            ..quiet()
+        },
+    ));
     assert_mentions(&e, &["nsd_stimuli.hdf5", "imgBrick", "metadata/"]);
     // Captions missing for some images.
     root2.push("nsddata_stimuli/stimuli/nsd/annotations/captions_val2017.json");
     std::fs::write(&root2, r#"{"annotations": []}"#).unwrap();
-    let e = err_text(nsd::load(&dir.path().join("nsd2"), &NsdOptions { sessions: Some(vec![1]), captions: true, ..quiet() }));
+    let e = err_text(nsd::load(
+        &dir.path().join("nsd2"),
+        &NsdOptions {
+            sessions: Some(vec![1]),
+            captions: true,
+            ..quiet()
+        },
+    ));
     assert_mentions(&e, &["captions_val2017.json", "no caption for COCO image"]);
 }
 
@@ -387,17 +583,39 @@ fn nsd_bad_input_names_the_file() {
 fn god_and_bold5000_bad_input_names_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     // HDF5 of another layout, and a file that is not HDF5.
-    let e = err_text(god::load(&[fixture("datasets/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5")], &god_opts(None)));
-    assert_mentions(&e, &["load_god", "nsd_stimuli.hdf5", "not a bdpy BData file", "imgBrick"]);
-    let e = err_text(god::load(&[fixture("datasets/references.json")], &god_opts(None)));
+    let e = err_text(god::load(
+        &[fixture(
+            "datasets/nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5",
+        )],
+        &god_opts(None),
+    ));
+    assert_mentions(
+        &e,
+        &[
+            "load_god",
+            "nsd_stimuli.hdf5",
+            "not a bdpy BData file",
+            "imgBrick",
+        ],
+    );
+    let e = err_text(god::load(
+        &[fixture("datasets/references.json")],
+        &god_opts(None),
+    ));
     assert_mentions(&e, &["references.json", "not an HDF5 file"]);
-    let e = err_text(god::load(&[dir.path().join("Subject9.h5")], &god_opts(None)));
+    let e = err_text(god::load(
+        &[dir.path().join("Subject9.h5")],
+        &god_opts(None),
+    ));
     assert_mentions(&e, &["Subject9.h5", "BData"]);
     // Images missing for some trials.
     let imgs = dir.path().join("images");
     copy_tree(&fixture("datasets/god/images"), &imgs);
     std::fs::remove_file(imgs.join("test/n01858441_11077.JPEG")).unwrap();
-    let e = err_text(god::load(&[fixture("datasets/god/Subject1.h5")], &god_opts(Some(imgs.clone()))));
+    let e = err_text(god::load(
+        &[fixture("datasets/god/Subject1.h5")],
+        &god_opts(Some(imgs.clone())),
+    ));
     assert_mentions(&e, &["n01858441_11077", "3 trials", "images"]);
 
     let root = dir.path().join("bold5000");
@@ -409,19 +627,88 @@ fn god_and_bold5000_bad_input_names_the_file() {
         drop_nan_voxels: false,
     };
     // A missing TR file.
-    let e = err_text(bold5000::load(&root, &Bold5000Options { tr: "2".into(), ..opts() }));
+    let e = err_text(bold5000::load(
+        &root,
+        &Bold5000Options {
+            tr: "2".into(),
+            ..opts()
+        },
+    ));
     assert_mentions(&e, &["CSI1_ROIs_TR2.mat", "ROI betas"]);
     // An image missing.
     let list = std::fs::read_to_string(root.join("ROIs/stim_lists/CSI01_stim_lists.txt")).unwrap();
     let first = list.lines().next().unwrap().to_string();
     for sub in ["COCO", "ImageNet", "Scene"] {
-        let _ = std::fs::remove_file(root.join("BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli").join(sub).join(&first));
+        let _ = std::fs::remove_file(
+            root.join("BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli")
+                .join(sub)
+                .join(&first),
+        );
     }
     let e = err_text(bold5000::load(&root, &opts()));
     assert_mentions(&e, &[&first, "Presented_Stimuli"]);
     // ROI matrices whose trials disagree with the stimulus list.
     let short: Vec<&str> = list.lines().skip(1).collect();
-    std::fs::write(root.join("ROIs/stim_lists/CSI01_stim_lists.txt"), short.join("\n")).unwrap();
+    std::fs::write(
+        root.join("ROIs/stim_lists/CSI01_stim_lists.txt"),
+        short.join("\n"),
+    )
+    .unwrap();
     let e = err_text(bold5000::load(&root, &opts()));
-    assert_mentions(&e, &["CSI1_ROIs_TR34.mat", "13 trials", "CSI01_stim_lists.txt"]);
+    assert_mentions(
+        &e,
+        &["CSI1_ROIs_TR34.mat", "13 trials", "CSI01_stim_lists.txt"],
+    );
+}
+
+/// docs/performance.md's NSD row quotes bench/results/nsd_load.json.
+#[test]
+fn performance_doc_quotes_the_recorded_nsd_benchmark() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/performance.md")).expect("performance.md");
+    let rec: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("bench/results/nsd_load.json")).expect("nsd_load.json"),
+    )
+    .expect("json");
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with("| NSD, "))
+        .expect("performance.md has the NSD row");
+    let num = |k: &str| format!("{}", rec[k].as_f64().expect(k));
+    for (key, unit) in [
+        ("voxlab_s", " s"),
+        ("python_s", " s"),
+        ("speedup", "×"),
+        ("voxlab_peak_mb", " MB"),
+        ("python_peak_mb", " MB"),
+        ("voxlab_peak_over_output", "×"),
+        ("python_peak_over_output", "×"),
+    ] {
+        let want = format!("{}{unit}", num(key));
+        assert!(row.contains(&want), "NSD row lacks {key} = {want}: {row}");
+    }
+    let want = format!(
+        "{} sessions → {} × {}",
+        rec["sessions"],
+        rec["grid"][3].as_u64().unwrap() * rec["sessions"].as_u64().unwrap(),
+        rec["voxels"]
+    );
+    assert!(row.contains(&want), "NSD row lacks {want}: {row}");
+}
+
+#[test]
+fn nsd_first_caption_by_default() {
+    let r = &refs()["nsd"];
+    let ds = nsd::load(
+        &fixture("datasets/nsd"),
+        &NsdOptions {
+            all_captions: false,
+            images: no_images(),
+            ..nsd_opts(Some(vec![1]))
+        },
+    )
+    .expect("load_nsd");
+    let t = &ds.trials[0];
+    let first = r["captions"][&t.stimulus][0].as_str().unwrap().to_string();
+    assert_eq!(ds.captions.as_ref().unwrap()[0], Cell::Text(first));
 }

@@ -42,8 +42,10 @@ impl Layout {
             .join(format!("ROIs/CSI{n}/mat/CSI{n}_ROIs_TR{tr}.mat"))
     }
     pub fn stim_list(&self) -> PathBuf {
-        self.root
-            .join(format!("ROIs/stim_lists/CSI{:02}_stim_lists.txt", self.subject))
+        self.root.join(format!(
+            "ROIs/stim_lists/CSI{:02}_stim_lists.txt",
+            self.subject
+        ))
     }
     pub fn repeated(&self) -> PathBuf {
         self.root
@@ -77,7 +79,10 @@ fn stem(name: &str) -> String {
 
 pub fn load(root: &Path, opts: &Bold5000Options) -> Result<Dataset> {
     if !(1..=4).contains(&opts.subject) {
-        return Err(Error::invalid(OP, format!("subject must be 1..4 (CSI1–CSI4), got {}", opts.subject)));
+        return Err(Error::invalid(
+            OP,
+            format!("subject must be 1..4 (CSI1–CSI4), got {}", opts.subject),
+        ));
     }
     if !TRS.contains(&opts.tr.as_str()) {
         return Err(Error::invalid(
@@ -90,12 +95,17 @@ pub fn load(root: &Path, opts: &Bold5000Options) -> Result<Dataset> {
         subject: opts.subject,
     };
     let order = read_lines(&layout.stim_list(), "the presentation order of the trials")?;
-    let repeated: HashSet<String> = read_lines(&layout.repeated(), "the 113 repeated (test) images")?
-        .into_iter()
-        .collect();
+    let repeated: HashSet<String> =
+        read_lines(&layout.repeated(), "the 113 repeated (test) images")?
+            .into_iter()
+            .collect();
     let mat_path = layout.rois(&opts.tr);
     if !mat_path.exists() {
-        return Err(missing(OP, &mat_path, "the subject's ROI betas (LH/RH × EarlyVis, LOC, OPA, PPA, RSC)"));
+        return Err(missing(
+            OP,
+            &mat_path,
+            "the subject's ROI betas (LH/RH × EarlyVis, LOC, OPA, PPA, RSC)",
+        ));
     }
     let names: Vec<String> = AREAS
         .iter()
@@ -156,11 +166,25 @@ pub fn load(root: &Path, opts: &Bold5000Options) -> Result<Dataset> {
     let ids: Vec<String> = order.iter().map(|n| stem(n)).collect();
     let splits = order
         .iter()
-        .map(|n| if repeated.contains(n) { "test" } else { "train" })
+        .map(|n| {
+            if repeated.contains(n) {
+                "test"
+            } else {
+                "train"
+            }
+        })
         .collect();
     let trials = super::trials(ids, splits);
-    let (mask, betas) = dataset::check_nan(&mat_path, mask, betas.into_tensor(), opts.drop_nan_voxels)?;
-    let mut ds = super::dataset(format!("bold5000-CSI{}", opts.subject), root, betas, trials, mask, roi_masks);
+    let (mask, betas) =
+        dataset::check_nan(&mat_path, mask, betas.into_tensor(), opts.drop_nan_voxels)?;
+    let mut ds = super::dataset(
+        format!("bold5000-CSI{}", opts.subject),
+        root,
+        betas,
+        trials,
+        mask,
+        roi_masks,
+    );
 
     if opts.images.load {
         let dir = layout.presented();
@@ -184,7 +208,10 @@ pub fn load(root: &Path, opts: &Bold5000Options) -> Result<Dataset> {
                     return Err(Error::format(
                         OP,
                         &dir,
-                        format!("no image {name} (listed in {}) under COCO/, ImageNet/ or Scene/", layout.stim_list().display()),
+                        format!(
+                            "no image {name} (listed in {}) under COCO/, ImageNet/ or Scene/",
+                            layout.stim_list().display()
+                        ),
                     ))
                 }
             }

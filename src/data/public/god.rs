@@ -116,7 +116,11 @@ impl Bdata {
                 let mut m = Vec::new();
                 for e in entries {
                     let v: f64 = e.parse().map_err(|_| {
-                        Error::format(OP, path, format!("/vmap/{key}/{e}: the name must be a number"))
+                        Error::format(
+                            OP,
+                            path,
+                            format!("/vmap/{key}/{e}: the name must be a number"),
+                        )
                     })?;
                     let label = h.read_strings(&format!("vmap/{key}/{e}"))?;
                     m.push((v, label.into_iter().next().unwrap_or_default()));
@@ -157,7 +161,10 @@ impl Bdata {
             return Err(Error::format(
                 OP,
                 &self.path,
-                format!("key '{key}' must mark one column (a value per sample), it marks {}", cols.len()),
+                format!(
+                    "key '{key}' must mark one column (a value per sample), it marks {}",
+                    cols.len()
+                ),
             ));
         }
         let c = cols[0];
@@ -207,7 +214,11 @@ fn image_names(dir: &Path) -> Result<HashMap<i64, String>> {
             let id = parts.next().unwrap_or("").trim();
             let name = parts.next().unwrap_or("").trim().trim_matches('"');
             let id: f64 = id.parse().map_err(|_| {
-                Error::format(OP, &p, format!("line {}: expected `id,\"file name\"`, got '{line}'", i + 1))
+                Error::format(
+                    OP,
+                    &p,
+                    format!("line {}: expected `id,\"file name\"`, got '{line}'", i + 1),
+                )
             })?;
             let stem = Path::new(name)
                 .file_stem()
@@ -292,15 +303,26 @@ pub fn load(paths: &[PathBuf], opts: &GodOptions) -> Result<Dataset> {
     };
     let (mask, order, flat) = match &coords {
         Some(c) => coordinate_grid(OP, &first.path, c)?,
-        None => (line_mask(OP, n_vox)?, (0..n_vox).collect(), (0..n_vox as i64).collect()),
+        None => (
+            line_mask(OP, n_vox)?,
+            (0..n_vox).collect(),
+            (0..n_vox as i64).collect(),
+        ),
     };
     // The other files must hold the same voxels.
     for b in &files[1..] {
         let cols = voxel_cols(b)?;
         let same = cols.len() == n_vox
-            && match (&coords, b.key_row("voxel_x"), b.key_row("voxel_y"), b.key_row("voxel_z")) {
+            && match (
+                &coords,
+                b.key_row("voxel_x"),
+                b.key_row("voxel_y"),
+                b.key_row("voxel_z"),
+            ) {
                 (Some(c), Some(x), Some(y), Some(z)) => cols.iter().zip(c).all(|(&k, p)| {
-                    (x[k] - p[0]).abs() < 1e-6 && (y[k] - p[1]).abs() < 1e-6 && (z[k] - p[2]).abs() < 1e-6
+                    (x[k] - p[0]).abs() < 1e-6
+                        && (y[k] - p[1]).abs() < 1e-6
+                        && (z[k] - p[2]).abs() < 1e-6
                 }),
                 (None, _, _, _) => true,
                 _ => false,
@@ -312,7 +334,11 @@ pub fn load(paths: &[PathBuf], opts: &GodOptions) -> Result<Dataset> {
                 format!(
                     "its voxels differ from those of {} ({n_vox} voxels{})",
                     first.path.display(),
-                    if coords.is_some() { " with these coordinates" } else { "" }
+                    if coords.is_some() {
+                        " with these coordinates"
+                    } else {
+                        ""
+                    }
                 ),
             ));
         }
@@ -320,18 +346,28 @@ pub fn load(paths: &[PathBuf], opts: &GodOptions) -> Result<Dataset> {
 
     // ROIs: every ROI_* key, on the voxel grid.
     let mut rois: Vec<(String, Mask)> = Vec::new();
-    let pos_of_col: HashMap<usize, usize> = cols0.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let pos_of_col: HashMap<usize, usize> =
+        cols0.iter().enumerate().map(|(i, &c)| (c, i)).collect();
     for key in &first.keys {
         let Some(name) = key.strip_prefix("ROI_") else {
             continue;
         };
-        let Some(cols) = first.columns(key) else { continue };
-        let members: Vec<usize> = cols.iter().filter_map(|c| pos_of_col.get(c).copied()).collect();
+        let Some(cols) = first.columns(key) else {
+            continue;
+        };
+        let members: Vec<usize> = cols
+            .iter()
+            .filter_map(|c| pos_of_col.get(c).copied())
+            .collect();
         if members.is_empty() {
             continue;
         }
         let m = if coords.is_some() {
-            grid_subset(OP, &mask, &members.iter().map(|&i| flat[i]).collect::<Vec<_>>())?
+            grid_subset(
+                OP,
+                &mask,
+                &members.iter().map(|&i| flat[i]).collect::<Vec<_>>(),
+            )?
         } else {
             line_subset(OP, n_vox, &members)?
         };
@@ -360,7 +396,10 @@ pub fn load(paths: &[PathBuf], opts: &GodOptions) -> Result<Dataset> {
             return Err(Error::format(
                 OP,
                 &b.path,
-                format!("no stimulus key: expected 'stimulus_id' (older files: 'Label'); keys: {}", b.keys.join(", ")),
+                format!(
+                    "no stimulus key: expected 'stimulus_id' (older files: 'Label'); keys: {}",
+                    b.keys.join(", ")
+                ),
             ));
         };
         let stim = b.field(stim_key)?.unwrap_or_default();
@@ -399,7 +438,10 @@ pub fn load(paths: &[PathBuf], opts: &GodOptions) -> Result<Dataset> {
                     return Err(Error::format(
                         OP,
                         &b.path,
-                        format!("sample {}: {stim_key} {v} has no entry in /vmap/{stim_key}", s + 1),
+                        format!(
+                            "sample {}: {stim_key} {v} has no entry in /vmap/{stim_key}",
+                            s + 1
+                        ),
                     ));
                 };
                 (l.clone(), l.clone())
@@ -412,7 +454,10 @@ pub fn load(paths: &[PathBuf], opts: &GodOptions) -> Result<Dataset> {
                         Error::format(
                             OP,
                             &b.path,
-                            format!("sample {}: {stim_key} {v} is not a synset.imageID number", s + 1),
+                            format!(
+                                "sample {}: {stim_key} {v} is not a synset.imageID number",
+                                s + 1
+                            ),
                         )
                     })?;
                 let synset = id.split('_').next().unwrap_or("").to_string();
@@ -425,15 +470,17 @@ pub fn load(paths: &[PathBuf], opts: &GodOptions) -> Result<Dataset> {
         }
     }
     if rows.is_empty() {
-        return Err(Error::format(OP, &first.path, "no training or test samples (DataType 1, 2 or 3)"));
+        return Err(Error::format(
+            OP,
+            &first.path,
+            "no training or test samples (DataType 1, 2 or 3)",
+        ));
     }
 
     // Betas: selected samples × voxels in the mask's column order.
     let mut betas = Betas::zeros(OP, rows.len(), n_vox)?;
-    let per_file_cols: Vec<Vec<usize>> = files
-        .iter()
-        .map(|b| voxel_cols(b))
-        .collect::<Result<_>>()?;
+    let per_file_cols: Vec<Vec<usize>> =
+        files.iter().map(|b| voxel_cols(b)).collect::<Result<_>>()?;
     {
         let out = betas.values();
         for (r, &(fi, s)) in rows.iter().enumerate() {
@@ -453,7 +500,8 @@ pub fn load(paths: &[PathBuf], opts: &GodOptions) -> Result<Dataset> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dir = first.path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let (mask, betas) = dataset::check_nan(&first.path, mask, betas.into_tensor(), opts.drop_nan_voxels)?;
+    let (mask, betas) =
+        dataset::check_nan(&first.path, mask, betas.into_tensor(), opts.drop_nan_voxels)?;
     let mut ds = super::dataset(name, &dir, betas, trials, mask, rois);
     ds.labels = Some(labels);
 

@@ -104,7 +104,11 @@ pub(crate) fn coordinate_grid(
     for a in 0..3 {
         let mut v: Vec<f64> = coords.iter().map(|c| c[a]).collect();
         if v.iter().any(|x| !x.is_finite()) {
-            return Err(Error::format(op, path, "voxel coordinates must be finite numbers"));
+            return Err(Error::format(
+                op,
+                path,
+                "voxel coordinates must be finite numbers",
+            ));
         }
         v.sort_by(|x, y| x.total_cmp(y));
         lo[a] = v[0];
@@ -323,18 +327,28 @@ pub fn detect(op: &'static str, path: &Path) -> Result<Source> {
     let one = |found: Vec<usize>, what: &str, hint: &str| -> Result<usize> {
         match found.as_slice() {
             [s] => Ok(*s),
-            [] => Err(Error::format(op, path, format!("{what} has no subject's data ({hint})"))),
+            [] => Err(Error::format(
+                op,
+                path,
+                format!("{what} has no subject's data ({hint})"),
+            )),
             many => Err(Error::format(
                 op,
                 path,
                 format!(
                     "{what} holds subjects {}; name one: {hint}",
-                    many.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
     };
-    if path.join("nsddata/experiments/nsd/nsd_expdesign.mat").exists() {
+    if path
+        .join("nsddata/experiments/nsd/nsd_expdesign.mat")
+        .exists()
+    {
         let s = one(
             subjects(path.join("nsddata_betas/ppdata"), "subj"),
             "this NSD root",
@@ -373,7 +387,12 @@ pub fn detect(op: &'static str, path: &Path) -> Result<Source> {
             _ => {
                 let names: Vec<String> = h5
                     .iter()
-                    .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                    .map(|p| {
+                        p.file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned()
+                    })
                     .collect();
                 return Err(Error::format(
                     op,

@@ -53,6 +53,9 @@ pub struct NsdOptions {
     pub betas: BetasFormat,
     pub images: ImageOptions,
     pub captions: bool,
+    /// Every COCO caption of an image (an array per trial) instead of the
+    /// first one (a string per trial, what train_captioner takes).
+    pub all_captions: bool,
 }
 
 /// The files of one subject under an NSD root.
@@ -69,7 +72,8 @@ impl Layout {
         self.root.join("nsddata/experiments/nsd/nsd_expdesign.mat")
     }
     pub fn stim_info(&self) -> PathBuf {
-        self.root.join("nsddata/experiments/nsd/nsd_stim_info_merged.csv")
+        self.root
+            .join("nsddata/experiments/nsd/nsd_stim_info_merged.csv")
     }
     pub fn roi(&self, name: &str) -> PathBuf {
         self.root
@@ -119,7 +123,11 @@ fn label_names(layout: &Layout, atlas: &str) -> Result<Vec<(i64, String)>> {
                 continue;
             };
             let k: i64 = k.parse().map_err(|_| {
-                Error::format(OP, &p, format!("line {}: expected `index name`, got '{line}'", i + 1))
+                Error::format(
+                    OP,
+                    &p,
+                    format!("line {}: expected `index name`, got '{line}'", i + 1),
+                )
             })?;
             if k > 0 {
                 out.push((k, name.to_string()));
@@ -128,7 +136,15 @@ fn label_names(layout: &Layout, atlas: &str) -> Result<Vec<(i64, String)>> {
         return Ok(out);
     }
     let known: &[&str] = match atlas {
-        "streams" => &["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"],
+        "streams" => &[
+            "early",
+            "midventral",
+            "midlateral",
+            "midparietal",
+            "ventral",
+            "lateral",
+            "parietal",
+        ],
         "prf-visualrois" => &["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],
         _ => {
             return Err(missing(
@@ -198,7 +214,10 @@ fn design(layout: &Layout, sessions: &[usize]) -> Result<Design> {
                 return Err(Error::format(
                     OP,
                     &p,
-                    format!("masterordering[{}] is {m}, not an image number 1..{n_images}", t + 1),
+                    format!(
+                        "masterordering[{}] is {m}, not an image number 1..{n_images}",
+                        t + 1
+                    ),
                 ));
             }
             let im = subjectim.at(layout.subject - 1, m as usize - 1);
@@ -206,17 +225,16 @@ fn design(layout: &Layout, sessions: &[usize]) -> Result<Design> {
                 return Err(Error::format(
                     OP,
                     &p,
-                    format!("subjectim({}, {m}) is {im}, not a 1-based 73k index", layout.subject),
+                    format!(
+                        "subjectim({}, {m}) is {im}, not a 1-based 73k index",
+                        layout.subject
+                    ),
                 ));
             }
             images.push(im as usize - 1);
         }
     }
-    let shared = sharedix
-        .data
-        .iter()
-        .map(|&x| x as usize - 1)
-        .collect();
+    let shared = sharedix.data.iter().map(|&x| x as usize - 1).collect();
     Ok(Design { images, shared })
 }
 
@@ -236,7 +254,9 @@ fn session_files(layout: &Layout, opts: &NsdOptions) -> Result<(Vec<usize>, Vec<
     let sessions: Vec<usize> = match &opts.sessions {
         Some(s) => s.clone(),
         None => {
-            let found: Vec<usize> = (1..=40).filter(|&s| pick(s).is_some_and(|p| p.exists())).collect();
+            let found: Vec<usize> = (1..=40)
+                .filter(|&s| pick(s).is_some_and(|p| p.exists()))
+                .collect();
             if found.is_empty() {
                 return Err(missing(
                     OP,
@@ -264,7 +284,13 @@ fn session_files(layout: &Layout, opts: &NsdOptions) -> Result<(Vec<usize>, Vec<
 
 /// Streams one session's betas into `out` (its 750 rows × the mask's
 /// voxels), divided by 300.
-fn read_session(path: &Path, grid: &[i64], affine: &[[f64; 4]; 4], idx: &[usize], out: &mut [f32]) -> Result<()> {
+fn read_session(
+    path: &Path,
+    grid: &[i64],
+    affine: &[[f64; 4]; 4],
+    idx: &[usize],
+    out: &mut [f32],
+) -> Result<()> {
     let k = idx.len();
     let n_xyz = (grid[0] * grid[1] * grid[2]) as usize;
     let is_h5 = path.extension().and_then(|e| e.to_str()) == Some("hdf5");
@@ -291,13 +317,23 @@ fn read_session(path: &Path, grid: &[i64], affine: &[[f64; 4]; 4], idx: &[usize]
             return Err(Error::format(
                 OP,
                 path,
-                format!("expected a dataset /betas (trials × z × y × x); the file has: {}", h.top_level().join(", ")),
+                format!(
+                    "expected a dataset /betas (trials × z × y × x); the file has: {}",
+                    h.top_level().join(", ")
+                ),
             ));
         }
         let shape = h.shape("betas")?;
-        let want = [TRIALS_PER_SESSION, grid[2] as usize, grid[1] as usize, grid[0] as usize];
+        let want = [
+            TRIALS_PER_SESSION,
+            grid[2] as usize,
+            grid[1] as usize,
+            grid[0] as usize,
+        ];
         if shape.len() != 4 || shape[1..] != want[1..] {
-            return Err(wrong_grid(format!("/betas of shape {shape:?} (expected {want:?})")));
+            return Err(wrong_grid(format!(
+                "/betas of shape {shape:?} (expected {want:?})"
+            )));
         }
         if shape[0] != TRIALS_PER_SESSION {
             return Err(Error::format(
@@ -381,7 +417,11 @@ pub fn read_betas(mask: &Mask, files: &[PathBuf]) -> Result<crate::tensor::Tenso
 /// nsdId → (cocoId, cocoSplit) from nsd_stim_info_merged.csv.
 fn coco_ids(path: &Path) -> Result<HashMap<usize, (u64, String)>> {
     if !path.exists() {
-        return Err(missing(OP, path, "NSD's stimulus table, for the COCO ids of the captions"));
+        return Err(missing(
+            OP,
+            path,
+            "NSD's stimulus table, for the COCO ids of the captions",
+        ));
     }
     let t = table::load_csv(path, b',').map_err(|e| match e {
         Error::Format { path, msg, .. } => Error::format(OP, path, msg),
@@ -393,10 +433,18 @@ fn coco_ids(path: &Path) -> Result<HashMap<usize, (u64, String)>> {
             .ok_or_else(|| Error::format(OP, path, format!("no column '{n}'")))
     };
     let (Column::Number(nsd), Column::Number(coco)) = (col("nsdId")?, col("cocoId")?) else {
-        return Err(Error::format(OP, path, "columns nsdId and cocoId must be numbers"));
+        return Err(Error::format(
+            OP,
+            path,
+            "columns nsdId and cocoId must be numbers",
+        ));
     };
     let Column::Text(split) = col("cocoSplit")? else {
-        return Err(Error::format(OP, path, "column cocoSplit must be text (train2017/val2017)"));
+        return Err(Error::format(
+            OP,
+            path,
+            "column cocoSplit must be text (train2017/val2017)",
+        ));
     };
     Ok(nsd
         .iter()
@@ -425,7 +473,11 @@ fn captions(layout: &Layout, wanted: &[usize]) -> Result<HashMap<usize, Vec<Stri
     let mut splits: Vec<&str> = Vec::new();
     for &w in wanted {
         let Some((c, s)) = info.get(&w) else {
-            return Err(Error::format(OP, &info_path, format!("no row for nsdId {w}")));
+            return Err(Error::format(
+                OP,
+                &info_path,
+                format!("no row for nsdId {w}"),
+            ));
         };
         by_coco.entry(*c).or_default();
         if !splits.contains(&s.as_str()) {
@@ -464,22 +516,37 @@ fn captions(layout: &Layout, wanted: &[usize]) -> Result<HashMap<usize, Vec<Stri
 }
 
 /// The images `wanted` (73k indices) from the stimulus brick, one at a time.
-fn brick_images(layout: &Layout, wanted: &[usize], opts: &ImageOptions) -> Result<images::ImageSet> {
+fn brick_images(
+    layout: &Layout,
+    wanted: &[usize],
+    opts: &ImageOptions,
+) -> Result<images::ImageSet> {
     let p = layout.stimuli();
     if !p.exists() {
-        return Err(missing(OP, &p, "NSD's stimulus brick (imgBrick: images × h × w × 3, uint8)"));
+        return Err(missing(
+            OP,
+            &p,
+            "NSD's stimulus brick (imgBrick: images × h × w × 3, uint8)",
+        ));
     }
     let h = H5::open(OP, &p)?;
     if !h.has_dataset("imgBrick") {
         return Err(Error::format(
             OP,
             &p,
-            format!("expected a dataset imgBrick (images × h × w × 3); the file has: {}", h.top_level().join(", ")),
+            format!(
+                "expected a dataset imgBrick (images × h × w × 3); the file has: {}",
+                h.top_level().join(", ")
+            ),
         ));
     }
     let shape = h.shape("imgBrick")?;
     if shape.len() != 4 || shape[3] != 3 {
-        return Err(Error::format(OP, &p, format!("imgBrick must be images × h × w × 3, got {shape:?}")));
+        return Err(Error::format(
+            OP,
+            &p,
+            format!("imgBrick must be images × h × w × 3, got {shape:?}"),
+        ));
     }
     if let Some(&w) = wanted.iter().find(|&&w| w >= shape[0]) {
         let n = wanted.iter().filter(|&&x| x >= shape[0]).count();
@@ -514,32 +581,55 @@ pub fn load(root: &Path, opts: &NsdOptions) -> Result<Dataset> {
         subject: opts.subject,
     };
     if !(1..=8).contains(&opts.subject) {
-        return Err(Error::invalid(OP, format!("subject must be 1..8, got {}", opts.subject)));
+        return Err(Error::invalid(
+            OP,
+            format!("subject must be 1..8, got {}", opts.subject),
+        ));
     }
     if !layout.design().exists() {
-        return Err(missing(OP, &layout.design(), "NSD's design file (masterordering, subjectim, sharedix)"));
+        return Err(missing(
+            OP,
+            &layout.design(),
+            "NSD's design file (masterordering, subjectim, sharedix)",
+        ));
     }
     let (sessions, files) = session_files(&layout, opts)?;
     let design = design(&layout, &sessions)?;
 
     // The selection and the atlases' labels inside it.
     let roi_path = layout.roi(&opts.roi);
-    let sel = load_volume(&roi_path, &format!("the ROI '{}' selecting the voxels", opts.roi))?;
+    let sel = load_volume(
+        &roi_path,
+        &format!("the ROI '{}' selecting the voxels", opts.roi),
+    )?;
     let positive = crate::tensor::tc(OP, sel.data.0.f_gt(0.0))?;
     let mask = Mask::from_tensor(OP, &crate::tensor::Tensor(positive), sel.affine)?;
     if mask.count() == 0 {
-        return Err(Error::format(OP, &roi_path, "no voxel > 0: nothing selected"));
+        return Err(Error::format(
+            OP,
+            &roi_path,
+            "no voxel > 0: nothing selected",
+        ));
     }
     let mut rois: Vec<(String, Mask)> = vec![(opts.roi.clone(), mask.clone())];
     for atlas in &opts.atlases {
         let p = layout.roi(atlas);
         let vol = load_volume(&p, &format!("the atlas '{atlas}'"))?;
-        mask.check_grid(OP, &format!("atlas '{atlas}' ({})", p.display()), &vol.shape(), &vol.affine)?;
+        mask.check_grid(
+            OP,
+            &format!("atlas '{atlas}' ({})", p.display()),
+            &vol.shape(),
+            &vol.affine,
+        )?;
         let mut merged: Vec<(String, tch::Tensor)> = Vec::new();
         for (k, name) in label_names(&layout, atlas)? {
             let inside = crate::tensor::tc(OP, vol.data.0.f_eq(k as f64))?;
             let inside = crate::tensor::tc(OP, inside.f_logical_and(&mask.data.0))?;
-            let m = Mask::from_tensor(OP, &crate::tensor::Tensor(inside.shallow_clone()), mask.affine)?;
+            let m = Mask::from_tensor(
+                OP,
+                &crate::tensor::Tensor(inside.shallow_clone()),
+                mask.affine,
+            )?;
             if m.count() == 0 {
                 continue;
             }
@@ -554,13 +644,20 @@ pub fn load(root: &Path, opts: &NsdOptions) -> Result<Dataset> {
                 }
             }
             if rois.iter().any(|(n, _)| *n == name) {
-                return Err(Error::format(OP, &p, format!("ROI '{name}' is defined twice")));
+                return Err(Error::format(
+                    OP,
+                    &p,
+                    format!("ROI '{name}' is defined twice"),
+                ));
             }
             rois.push((name, m));
         }
         for (name, t) in merged {
             if !rois.iter().any(|(n, _)| *n == name) {
-                rois.push((name, Mask::from_tensor(OP, &crate::tensor::Tensor(t), mask.affine)?));
+                rois.push((
+                    name,
+                    Mask::from_tensor(OP, &crate::tensor::Tensor(t), mask.affine)?,
+                ));
             }
         }
     }
@@ -570,7 +667,13 @@ pub fn load(root: &Path, opts: &NsdOptions) -> Result<Dataset> {
     let splits: Vec<&'static str> = design
         .images
         .iter()
-        .map(|i| if design.shared.contains(i) { "test" } else { "train" })
+        .map(|i| {
+            if design.shared.contains(i) {
+                "test"
+            } else {
+                "train"
+            }
+        })
         .collect();
     let trials = super::trials(ids, splits);
     let (order, index) = super::unique_stimuli(&trials);
@@ -588,7 +691,14 @@ pub fn load(root: &Path, opts: &NsdOptions) -> Result<Dataset> {
         ds.captions = Some(
             index
                 .iter()
-                .map(|&i| Cell::Texts(caps[&wanted[i as usize]].clone()))
+                .map(|&i| {
+                    let c = &caps[&wanted[i as usize]];
+                    if opts.all_captions {
+                        Cell::Texts(c.clone())
+                    } else {
+                        Cell::Text(c[0].clone())
+                    }
+                })
                 .collect(),
         );
     }
