@@ -436,7 +436,7 @@ pub fn load(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
 
     // NaN betas (after the ROI check, so ROIs are checked against the mask
     // as given; dropped voxels then simply leave the ROIs too).
-    let (mask, betas) = check_nan(&betas_path, mask, betas, opts.drop_nan_voxels)?;
+    let (mask, betas) = check_nan(OP, &betas_path, mask, betas, opts.drop_nan_voxels)?;
 
     // Stimulus images (unique, in order of first appearance).
     let mut stimuli = None;
@@ -615,24 +615,26 @@ fn with_file(e: Error, file: &Path) -> Error {
     }
 }
 
-/// Fails on NaN betas naming the first voxel and trial, or drops the voxels.
+/// Fails on NaN betas naming the first voxel and trial, or drops the voxels
+/// (`op` is the loader named in the message).
 pub(crate) fn check_nan(
+    op: &'static str,
     path: &Path,
     mask: Mask,
     betas: Tensor,
     drop: bool,
 ) -> Result<(Mask, Tensor)> {
-    let nan = tc(OP, betas.0.f_isnan())?;
-    let per_voxel = tc(OP, nan.f_any_dim(0, false))?;
-    let bad = tc(OP, per_voxel.f_nonzero())?;
+    let nan = tc(op, betas.0.f_isnan())?;
+    let per_voxel = tc(op, nan.f_any_dim(0, false))?;
+    let bad = tc(op, per_voxel.f_nonzero())?;
     let n_bad = bad.size()[0];
     if n_bad == 0 {
         return Ok((mask, betas));
     }
     let first_v = bad.int64_value(&[0, 0]);
-    let col = tc(OP, nan.f_select(1, first_v))?;
-    let first_t = tc(OP, col.f_nonzero())?.int64_value(&[0, 0]);
-    let xyz = tc(OP, mask.data.0.f_nonzero())?;
+    let col = tc(op, nan.f_select(1, first_v))?;
+    let first_t = tc(op, col.f_nonzero())?.int64_value(&[0, 0]);
+    let xyz = tc(op, mask.data.0.f_nonzero())?;
     let (x, y, z) = (
         xyz.int64_value(&[first_v, 0]),
         xyz.int64_value(&[first_v, 1]),
@@ -644,21 +646,21 @@ pub(crate) fn check_nan(
     );
     if !drop {
         return Err(Error::format(
-            OP,
+            op,
             path,
             format!("{what}; load with #{{nan: \"drop\"}} to drop them"),
         ));
     }
-    eprintln!("warning: {OP}: {}: {what}; dropped them", path.display());
-    let keep = tc(OP, per_voxel.f_logical_not())?;
+    eprintln!("warning: {op}: {}: {what}; dropped them", path.display());
+    let keep = tc(op, per_voxel.f_logical_not())?;
     // Remove the voxels from the mask grid too.
-    let vals = tc(OP, keep.f_to_kind(Kind::Float))?;
-    let filled = mask.unmask(OP, &Tensor(vals))?;
-    let mut new_mask = Mask::from_tensor(OP, &filled.data, mask.affine)?;
+    let vals = tc(op, keep.f_to_kind(Kind::Float))?;
+    let filled = mask.unmask(op, &Tensor(vals))?;
+    let mut new_mask = Mask::from_tensor(op, &filled.data, mask.affine)?;
     new_mask.voxel_size = mask.voxel_size.clone();
-    let cols = tc(OP, keep.f_nonzero())?;
-    let cols = tc(OP, cols.f_reshape([-1]))?;
-    let b = tc(OP, betas.0.f_index_select(1, &cols))?;
+    let cols = tc(op, keep.f_nonzero())?;
+    let cols = tc(op, cols.f_reshape([-1]))?;
+    let b = tc(op, betas.0.f_index_select(1, &cols))?;
     Ok((new_mask, Tensor(b)))
 }
 

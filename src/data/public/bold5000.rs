@@ -175,8 +175,13 @@ pub fn load(root: &Path, opts: &Bold5000Options) -> Result<Dataset> {
         })
         .collect();
     let trials = super::trials(ids, splits);
-    let (mask, betas) =
-        dataset::check_nan(&mat_path, mask, betas.into_tensor(), opts.drop_nan_voxels)?;
+    let (mask, betas) = dataset::check_nan(
+        OP,
+        &mat_path,
+        mask,
+        betas.into_tensor(),
+        opts.drop_nan_voxels,
+    )?;
     let mut ds = super::dataset(
         format!("bold5000-CSI{}", opts.subject),
         root,

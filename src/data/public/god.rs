@@ -500,8 +500,13 @@ pub fn load(paths: &[PathBuf], opts: &GodOptions) -> Result<Dataset> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dir = first.path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let (mask, betas) =
-        dataset::check_nan(&first.path, mask, betas.into_tensor(), opts.drop_nan_voxels)?;
+    let (mask, betas) = dataset::check_nan(
+        OP,
+        &first.path,
+        mask,
+        betas.into_tensor(),
+        opts.drop_nan_voxels,
+    )?;
     let mut ds = super::dataset(name, &dir, betas, trials, mask, rois);
     ds.labels = Some(labels);
 
