@@ -5,6 +5,7 @@ pub mod captions;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod gans;
 pub mod help;
 pub mod io;
 pub mod json;
@@ -149,6 +150,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     models::register(&mut engine, &mut help, &session);
     nets::register(&mut engine, &mut help, &session);
     captions::register(&mut engine, &mut help, &session);
+    gans::register(&mut engine, &mut help, &session);
     train::register(&mut engine, &mut help, &session);
     eval::register(&mut engine, &mut help);
     plot::register(&mut engine, &mut help, &session);

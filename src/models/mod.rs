@@ -11,5 +11,6 @@ pub mod resnet;
 pub mod ridge;
 pub mod text;
 pub mod train;
+pub mod voxel_gan;
 
 pub use ridge::{fit_ridge, RidgeModel, RidgeOptions, RidgeScore, Scoring};
