@@ -77,6 +77,7 @@ pub static VOXEL_GAN_TYPE: FnDoc = FnDoc {
 pub const RECONSTRUCT_OPTIONS: &[OptDoc] = &[
     OptDoc { name: "samples", ty: "int", default: "1", meaning: "VoxelGan: images per trial (rows in order, a trial's samples together; ids <stimulus>_<k>)" },
     OptDoc { name: "seed", ty: "int", default: "0", meaning: "VoxelGan: seed of z and ε (the same images on every machine)" },
+    OptDoc { name: "condition_noise", ty: "bool", default: "true", meaning: "VoxelGan: c = μ + σ·ε as in training and StackGAN's sampling (false: c = μ, the condition's mean)" },
 ];
 
 pub static RECONSTRUCT_VOXEL_GAN: FnDoc = FnDoc {
@@ -205,7 +206,13 @@ fn reconstruct(gan: &VoxelGan, betas: &Tensor, ids: Vec<String>, opts: Map) -> R
         });
     }
     let seed = o.i64("seed")?;
-    let x = gan.reconstruct(OP, &betas.0, samples as usize, seed as u64)?;
+    let x = gan.reconstruct(
+        OP,
+        &betas.0,
+        samples as usize,
+        seed as u64,
+        o.bool("condition_noise")?,
+    )?;
     let ids = if samples == 1 {
         ids
     } else {

@@ -356,7 +356,8 @@ impl VoxelGan {
     }
 
     /// `samples` images per row of betas (N×V), rows in order, a row's
-    /// samples together: N·samples × 3 × S × S in [0, 1]. z and ε are
+    /// samples together: N·samples × 3 × S × S in [0, 1]. c = μ + σ·ε (or μ
+    /// without `condition_noise`); z and ε are
     /// drawn from `seed` (SplitMix64), so a seed gives the same images on
     /// every machine and thread count.
     pub fn reconstruct(
@@ -365,6 +366,7 @@ impl VoxelGan {
         betas: &Tensor,
         samples: usize,
         seed: u64,
+        condition_noise: bool,
     ) -> Result<Tensor> {
         if samples < 1 {
             return Err(Error::BadOption {
@@ -387,7 +389,11 @@ impl VoxelGan {
             while start < m {
                 let len = 256.min(m - start);
                 let (mu, logvar) = self.g.condition(&rows.narrow(0, start, len));
-                let c = &mu + (&logvar * 0.5).exp() * eps.narrow(0, start, len);
+                let c = if condition_noise {
+                    &mu + (&logvar * 0.5).exp() * eps.narrow(0, start, len)
+                } else {
+                    mu
+                };
                 let x = self.g.forward_t(&z.narrow(0, start, len), &c, false);
                 out.push(((x + 1.0) * 0.5).clamp(0.0, 1.0));
                 start += len;
