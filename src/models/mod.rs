@@ -7,6 +7,8 @@ pub mod classifier;
 pub mod clip;
 pub mod hf;
 pub mod nn;
+pub mod perceptual;
+pub mod reconstruct;
 pub mod resnet;
 pub mod ridge;
 pub mod text;
