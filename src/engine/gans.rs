@@ -9,12 +9,14 @@ use rhai::{Dynamic, Engine, Map, INT};
 use super::error::{guard, RhaiResult};
 use super::help::{FnDoc, HelpRegistry, OptDoc};
 use super::options::Opts;
+use super::reconstruction::form_options;
 use super::session::Session;
 use crate::data::dataset::Dataset;
 use crate::data::images::ImageSet;
 use crate::error::{Error, Result};
 use crate::models::train::History;
-use crate::models::voxel_gan::{self, VoxelGan, VoxelGanConfig, VoxelGanOptions};
+use crate::models::reconstruct::Reconstructor;
+use crate::models::voxel_gan::{self, Sampling, VoxelGan, VoxelGanConfig, VoxelGanOptions};
 use crate::tensor::{tc, Tensor};
 
 const OP: &str = "train_voxel_gan";
@@ -46,7 +48,7 @@ impl std::fmt::Display for VoxelGanValue {
 }
 
 pub static TRAIN_VOXEL_GAN: FnDoc = FnDoc {
-    name: "train_voxel_gan", domain: "models",
+    name: "train_voxel_gan", domain: "reconstruction",
     signature: "train_voxel_gan(ds: Dataset, opts?: map) -> VoxelGan",
     summary: "Yu et al. 2020's image reconstruction: a text-to-image GAN whose sentence embedding is the voxel response, trained on the dataset's training trials (split \"train\": betas and the image of each trial). Conditioning augmentation (StackGAN): a linear map of the standardised voxels to μ and log σ², c = μ + σ·ε, KL weight kl_weight. Generator: z (100-d) ⊕ c → 4×4 → up-blocks (nearest ×2, 3×3 conv, batch norm, ReLU) → tanh RGB at the images' size. Discriminator: 4×4 stride-2 down-blocks to 4×4, then μ tiled and concatenated (GAN-CLS). Matching-aware loss: real image with its own voxels → real, with another trial's → fake (× 0.5), generated → fake (× 0.5); non-saturating generator loss; optional R1 penalty. Both networks train through the one trainer (help(\"Training\")) as two parameter groups, each with its own Adam; the last epoch is kept (there is no validation metric). With samples_dir, a fixed grid (the same voxels, z and ε: the first 8 test trials averaged over repeats, or training trials when the dataset has no test split) is written every sample_every epochs as epoch-NNNN.png, true images above samples. Images must be square with 4·2^k pixels (8, 16, 32, 64, 128 …). size: \"small\" (c 64-d, ngf = ndf = 16; minutes on 2 CPU cores at 32 px) or \"paper\" (c 128-d, ngf = ndf = 64, GAN-CLS's widths; for a GPU). History: train_d_loss, train_g_loss, train_kl, train_d_real, train_d_wrong, train_d_fake (mean D outputs) and train_r1.",
     options: crate::training_options!([
@@ -65,27 +67,11 @@ pub static TRAIN_VOXEL_GAN: FnDoc = FnDoc {
 };
 
 pub static VOXEL_GAN_TYPE: FnDoc = FnDoc {
-    name: "VoxelGan", domain: "models",
+    name: "VoxelGan", domain: "reconstruction",
     signature: "gan.voxels -> int\ngan.image_size -> int\ngan.rois -> array or ()\ngan.history -> map",
     summary: "A voxel-conditioned GAN from train_voxel_gan: the voxels a condition has, the image size it draws, the ROIs it reads (() for all of a dataset's voxels) and its training history (help(\"Training\")). reconstruct(gan, betas_or_dataset, #{samples, seed}) draws images from it.",
     options: &[],
     example: "let ds = simulate_subject(#{n_train: 20, n_test: 2, test_repeats: 1, image_size: 8, grid: [12, 12, 12], save: false});\nlet gan = train_voxel_gan(ds, #{epochs: 1, batch: 10, seed: 0, verbose: false});\nprint([gan.voxels, gan.image_size]);",
-};
-
-/// The options of the GAN's form of `reconstruct` (its own entry in the
-/// registry is the shared verb's, which lists every model's call form).
-pub const RECONSTRUCT_OPTIONS: &[OptDoc] = &[
-    OptDoc { name: "samples", ty: "int", default: "1", meaning: "VoxelGan: images per trial (rows in order, a trial's samples together; ids <stimulus>_<k>)" },
-    OptDoc { name: "seed", ty: "int", default: "0", meaning: "VoxelGan: seed of z and ε (the same images on every machine)" },
-    OptDoc { name: "condition_noise", ty: "bool", default: "true", meaning: "VoxelGan: c = μ + σ·ε as in training and StackGAN's sampling (false: c = μ, the condition's mean)" },
-];
-
-pub static RECONSTRUCT_VOXEL_GAN: FnDoc = FnDoc {
-    name: "reconstruct", domain: "models",
-    signature: "reconstruct(gan: VoxelGan, betas: Tensor | Dataset, opts?: map) -> ImageSet",
-    summary: "Images a VoxelGan draws for brain responses: betas (trials × the GAN's voxels, standardised as its training betas were) or a Dataset (its betas, or the GAN's ROIs' voxels when it was trained on ROIs; ids are the trials' stimuli). c = μ + σ·ε and z are drawn from seed; the generator runs with batch norm's running statistics.",
-    options: RECONSTRUCT_OPTIONS,
-    example: "let ds = simulate_subject(#{n_train: 20, n_test: 2, test_repeats: 1, image_size: 8, grid: [12, 12, 12], save: false});\nlet gan = train_voxel_gan(ds, #{epochs: 1, batch: 10, seed: 0, verbose: false});\nlet r = reconstruct(gan, ds.test(), #{samples: 2, seed: 1});\nprint(r);",
 };
 
 /// The betas a GAN reads from a dataset: its ROIs' voxels, or all.
@@ -193,43 +179,43 @@ fn train(ds: &Dataset, opts: Map, session: &Session) -> Result<VoxelGanValue> {
     Ok(VoxelGanValue(Rc::new(gan), Rc::new(history)))
 }
 
+/// reconstruct(gan, …): the GAN's form of the shared verb; `ids` name the
+/// rows of betas.
 fn reconstruct(gan: &VoxelGan, betas: &Tensor, ids: Vec<String>, opts: Map) -> Result<ImageSet> {
     const OP: &str = "reconstruct";
-    let o = Opts::parse(&RECONSTRUCT_VOXEL_GAN, opts)?;
+    let o = form_options("VoxelGan", &["samples", "seed", "condition_noise"], opts)?;
     let samples = o.i64("samples")?;
-    if samples < 1 {
+    let seed = o.i64("seed")?;
+    if samples < 1 || seed < 0 {
+        let (key, v) = if samples < 1 { ("samples", samples) } else { ("seed", seed) };
         return Err(Error::BadOption {
             op: OP,
-            key: "samples".into(),
-            expected: "an integer ≥ 1".into(),
-            got: samples.to_string(),
+            key: key.into(),
+            expected: if samples < 1 { "an integer ≥ 1" } else { "an integer ≥ 0" }.into(),
+            got: v.to_string(),
         });
     }
-    let seed = o.i64("seed")?;
-    let x = gan.reconstruct(
-        OP,
-        &betas.0,
-        samples as usize,
-        seed as u64,
-        o.bool("condition_noise")?,
-    )?;
-    let ids = if samples == 1 {
-        ids
-    } else {
-        ids.iter()
-            .flat_map(|id| (1..=samples).map(move |k| format!("{id}_{k}")))
-            .collect()
+    let sampling = Sampling {
+        samples: samples as usize,
+        seed: seed as u64,
+        condition_noise: o.bool("condition_noise")?,
     };
-    Ok(ImageSet {
-        data: Tensor(x.to_device(tch::Device::Cpu)),
-        ids,
-    })
+    let mut out = gan.reconstruct(betas, &sampling)?;
+    if ids.len() * sampling.samples == out.ids.len() {
+        out.ids = if samples == 1 {
+            ids
+        } else {
+            ids.iter()
+                .flat_map(|id| (1..=samples).map(move |k| format!("{id}_{k}")))
+                .collect()
+        };
+    }
+    Ok(out)
 }
 
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
     help.add(&TRAIN_VOXEL_GAN);
     help.add(&VOXEL_GAN_TYPE);
-    help.add(&RECONSTRUCT_VOXEL_GAN);
     engine.register_type_with_name::<VoxelGanValue>("VoxelGan");
     engine.register_fn("to_string", |m: &mut VoxelGanValue| m.to_string());
     engine.register_fn("to_debug", |m: &mut VoxelGanValue| m.to_string());

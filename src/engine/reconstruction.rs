@@ -25,14 +25,18 @@ use crate::tensor::Tensor;
 pub static RECONSTRUCT: FnDoc = FnDoc {
     name: "reconstruct",
     domain: "reconstruction",
-    signature: "reconstruct(model: RidgeModel, betas: Tensor, opts?: map) -> ImageSet",
+    signature: "reconstruct(model: RidgeModel, betas: Tensor, opts?: map) -> ImageSet\nreconstruct(gan: VoxelGan, betas: Tensor | Dataset, opts?: map) -> ImageSet",
     summary: "The one verb of every reconstruction model: brain responses in, stimulus images (N×3×H×W in [0, 1]) out, one per input row. \
 Forms: a RidgeModel fitted from voxels to flattened RGB pixels (3·H·W targets in C order) is the linear baseline: its predictions reshaped to images and clipped to [0, 1]. \
+A VoxelGan (train_voxel_gan, Yu et al. 2020) draws `samples` images per trial from betas (trials × its voxels, standardised as its training betas were) or from a Dataset (its betas, or the GAN's ROIs' voxels; ids are the trials' stimuli, with _1, _2, … for several samples, a trial's samples together): c = μ + σ·ε and z drawn from seed, the generator with batch norm's running statistics. \
 Each form takes only its own options (others are an error naming the form). Score the result with reconstruction_scores and draw it with plot_reconstructions.",
     options: &[
         OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "RidgeModel: the images' size (default: square, from the number of targets)" },
+        OptDoc { name: "samples", ty: "int", default: "1", meaning: "VoxelGan: images per trial" },
+        OptDoc { name: "seed", ty: "int", default: "0", meaning: "VoxelGan: seed of z and ε (SplitMix64: the same images on every machine)" },
+        OptDoc { name: "condition_noise", ty: "bool", default: "true", meaning: "VoxelGan: c = μ + σ·ε as in training and StackGAN's sampling (false: c = μ, the condition's mean)" },
     ],
-    example: "set_seed(0);\nlet images = rand([40, 3, 12, 12]);\nlet betas = images.reshape([40, 432]).matmul(randn([432, 60])) + 0.5 * randn([40, 60]);\nlet decoder = fit_ridge(betas, images.reshape([40, 432]), #{alphas: [1.0, 10.0, 100.0]});\nlet recon = reconstruct(decoder, betas);\nprint(recon);   // ImageSet[40 images; 3×12×12; …]",
+    example: "set_seed(0);\nlet images = rand([40, 3, 12, 12]);\nlet betas = images.reshape([40, 432]).matmul(randn([432, 60])) + 0.5 * randn([40, 60]);\nlet decoder = fit_ridge(betas, images.reshape([40, 432]), #{alphas: [1.0, 10.0, 100.0]});\nlet recon = reconstruct(decoder, betas);\nprint(recon);   // ImageSet[40 images; 3×12×12; …]\nlet ds = simulate_subject(#{n_train: 20, n_test: 2, test_repeats: 1, image_size: 8, grid: [12, 12, 12], save: false});\nlet gan = train_voxel_gan(ds, #{epochs: 1, batch: 10, seed: 0, verbose: false});\nprint(reconstruct(gan, ds.test(), #{samples: 2, seed: 1}));",
 };
 
 pub static RECONSTRUCTION_SCORES: FnDoc = FnDoc {

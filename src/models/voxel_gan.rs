@@ -11,10 +11,12 @@
 //!   batch norm, ReLU → up-blocks (nearest ×2, 3×3 conv, batch norm, ReLU)
 //!   up to the image size → 3×3 conv → tanh.
 //! - Discriminator (DCGAN down-blocks, GAN-CLS's joint head): 4×4 stride-2
-//!   convolutions down to 4×4, then the condition (the generator's μ,
-//!   detached, as StackGAN's discriminator gets it) tiled 4×4 and
-//!   concatenated, a 3×3 conv with batch norm and LeakyReLU(0.2), and a 4×4
-//!   conv to one logit.
+//!   convolutions down to 4×4, then the condition (as in GAN-CLS, the
+//!   discriminator's own linear projection of the voxels to cond_dim and
+//!   LeakyReLU(0.2)) tiled 4×4 and concatenated, a 3×3 conv with batch norm
+//!   and LeakyReLU(0.2), and a 4×4 conv to one logit. (StackGAN gives its
+//!   discriminator the generator's μ instead; on the simulated subject the
+//!   KL term shrinks μ early and the discriminator then sees no condition.)
 //! - Matching-aware loss (Reed et al.'s GAN-CLS): a real image with its own
 //!   trial's voxels → real; a real image with another trial's voxels → fake
 //!   (weight 0.5); a generated image → fake (weight 0.5). The generator's
@@ -34,9 +36,11 @@ use std::path::PathBuf;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Reduction, Tensor};
 
+use super::reconstruct::Reconstructor;
 use super::nn::{batch_norm, conv2d, leaky_relu, linear, ConvDownBlock, UpBlock};
 use super::train::{self, Group, History, Metrics, OptimConfig, Optimizer, Schedule};
 use super::train::{StepContext, Task, TrainConfig};
+use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::random::SplitMix64;
 use crate::tensor::{shape_text, tc};
@@ -218,6 +222,8 @@ impl Generator {
 }
 
 struct Discriminator {
+    /// GAN-CLS's projection of the condition (here the voxels) before it is tiled.
+    cond_fc: nn::Linear,
     down_blocks: Vec<ConvDownBlock>,
     joint_conv: nn::Conv2D,
     joint_norm: nn::BatchNorm,
@@ -225,7 +231,7 @@ struct Discriminator {
 }
 
 impl Discriminator {
-    fn new(p: &nn::Path, c: &VoxelGanConfig, stages: i64) -> Discriminator {
+    fn new(p: &nn::Path, voxels: i64, c: &VoxelGanConfig, stages: i64) -> Discriminator {
         let down_blocks = (1..=stages)
             .map(|k| {
                 let c_in = if k == 1 { 3 } else { d_channels(c.ndf, k - 1) };
@@ -239,6 +245,7 @@ impl Discriminator {
             .collect();
         let top = d_channels(c.ndf, stages);
         Discriminator {
+            cond_fc: linear(&(p / "cond_fc"), voxels, c.cond_dim, true),
             down_blocks,
             joint_conv: conv2d(&(p / "joint_conv"), top + c.cond_dim, top, 3, 1, 1, false),
             joint_norm: batch_norm(&(p / "joint_norm"), 2, top),
@@ -247,11 +254,12 @@ impl Discriminator {
     }
 
     /// One logit per pair of an image (B×3×S×S in [−1, 1]) and a condition (B×cond_dim).
-    fn forward_t(&self, x: &Tensor, cond: &Tensor, train: bool) -> Tensor {
+    fn forward_t(&self, x: &Tensor, voxels: &Tensor, train: bool) -> Tensor {
         let mut h = x.shallow_clone();
         for b in &self.down_blocks {
             h = b.forward_t(&h, train);
         }
+        let cond = leaky_relu(&self.cond_fc.forward(voxels), 0.2);
         let s = cond.size();
         let tiled = cond
             .view([s[0], s[1], 1, 1])
@@ -299,7 +307,7 @@ impl VoxelGan {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let g = Generator::new(&(&root / "generator"), voxels, &config, stages);
-        let d = Discriminator::new(&(&root / "discriminator"), &config, stages);
+        let d = Discriminator::new(&(&root / "discriminator"), voxels, &config, stages);
         let voxel_mean = root.zeros_no_train("voxel_mean", &[voxels]);
         let voxel_std = root.ones_no_train("voxel_std", &[voxels]);
         Ok(VoxelGan {
@@ -360,7 +368,7 @@ impl VoxelGan {
     /// without `condition_noise`); z and ε are
     /// drawn from `seed` (SplitMix64), so a seed gives the same images on
     /// every machine and thread count.
-    pub fn reconstruct(
+    pub fn draw(
         &self,
         op: &'static str,
         betas: &Tensor,
@@ -400,6 +408,43 @@ impl VoxelGan {
             }
         });
         tc(op, Tensor::f_cat(&out, 0))
+    }
+}
+
+/// How `reconstruct` draws from the GAN.
+#[derive(Debug, Clone)]
+pub struct Sampling {
+    /// Images per row of betas.
+    pub samples: usize,
+    /// Seed of z and ε (SplitMix64).
+    pub seed: u64,
+    /// c = μ + σ·ε (true, as in training) or c = μ.
+    pub condition_noise: bool,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            samples: 1,
+            seed: 0,
+            condition_noise: true,
+        }
+    }
+}
+
+impl Reconstructor for VoxelGan {
+    type Input = crate::tensor::Tensor;
+    type Options = Sampling;
+
+    fn reconstruct(&self, betas: &Self::Input, o: &Sampling) -> Result<ImageSet> {
+        const OP: &str = "reconstruct";
+        let x = self.draw(OP, &betas.0, o.samples, o.seed, o.condition_noise)?;
+        let x = tc(OP, x.f_to_device(Device::Cpu))?;
+        let n = x.size()[0];
+        Ok(ImageSet {
+            data: crate::tensor::Tensor(x),
+            ids: (1..=n).map(|i| format!("recon{i:04}")).collect(),
+        })
     }
 }
 
@@ -511,16 +556,15 @@ impl Task for GanTask<'_> {
         let c = &mu + (&logvar * 0.5).exp() * eps;
         let z = Tensor::randn([b, self.gan.config.z_dim], (Kind::Float, x.device()));
         let fake = g.forward_t(&z, &c, true);
-        let cond = mu.detach();
 
         // Discriminator: matching → real, mismatching (each image with the
         // next row's voxels: another trial) and generated → fake.
         if self.r1_gamma > 0.0 {
             x = x.set_requires_grad(true);
         }
-        let real = d.forward_t(&x, &cond, true);
-        let wrong = d.forward_t(&x, &cond.roll([1], [0]), true);
-        let fake_d = d.forward_t(&fake.detach(), &cond, true);
+        let real = d.forward_t(&x, &y, true);
+        let wrong = d.forward_t(&x, &y.roll([1], [0]), true);
+        let fake_d = d.forward_t(&fake.detach(), &y, true);
         let mut d_loss =
             bce(&real, 1.0) + bce(&wrong, 0.0) * MISMATCH_WEIGHT + bce(&fake_d, 0.0) * FAKE_WEIGHT;
         let mut r1_value = 0.0;
@@ -539,7 +583,7 @@ impl Task for GanTask<'_> {
         ctx.backward_step("discriminator", &d_loss)?;
 
         // Generator: its images → real (non-saturating), plus the KL term.
-        let g_adv = bce(&d.forward_t(&fake, &cond, true), 1.0);
+        let g_adv = bce(&d.forward_t(&fake, &y, true), 1.0);
         let kl = ((&mu.square() + logvar.exp() - &logvar - 1.0) * 0.5).mean(Kind::Float);
         let g_loss = &g_adv + &kl * self.gan.config.kl_weight;
         ctx.backward_step("generator", &g_loss)?;
@@ -750,7 +794,7 @@ mod tests {
     fn generator_and_discriminator_shapes() {
         let gan = VoxelGan::new("t", VoxelGanConfig::small(), 7, 32, Device::Cpu).expect("gan");
         let x = gan
-            .reconstruct(
+            .draw(
                 "t",
                 &Tensor::randn([3, 7], (Kind::Float, Device::Cpu)),
                 2,
@@ -759,7 +803,7 @@ mod tests {
             .expect("images");
         assert_eq!(x.size(), [6, 3, 32, 32]);
         let again = gan
-            .reconstruct(
+            .draw(
                 "t",
                 &Tensor::randn([3, 7], (Kind::Float, Device::Cpu)),
                 2,
@@ -769,12 +813,12 @@ mod tests {
         assert_eq!(x.size(), again.size());
         let logits = gan.d.forward_t(
             &(x * 2.0 - 1.0),
-            &Tensor::zeros([6, 64], (Kind::Float, Device::Cpu)),
+            &Tensor::zeros([6, 7], (Kind::Float, Device::Cpu)),
             false,
         );
         assert_eq!(logits.size(), [6]);
         let e = gan
-            .reconstruct(
+            .draw(
                 "t",
                 &Tensor::zeros([2, 5], (Kind::Float, Device::Cpu)),
                 1,
