@@ -6,8 +6,8 @@ The same networks in both tools (parameter counts checked): conditioning
 augmentation Linear(V -> 2c), c = mu + sigma*eps; generator Linear(z+c ->
 16*8ngf, no bias) + BatchNorm1d + ReLU -> 4x4 -> up-blocks (nearest x2, 3x3
 conv, BatchNorm2d, ReLU) -> 3x3 conv -> tanh; discriminator 4x4 stride-2
-down-blocks (BatchNorm after the first, LeakyReLU 0.2) -> mu tiled 4x4 and
-concatenated -> 3x3 conv + BatchNorm + LeakyReLU -> 4x4 conv to a logit. The
+down-blocks (BatchNorm after the first, LeakyReLU 0.2) -> its own
+Linear(V -> c) + LeakyReLU of the voxels tiled 4x4 and concatenated -> 3x3 conv + BatchNorm + LeakyReLU -> 4x4 conv to a logit. The
 loop is the usual PyTorch GAN loop (as the DCGAN example): per batch the
 matching-aware discriminator loss (real/own voxels, real/rolled voxels x 0.5,
 detached fakes x 0.5) and its Adam step, then the non-saturating generator
@@ -96,8 +96,9 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, size, ndf):
+    def __init__(self, voxels, size, ndf):
         super().__init__()
+        self.cond_fc = nn.Linear(voxels, C)
         ch = lambda k: ndf << min(k - 1, 3)
         n = stages(size)
         self.downs = nn.ModuleList(DownBlock(3 if k == 1 else ch(k - 1), ch(k), k > 1) for k in range(1, n + 1))
@@ -106,10 +107,11 @@ class Discriminator(nn.Module):
         self.joint_norm = nn.BatchNorm2d(top)
         self.logits = nn.Conv2d(top, 1, 4, stride=4)
 
-    def forward(self, x, cond):
+    def forward(self, x, y):
         h = x
         for b in self.downs:
             h = b(h)
+        cond = F.leaky_relu(self.cond_fc(y), 0.2)
         tiled = cond.view(cond.shape[0], cond.shape[1], 1, 1).expand(-1, -1, 4, 4)
         h = F.leaky_relu(self.joint_norm(self.joint_conv(torch.cat([h, tiled], 1))), 0.2)
         return self.logits(h).view(-1)
@@ -124,7 +126,7 @@ def train(voxels, images, epochs):
     y_all = (voxels - voxels.mean(0)) / voxels.std(0)
     x_all = images * 2 - 1
     g = Generator(voxels.shape[1], args.size, args.ngf)
-    d = Discriminator(args.size, args.ndf)
+    d = Discriminator(voxels.shape[1], args.size, args.ndf)
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
     g.train()
@@ -136,15 +138,14 @@ def train(voxels, images, epochs):
             mu, logvar = g.condition(y)
             c = mu + (logvar * 0.5).exp() * torch.randn_like(mu)
             fake = g(torch.randn(len(idx), Z), c)
-            cond = mu.detach()
-            real = d(x, cond)
-            wrong = d(x, cond.roll(1, 0))
-            fake_d = d(fake.detach(), cond)
+            real = d(x, y)
+            wrong = d(x, y.roll(1, 0))
+            fake_d = d(fake.detach(), y)
             d_loss = bce(real, 1.0) + 0.5 * bce(wrong, 0.0) + 0.5 * bce(fake_d, 0.0)
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
-            g_adv = bce(d(fake, cond), 1.0)
+            g_adv = bce(d(fake, y), 1.0)
             kl = ((mu.square() + logvar.exp() - logvar - 1) * 0.5).mean()
             g_loss = g_adv + 2.0 * kl
             opt_g.zero_grad()

@@ -71,7 +71,7 @@ pub static VOXEL_GAN_TYPE: FnDoc = FnDoc {
     signature: "gan.voxels -> int\ngan.image_size -> int\ngan.rois -> array or ()\ngan.history -> map",
     summary: "A voxel-conditioned GAN from train_voxel_gan: the voxels a condition has, the image size it draws, the ROIs it reads (() for all of a dataset's voxels) and its training history (help(\"Training\")). reconstruct(gan, betas_or_dataset, #{samples, seed}) draws images from it.",
     options: &[],
-    example: "let ds = simulate_subject(#{n_train: 20, n_test: 2, test_repeats: 1, image_size: 8, grid: [12, 12, 12], save: false});\nlet gan = train_voxel_gan(ds, #{epochs: 1, batch: 10, seed: 0, verbose: false});\nprint([gan.voxels, gan.image_size]);",
+    example: "let ds = simulate_subject(#{n_train: 20, n_test: 2, test_repeats: 1, image_size: 16, grid: [12, 12, 12], save: false});\nlet gan = train_voxel_gan(ds, #{epochs: 1, batch: 10, seed: 0, verbose: false});\nprint([gan.voxels, gan.image_size]);",
 };
 
 /// The betas a GAN reads from a dataset: its ROIs' voxels, or all.

@@ -36,7 +36,7 @@ Each form takes only its own options (others are an error naming the form). Scor
         OptDoc { name: "seed", ty: "int", default: "0", meaning: "VoxelGan: seed of z and ε (SplitMix64: the same images on every machine)" },
         OptDoc { name: "condition_noise", ty: "bool", default: "true", meaning: "VoxelGan: c = μ + σ·ε as in training and StackGAN's sampling (false: c = μ, the condition's mean)" },
     ],
-    example: "set_seed(0);\nlet images = rand([40, 3, 12, 12]);\nlet betas = images.reshape([40, 432]).matmul(randn([432, 60])) + 0.5 * randn([40, 60]);\nlet decoder = fit_ridge(betas, images.reshape([40, 432]), #{alphas: [1.0, 10.0, 100.0]});\nlet recon = reconstruct(decoder, betas);\nprint(recon);   // ImageSet[40 images; 3×12×12; …]\nlet ds = simulate_subject(#{n_train: 20, n_test: 2, test_repeats: 1, image_size: 8, grid: [12, 12, 12], save: false});\nlet gan = train_voxel_gan(ds, #{epochs: 1, batch: 10, seed: 0, verbose: false});\nprint(reconstruct(gan, ds.test(), #{samples: 2, seed: 1}));",
+    example: "set_seed(0);\nlet images = rand([40, 3, 12, 12]);\nlet betas = images.reshape([40, 432]).matmul(randn([432, 60])) + 0.5 * randn([40, 60]);\nlet decoder = fit_ridge(betas, images.reshape([40, 432]), #{alphas: [1.0, 10.0, 100.0]});\nlet recon = reconstruct(decoder, betas);\nprint(recon);   // ImageSet[40 images; 3×12×12; …]\nlet ds = simulate_subject(#{n_train: 20, n_test: 2, test_repeats: 1, image_size: 16, grid: [12, 12, 12], save: false});\nlet gan = train_voxel_gan(ds, #{epochs: 1, batch: 10, seed: 0, verbose: false});\nprint(reconstruct(gan, ds.test(), #{samples: 2, seed: 1}));",
 };
 
 pub static RECONSTRUCTION_SCORES: FnDoc = FnDoc {

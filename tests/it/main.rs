@@ -11,6 +11,7 @@ mod dataset;
 mod engine;
 mod eval;
 mod figures;
+mod gan;
 mod help;
 mod labs;
 mod models;
