@@ -6,6 +6,10 @@
 //!
 //! Prints one JSON line with the timing.
 
+#[path = "timing.rs"]
+mod timing;
+use timing::cpu_seconds;
+
 use tch::{Device, Kind, Tensor};
 
 use voxlab::models::voxel_gan::{train_voxel_gan, VoxelGanOptions};
@@ -18,7 +22,8 @@ fn main() {
         .map(|s| s.parse().expect("integer arguments"))
         .collect();
     let arg = |i: usize, default: i64| args.get(i).copied().unwrap_or(default);
-    let (steps, size, voxels, ngf, ndf) = (arg(0, 10), arg(1, 32), arg(2, 3354), arg(3, 16), arg(4, 16));
+    let (steps, size, voxels, ngf, ndf) =
+        (arg(0, 10), arg(1, 32), arg(2, 3354), arg(3, 16), arg(4, 16));
     let threads: i32 = std::env::var("VOXLAB_THREADS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -50,14 +55,4 @@ fn main() {
             "seconds": seconds, "cpu_s": cpu, "steps_per_s": total as f64 / seconds, "threads": threads,
             "last_d_loss": h.get("train_d_loss").and_then(|v| v.last().copied())})
     );
-}
-
-/// CPU time of the whole process (all threads), which other programs on a
-/// shared machine do not inflate as they do wall time.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
-    t(u.ru_utime) + t(u.ru_stime)
 }

@@ -14,8 +14,8 @@ use super::session::Session;
 use crate::data::dataset::Dataset;
 use crate::data::images::ImageSet;
 use crate::error::{Error, Result};
-use crate::models::train::History;
 use crate::models::reconstruct::Reconstructor;
+use crate::models::train::History;
 use crate::models::voxel_gan::{self, Sampling, VoxelGan, VoxelGanConfig, VoxelGanOptions};
 use crate::tensor::{tc, Tensor};
 
@@ -187,11 +187,20 @@ fn reconstruct(gan: &VoxelGan, betas: &Tensor, ids: Vec<String>, opts: Map) -> R
     let samples = o.i64("samples")?;
     let seed = o.i64("seed")?;
     if samples < 1 || seed < 0 {
-        let (key, v) = if samples < 1 { ("samples", samples) } else { ("seed", seed) };
+        let (key, v) = if samples < 1 {
+            ("samples", samples)
+        } else {
+            ("seed", seed)
+        };
         return Err(Error::BadOption {
             op: OP,
             key: key.into(),
-            expected: if samples < 1 { "an integer ≥ 1" } else { "an integer ≥ 0" }.into(),
+            expected: if samples < 1 {
+                "an integer ≥ 1"
+            } else {
+                "an integer ≥ 0"
+            }
+            .into(),
             got: v.to_string(),
         });
     }

@@ -36,8 +36,8 @@ use std::path::PathBuf;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use super::reconstruct::Reconstructor;
 use super::nn::{batch_norm, conv2d, leaky_relu, linear, ConvDownBlock, UpBlock};
+use super::reconstruct::Reconstructor;
 use super::train::{self, Group, History, Metrics, OptimConfig, Optimizer, Schedule};
 use super::train::{StepContext, Task, TrainConfig};
 use crate::data::ImageSet;

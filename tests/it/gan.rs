@@ -29,7 +29,10 @@ fn quick_run(seed: i64) -> serde_json::Value {
     let out = dir.path().join("out");
     for fig in ["reconstructions.png", "history.png"] {
         let bytes = std::fs::read(out.join(fig)).expect("figure written");
-        assert!(image::load_from_memory(&bytes).is_ok(), "{fig} is not an image");
+        assert!(
+            image::load_from_memory(&bytes).is_ok(),
+            "{fig} is not an image"
+        );
     }
     let grids: Vec<_> = std::fs::read_dir(out.join("samples"))
         .expect("sample grids")
@@ -44,17 +47,26 @@ fn quick_run(seed: i64) -> serde_json::Value {
 }
 
 fn check_identification(m: &serde_json::Value, seed: i64) {
-    let f = |k: &str| m[k].as_f64().unwrap_or_else(|| panic!("seed {seed}: metric {k} missing: {m}"));
+    let f = |k: &str| {
+        m[k].as_f64()
+            .unwrap_or_else(|| panic!("seed {seed}: metric {k} missing: {m}"))
+    };
     // The best of the scored spaces must beat 50 % with p < 0.001 (over 50
     // test images: at least 36 of them won on average).
-    let best = ["pixels", "resnet_layer1", "resnet_layer2", "resnet_layer3", "resnet_layer4"]
-        .iter()
-        .map(|s| (s, f(&format!("two_way_{s}")), f(&format!("two_way_{s}_p"))))
-        .fold(None::<(&&str, f64, f64)>, |a, b| match a {
-            Some(a) if a.2 <= b.2 => Some(a),
-            _ => Some(b),
-        })
-        .expect("spaces");
+    let best = [
+        "pixels",
+        "resnet_layer1",
+        "resnet_layer2",
+        "resnet_layer3",
+        "resnet_layer4",
+    ]
+    .iter()
+    .map(|s| (s, f(&format!("two_way_{s}")), f(&format!("two_way_{s}_p"))))
+    .fold(None::<(&&str, f64, f64)>, |a, b| match a {
+        Some(a) if a.2 <= b.2 => Some(a),
+        _ => Some(b),
+    })
+    .expect("spaces");
     assert!(f("two_way_pixels_chance") == 0.5);
     assert!(
         best.1 > 0.6 && best.2 < 0.001,
@@ -168,5 +180,61 @@ fn a_dataset_without_images_is_refused() {
         ),
     );
     let msg = r.err().expect("an error");
-    assert!(msg.contains("train_voxel_gan") && msg.contains("no stimulus images"), "{msg}");
+    assert!(
+        msg.contains("train_voxel_gan") && msg.contains("no stimulus images"),
+        "{msg}"
+    );
+}
+
+/// docs/papers/yu.md quotes the recorded runs of yu_voxel_gan.rhai (full
+/// size, and quick mode on seeds 0 and 1).
+#[test]
+fn yu_doc_quotes_its_recorded_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/papers/yu.md")).expect("doc");
+    for run in [
+        "yu_voxel_gan.json",
+        "yu_voxel_gan_quick.json",
+        "yu_voxel_gan_quick_seed1.json",
+    ] {
+        let path = root.join("docs/papers/runs").join(run);
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("run")).expect("json");
+        assert_eq!(record["status"], "ok", "{run}");
+        let m = &record["metrics"];
+        for key in [
+            "pixcorr",
+            "ssim",
+            "two_way_pixels",
+            "two_way_resnet_layer1",
+            "two_way_resnet_layer2",
+            "two_way_resnet_layer4",
+            "n_way_pixels",
+            "n_way_resnet_layer2",
+        ] {
+            let v = m[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{run}: {key} not recorded"));
+            let shown = format!("{v:.3}");
+            assert!(
+                doc.contains(&shown),
+                "yu.md should quote {key} = {shown} from {run}"
+            );
+        }
+        for key in ["two_way_pixels_p", "two_way_resnet_layer1_p"] {
+            let v = m[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{run}: {key} not recorded"));
+            let shown = format!("{v:.1e}");
+            assert!(
+                doc.contains(&shown),
+                "yu.md should quote {key} = {shown} from {run}"
+            );
+        }
+        let seconds = record["duration_s"].as_f64().expect("duration").round();
+        assert!(
+            doc.contains(&format!("{seconds} s")),
+            "yu.md should quote {run}'s {seconds} s"
+        );
+    }
 }
