@@ -176,6 +176,10 @@ fn train(ds: &Dataset, opts: Map, session: &Session) -> Result<VoxelGanValue> {
         &options,
     )?;
     gan.rois = rois;
+    if let Some(dir) = options.samples_dir.as_ref().filter(|d| d.exists()) {
+        // The sample grids join the run record's files.
+        session.wrote(dir);
+    }
     Ok(VoxelGanValue(Rc::new(gan), Rc::new(history)))
 }
 

@@ -186,8 +186,8 @@ fn a_dataset_without_images_is_refused() {
     );
 }
 
-/// docs/papers/yu.md quotes the recorded runs of yu_voxel_gan.rhai (full
-/// size, and quick mode on seeds 0 and 1).
+/// docs/papers/yu.md quotes the recorded runs of yu_voxel_gan.rhai (quick
+/// mode on seeds 0 and 1).
 #[test]
 fn yu_doc_quotes_its_recorded_runs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
