@@ -17,6 +17,7 @@ times a fresh model's two epochs of STEPS steps (model construction and voxel
 standardisation included on both sides).
 
     python bench/voxel_gan.py [--steps 10 --threads 2 --size 32 --voxels 3354]
+    VOXLAB_EXAMPLE=target/release/examples/voxel_gan python bench/voxel_gan.py ...
 
 Run with the torch of ~/.cache/voxlab/venv-torch-2.11.0 (the libtorch voxlab
 links). Writes bench/results/voxel_gan.json.
@@ -170,8 +171,10 @@ def torch_run():
 
 def voxlab_run():
     env = dict(os.environ, VOXLAB_THREADS=str(args.threads))
-    cmd = ["cargo", "run", "--quiet", "--release", "--features", "bench", "--example", "voxel_gan", "--",
-           str(args.steps), str(args.size), str(args.voxels), str(args.ngf), str(args.ndf)]
+    # VOXLAB_EXAMPLE: an already built target/release/examples/voxel_gan (else cargo builds it).
+    built = os.environ.get("VOXLAB_EXAMPLE")
+    cmd = ([built] if built else ["cargo", "run", "--quiet", "--release", "--features", "bench", "--example", "voxel_gan", "--"]) + [
+        str(args.steps), str(args.size), str(args.voxels), str(args.ngf), str(args.ndf)]
     out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
