@@ -7,6 +7,10 @@
 //!
 //! MODEL is `transformer` or `unet`; prints one JSON line with the timing.
 
+#[path = "timing.rs"]
+mod timing;
+use timing::cpu_seconds;
+
 use tch::nn::{self as tnn, Module};
 use tch::{Device, Kind, Tensor};
 
@@ -178,14 +182,4 @@ fn main() {
             "seconds": seconds, "cpu_s": cpu, "steps_per_s": total as f64 / seconds, "threads": threads,
             "last_loss": h.get("train_loss").and_then(|v| v.last().copied())})
     );
-}
-
-/// CPU time of the whole process (all threads), which other programs on a
-/// shared machine do not inflate as they do wall time.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
-    t(u.ru_utime) + t(u.ru_stime)
 }

@@ -7,9 +7,12 @@ pub mod classifier;
 pub mod clip;
 pub mod hf;
 pub mod nn;
+pub mod perceptual;
+pub mod reconstruct;
 pub mod resnet;
 pub mod ridge;
 pub mod text;
 pub mod train;
+pub mod voxel_gan;
 
 pub use ridge::{fit_ridge, RidgeModel, RidgeOptions, RidgeScore, Scoring};

@@ -6,7 +6,7 @@
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use super::layers::{conv2d, dropout, group_norm, linear};
+use super::layers::{batch_norm, conv2d, dropout, group_norm, leaky_relu, linear};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ResnetBlockConfig {
@@ -134,5 +134,53 @@ impl Module for Upsample2d {
         let s = x.size();
         let up = x.upsample_nearest2d([s[2] * 2, s[3] * 2], None, None);
         self.conv.forward(&up)
+    }
+}
+
+/// A GAN generator's up-block (StackGAN's `upBlock`): nearest-neighbour ×2
+/// and a 3×3 convolution ([`Upsample2d`]), batch norm, ReLU.
+#[derive(Debug)]
+pub struct UpBlock {
+    up: Upsample2d,
+    norm: nn::BatchNorm,
+}
+
+impl UpBlock {
+    pub fn new(p: &nn::Path, c_in: i64, c_out: i64) -> UpBlock {
+        UpBlock {
+            up: Upsample2d::new(p, c_in, c_out),
+            norm: batch_norm(&(p / "norm"), 2, c_out),
+        }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.up.forward(x).apply_t(&self.norm, train).relu()
+    }
+}
+
+/// A DCGAN discriminator's down-block: 4×4 convolution with stride 2 and
+/// padding 1 (halving the size), batch norm (none in the first block, as
+/// DCGAN), LeakyReLU(0.2).
+#[derive(Debug)]
+pub struct ConvDownBlock {
+    conv: nn::Conv2D,
+    norm: Option<nn::BatchNorm>,
+}
+
+impl ConvDownBlock {
+    pub fn new(p: &nn::Path, c_in: i64, c_out: i64, norm: bool) -> ConvDownBlock {
+        ConvDownBlock {
+            conv: conv2d(&(p / "conv"), c_in, c_out, 4, 2, 1, !norm),
+            norm: norm.then(|| batch_norm(&(p / "norm"), 2, c_out)),
+        }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let h = self.conv.forward(x);
+        let h = match &self.norm {
+            Some(n) => h.apply_t(n, train),
+            None => h,
+        };
+        leaky_relu(&h, 0.2)
     }
 }

@@ -101,6 +101,28 @@ pub fn group_norm(p: &nn::Path, groups: i64, channels: i64, eps: f64) -> nn::Gro
     )
 }
 
+/// Batch normalisation over the channels of N×C×H×W (`nd` 2) or N×C (`nd`
+/// 1) inputs as torch.nn.BatchNorm2d/1d initialises it: weight 1, bias 0,
+/// running mean 0 and variance 1, momentum 0.1, eps 1e-5. (tch's own
+/// default draws the weight from U(0, 1).)
+pub fn batch_norm(p: &nn::Path, nd: usize, channels: i64) -> nn::BatchNorm {
+    let config = nn::BatchNormConfig {
+        ws_init: nn::Init::Const(1.0),
+        ..Default::default()
+    };
+    if nd == 1 {
+        nn::batch_norm1d(p, channels, config)
+    } else {
+        nn::batch_norm2d(p, channels, config)
+    }
+}
+
+/// torch.nn.functional.leaky_relu with a chosen slope in (0, 1) (tch's
+/// `leaky_relu` has PyTorch's default 0.01 only): max(x, slope·x).
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Tensor {
+    x.maximum(&(x * slope))
+}
+
 /// A lookup table (torch.nn.Embedding, N(0, 1) initialisation).
 pub fn embedding(p: &nn::Path, count: i64, dim: i64) -> nn::Embedding {
     nn::embedding(p, count, dim, Default::default())

@@ -18,11 +18,14 @@ pub mod layers;
 pub mod transformer;
 
 pub use attention::{attention_bias, AttentionConfig, AttentionNames, KvCache, MultiHeadAttention};
-pub use conv::{Downsample2d, ResnetBlock2d, ResnetBlockConfig, Upsample2d};
+pub use conv::{
+    ConvDownBlock, Downsample2d, ResnetBlock2d, ResnetBlockConfig, UpBlock, Upsample2d,
+};
 pub use embeddings::{
     sincos_1d, sincos_2d, timestep_sinusoid, LearnedPositions, TimestepEmbedding,
 };
 pub use layers::{
-    at, conv1d, conv2d, dropout, embedding, group_norm, layer_norm, linear, Activation,
+    at, batch_norm, conv1d, conv2d, dropout, embedding, group_norm, layer_norm, leaky_relu, linear,
+    Activation,
 };
 pub use transformer::{BlockCache, BlockConfig, BlockNames, FeedForward, TransformerBlock};
