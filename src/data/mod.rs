@@ -3,6 +3,7 @@
 pub mod dataset;
 pub mod images;
 pub mod mask;
+pub mod resample;
 pub mod scenes;
 pub mod simulate;
 pub mod smooth;
