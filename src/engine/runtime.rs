@@ -31,7 +31,7 @@ pub static RECORD: FnDoc = FnDoc {
     name: "record",
     domain: "session",
     signature: "record(name: string, value)",
-    summary: "Stores a result (number, string, map, array or small tensor) in run.json's metrics.",
+    summary: "Stores a result (number, string, map, array or tensor) in run.json's metrics; a tensor of more than 1000 elements is stored as #{shape, mean, sd, npy} with its values saved to <name>.npy beside run.json.",
     options: &[],
     example: "record(\"top1_50way\", 0.62);",
 };

@@ -268,10 +268,15 @@ fn square_heatmaps_have_square_cells_and_can_show_values() {
     let ch = row(&one).1 - row(&zero).1;
     let cw = col(&one).0 - col(&zero).0;
     assert!(ch > 10 && (cw - ch).abs() <= 2, "cells {cw}×{ch}");
-    // The colour-bar label clears its tick labels.
+    // The colour-bar label stands right of all its tick labels.
     let label = texts.iter().find(|t| t.text == "Kendall tau").expect("label drawn");
-    for t in texts.iter().filter(|t| t.min.0 > col(&one).0 + cw * 4 && t.text != "Kendall tau") {
-        assert!(!overlap(label, t), "{label:?} overlaps {t:?}");
+    let ticks: Vec<&voxlab::plot::DrawnText> = texts
+        .iter()
+        .filter(|t| t.min.0 > col(&one).0 + cw * 7 / 2 && t.text != "Kendall tau")
+        .collect();
+    assert!(ticks.len() >= 3, "colour-bar ticks found: {ticks:?} of {texts:?}");
+    for t in ticks {
+        assert!(label.min.0 >= t.max.0 + 4, "{label:?} runs into {t:?}");
     }
     let (_, texts) = drawn("plot_heatmap(tensor([[8, 2], [7, 9]]), #{values: true, row_labels: [\"cat\", \"dog\"], col_labels: [\"cat\", \"dog\"]})");
     for v in ["8", "2", "7", "9"] {
