@@ -32,7 +32,8 @@ pub fn eval(vox: &Voxlab, ast: &AST, scope: &mut Scope) -> Outcome {
     match result {
         Ok(Ok(v)) => Outcome::Ok(v),
         Ok(Err(e)) => {
-            let script_fns: Vec<String> = ast.iter_functions().map(|f| f.name.to_string()).collect();
+            let script_fns: Vec<String> =
+                ast.iter_functions().map(|f| f.name.to_string()).collect();
             Outcome::Failed(diagnostic::from_eval(&e, &vox.help, &script_fns))
         }
         Err(payload) => Outcome::Failed(Diagnostic {

@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 use tch::Kind;
 
+use super::volume::invert_affine as invert;
 use super::Volume;
 use crate::error::{Error, Result};
 use crate::tensor::{shape_text, tc, Tensor};
@@ -49,38 +50,6 @@ impl Interpolation {
             Interpolation::Continuous => 3,
         }
     }
-}
-
-/// A 4×4 inverse by Gauss–Jordan elimination with partial pivoting.
-fn invert(m: &[[f64; 4]; 4]) -> Option<[[f64; 4]; 4]> {
-    let mut a = *m;
-    let mut inv = [[0.0; 4]; 4];
-    for (i, row) in inv.iter_mut().enumerate() {
-        row[i] = 1.0;
-    }
-    for col in 0..4 {
-        let pivot = (col..4).max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))?;
-        if a[pivot][col].abs() < 1e-300 {
-            return None;
-        }
-        a.swap(col, pivot);
-        inv.swap(col, pivot);
-        let p = a[col][col];
-        for c in 0..4 {
-            a[col][c] /= p;
-            inv[col][c] /= p;
-        }
-        for r in 0..4 {
-            if r != col {
-                let f = a[r][col];
-                for c in 0..4 {
-                    a[r][c] -= f * a[col][c];
-                    inv[r][c] -= f * inv[col][c];
-                }
-            }
-        }
-    }
-    Some(inv)
 }
 
 fn matmul4(a: &[[f64; 4]; 4], b: &[[f64; 4]; 4]) -> [[f64; 4]; 4] {

@@ -146,7 +146,11 @@ fn band_from(op: &'static str, name: &str, v: &Dynamic) -> Result<Vec<(f64, f64)
         if lo.len() != hi.len() {
             return Err(Error::invalid(
                 op,
-                format!("ci of '{name}': {} low and {} high values", lo.len(), hi.len()),
+                format!(
+                    "ci of '{name}': {} low and {} high values",
+                    lo.len(),
+                    hi.len()
+                ),
             ));
         }
         return Ok(lo.into_iter().zip(hi).collect());
@@ -159,7 +163,10 @@ fn band_from(op: &'static str, name: &str, v: &Dynamic) -> Result<Vec<(f64, f64)
     }
     Err(Error::invalid(
         op,
-        format!("ci of '{name}': expected [[low, high], ...] or #{{low, high}}, got {}", v.type_name()),
+        format!(
+            "ci of '{name}': expected [[low, high], ...] or #{{low, high}}, got {}",
+            v.type_name()
+        ),
     ))
 }
 
@@ -230,8 +237,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                 None => vec![series_from_start("plot_lines", "", &data, start)?],
             };
             let (width, height) = size(&opts)?;
-            let mut lines =
-                Lines::new(series, &opts.string("x_label")?, &opts.string("y_label")?)?;
+            let mut lines = Lines::new(series, &opts.string("x_label")?, &opts.string("y_label")?)?;
             if let Some(ci) = opts.raw("ci") {
                 let ci = ci.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
                     Error::invalid("plot_lines", "ci is a map: series name → band")

@@ -218,7 +218,13 @@ fn recorded_value(s: &Session, path: &str, v: &Dynamic) -> crate::error::Result<
         if t.numel() as i64 > RECORD_INLINE_MAX {
             let file: String = path
                 .chars()
-                .map(|c| if c.is_alphanumeric() || "_-.".contains(c) { c } else { '_' })
+                .map(|c| {
+                    if c.is_alphanumeric() || "_-.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect::<String>()
                 + ".npy";
             let out = s.output_path(&file);

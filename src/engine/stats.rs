@@ -131,10 +131,12 @@ fn values(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
 /// [`values`] of argument `index` of `doc`'s function, named in errors by
 /// the parameter its signature gives.
 fn arg_values(doc: &'static FnDoc, index: usize, v: &Dynamic) -> Result<Vec<f64>> {
-    values(doc.name, v).map_err(|e| match doc.forms().first().and_then(|f| f.params.get(index)) {
-        Some(p) => super::tensor::name_argument(e, &p.name),
-        None => e,
-    })
+    values(doc.name, v).map_err(
+        |e| match doc.forms().first().and_then(|f| f.params.get(index)) {
+            Some(p) => super::tensor::name_argument(e, &p.name),
+            None => e,
+        },
+    )
 }
 
 fn alternative(opts: &Opts, op: &'static str) -> Result<Alternative> {

@@ -1392,7 +1392,9 @@ fn register_rounding_and_linear_algebra(engine: &mut Engine) {
     engine.register_fn("det", |a: &mut Tensor| {
         guard("det", || {
             let x = square_matrix("det", "a", a)?;
-            TchTensor::f_linalg_det(&x).map(Tensor).map_err(|e| linalg_error("det", e))
+            TchTensor::f_linalg_det(&x)
+                .map(Tensor)
+                .map_err(|e| linalg_error("det", e))
         })
     });
     engine.register_fn("solve", |a: &mut Tensor, b: Tensor| {

@@ -180,7 +180,11 @@ impl Bars {
             // Room for a mark stacked one symbol a line when the bars are narrow.
             let (_, fig_h) = root.dim_in_pixel();
             let stacked = self.narrow((w.saturating_sub(legend_w + 90)) as f64);
-            let rows = if stacked { self.mark_lines_max().max(1) } else { 1 };
+            let rows = if stacked {
+                self.mark_lines_max().max(1)
+            } else {
+                1
+            };
             let share = ((rows as f64 * 10.0 + 6.0) / fig_h.max(100) as f64).max(0.06);
             if y1 > 0.0 {
                 y1 += span * share;
@@ -291,7 +295,11 @@ impl Bars {
                     let (bar_px, _) = chart.backend_coord(&(xc + bw / 2.0, y));
                     let bar_px = ((bar_px - (px + mx)) * 2).max(1) as u32;
                     let lines = mark_lines(m, bar_px, |t| text_size(root, t, &mark_font).0);
-                    let lines: Vec<String> = if up { lines.into_iter().rev().collect() } else { lines };
+                    let lines: Vec<String> = if up {
+                        lines.into_iter().rev().collect()
+                    } else {
+                        lines
+                    };
                     for (k, line) in lines.iter().enumerate() {
                         let dy = 9 * k as i32;
                         let yy = if up { py - 1 - dy } else { py + 1 + dy };

@@ -23,27 +23,16 @@ pub struct Slab {
     pub affine: [[f64; 4]; 4],
 }
 
+/// Voxel ↔ world: the one 4×4 inverse (src/data/volume.rs), refusing
+/// nearly singular affines as the slicer needs.
 fn invert(a: &[[f64; 4]; 4]) -> Option<[[f64; 4]; 4]> {
-    let m = |r: usize, c: usize| a[r][c];
-    let det = m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1))
-        - m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0))
-        + m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
-    if det.abs() < 1e-12 || !det.is_finite() {
+    let det3 = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+        - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+        + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+    if det3.abs() < 1e-12 || !det3.is_finite() {
         return None;
     }
-    let mut inv = [[0.0; 4]; 4];
-    for r in 0..3 {
-        for c in 0..3 {
-            let (r1, r2) = ((c + 1) % 3, (c + 2) % 3);
-            let (c1, c2) = ((r + 1) % 3, (r + 2) % 3);
-            inv[r][c] = (m(r1, c1) * m(r2, c2) - m(r1, c2) * m(r2, c1)) / det;
-        }
-    }
-    for r in 0..3 {
-        inv[r][3] = -(0..3).map(|c| inv[r][c] * a[c][3]).sum::<f64>();
-    }
-    inv[3][3] = 1.0;
-    Some(inv)
+    crate::data::volume::invert_affine(a)
 }
 
 fn apply(a: &[[f64; 4]; 4], p: [f64; 3]) -> [f64; 3] {

@@ -33,6 +33,19 @@ pub fn text_width(text: &str, size: f32) -> u32 {
         return (text.chars().count() as f32 * size * 0.6) as u32;
     };
     let scaled = font.as_scaled(size);
+    let glyphs = laid_out(&scaled, text);
+    let end = glyphs
+        .last()
+        .map_or(0.0, |&(id, pen)| pen + scaled.h_advance(id));
+    end.ceil() as u32
+}
+
+/// Each glyph of `text` with its pen position: advances plus kerning.
+fn laid_out<F: Font>(
+    scaled: &ab_glyph::PxScaleFont<&F>,
+    text: &str,
+) -> Vec<(ab_glyph::GlyphId, f32)> {
+    let mut out = Vec::new();
     let mut pen = 0f32;
     let mut prev = None;
     for c in text.chars() {
@@ -41,9 +54,10 @@ pub fn text_width(text: &str, size: f32) -> u32 {
             pen += scaled.kern(p, id);
         }
         prev = Some(id);
+        out.push((id, pen));
         pen += scaled.h_advance(id);
     }
-    pen.ceil() as u32
+    out
 }
 
 pub struct GlyphFix<B> {
@@ -53,10 +67,7 @@ pub struct GlyphFix<B> {
 
 impl<B> GlyphFix<B> {
     pub fn new(inner: B) -> Self {
-        GlyphFix {
-            inner,
-            drawn: None,
-        }
+        GlyphFix { inner, drawn: None }
     }
 }
 
@@ -168,14 +179,7 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
         let (w, h) = self.get_size();
         let mut outside = false;
         let (mut lo, mut hi) = ((i32::MAX, i32::MAX), (i32::MIN, i32::MIN));
-        let mut pen = 0f32;
-        let mut prev = None;
-        for c in text.chars() {
-            let id = scaled.glyph_id(c);
-            if let Some(p) = prev {
-                pen += scaled.kern(p, id);
-            }
-            prev = Some(id);
+        for (id, pen) in laid_out(&scaled, text) {
             let glyph = id.with_scale_and_position(size, ab_glyph::point(pen, 0.0));
             if let Some(outline) = scaled.outline_glyph(glyph) {
                 let rect = outline.px_bounds();
@@ -201,7 +205,6 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
                     }
                 }
             }
-            pen += scaled.h_advance(id);
         }
         if let Some(list) = &self.drawn {
             list.borrow_mut().push(super::DrawnText {

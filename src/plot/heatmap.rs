@@ -281,7 +281,9 @@ impl Heatmap {
                         (x0 + (c as f64 + 0.5) * cw) as i32,
                         (y0 + (r as f64 + 0.5) * ch) as i32,
                     ),
-                    f.clone().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
+                    f.clone()
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
                 ))
                 .map_err(draw_err)?;
             }

@@ -157,7 +157,10 @@ impl Hist {
             root.draw(&Text::new(
                 text,
                 (x, py + 6 + 16 * k as i32),
-                label_font.clone().color(&mark_colour).pos(Pos::new(anchor, VPos::Top)),
+                label_font
+                    .clone()
+                    .color(&mark_colour)
+                    .pos(Pos::new(anchor, VPos::Top)),
             ))
             .map_err(draw_err)?;
         }

@@ -76,7 +76,10 @@ impl Lines {
             let names: Vec<&str> = self.series.iter().map(|s| s.name.as_str()).collect();
             return Err(Error::invalid(
                 "plot_lines",
-                format!("ci names series '{name}', which is not one of {}", names.join(", ")),
+                format!(
+                    "ci names series '{name}', which is not one of {}",
+                    names.join(", ")
+                ),
             ));
         };
         if band.len() != self.series[k].y.len() {
@@ -223,7 +226,10 @@ impl Lines {
                 .filter(|(x, y)| x.is_finite() && y.is_finite())
                 .collect();
             chart
-                .draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.2).filled())))
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    colour.mix(0.2).filled(),
+                )))
                 .map_err(draw_err)?;
         }
         for (i, s) in self.series.iter().enumerate() {
@@ -284,8 +290,11 @@ impl Lines {
             let area = chart.plotting_area();
             let (base, (pw, ph)) = (area.get_base_pixel(), area.dim_in_pixel());
             let plot = (base, (base.0 + pw as i32, base.1 + ph as i32));
-            let corner =
-                self.legend_corner(|x, y| chart.backend_coord(&(x, y)), plot, (legend_w, legend_h));
+            let corner = self.legend_corner(
+                |x, y| chart.backend_coord(&(x, y)),
+                plot,
+                (legend_w, legend_h),
+            );
             chart
                 .configure_series_labels()
                 .label_font(legend_font)

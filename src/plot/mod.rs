@@ -177,8 +177,9 @@ impl Figure {
             .map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("png") => {
-                let root = glyphs::GlyphFix::new(BitMapBackend::new(path, (self.width, self.height)))
-                    .into_drawing_area();
+                let root =
+                    glyphs::GlyphFix::new(BitMapBackend::new(path, (self.width, self.height)))
+                        .into_drawing_area();
                 self.render(root)
             }
             Some("svg") => {

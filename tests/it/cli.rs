@@ -69,7 +69,8 @@ fn unknown_function_suggests_help() {
     let o = voxlab(&["-e", "zscore(\"text\")"]);
     assert_eq!(o.code, 1);
     assert!(
-        o.stderr.contains("zscore: t: expected a Tensor, got string"),
+        o.stderr
+            .contains("zscore: t: expected a Tensor, got string"),
         "{}",
         o.stderr
     );
@@ -178,7 +179,11 @@ fn imports_from_stdlib_and_relative_to_the_script() {
 fn unknown_functions_and_methods_get_did_you_mean() {
     let o = voxlab(&["-e", "let x = randn([3, 2]); x.mena()"]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("no function or method named 'mena'"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("no function or method named 'mena'"),
+        "{}",
+        o.stderr
+    );
     assert!(o.stderr.contains("did you mean mean"), "{}", o.stderr);
     let o = voxlab(&["-e", "zscore_columns(randn([3, 2]))"]);
     assert!(o.stderr.contains("did you mean zscore"), "{}", o.stderr);
@@ -198,13 +203,15 @@ fn a_wrong_argument_type_names_the_argument() {
     let o = voxlab(&["-e", "fit_ridge(\"x.npy\", randn([4, 2]))"]);
     assert_eq!(o.code, 1);
     assert!(
-        o.stderr.contains("fit_ridge: x: expected a Tensor or an array of numbers, got string"),
+        o.stderr
+            .contains("fit_ridge: x: expected a Tensor or an array of numbers, got string"),
         "{}",
         o.stderr
     );
     let o = voxlab(&["-e", "pearson(randn([4]), \"b\")"]);
     assert!(
-        o.stderr.contains("pearson: y: expected a Tensor or an array of numbers, got string"),
+        o.stderr
+            .contains("pearson: y: expected a Tensor or an array of numbers, got string"),
         "{}",
         o.stderr
     );
@@ -230,19 +237,28 @@ fn numbers_print_with_readable_precision() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout, "t(166) p = 1.63e-6 r = 0.9341\n0.9341\n0.9341\n");
     // Whole-number floats of counts read as counts in messages.
-    let o = voxlab(&["-e", "let n = ones([3755]).sum().item(); print(`${n} of 40176 voxels`)"]);
+    let o = voxlab(&[
+        "-e",
+        "let n = ones([3755]).sum().item(); print(`${n} of 40176 voxels`)",
+    ]);
     assert_eq!(o.stdout, "3755 of 40176 voxels\n", "{}", o.stderr);
 }
 
 #[test]
 fn small_matrices_print_their_values_and_masks_their_count() {
-    let o = voxlab(&["-e", "tensor([[-3, 0, 0, 78], [0, 3, 0, -112], [0, 0, 3, -50], [0, 0, 0, 1]])"]);
+    let o = voxlab(&[
+        "-e",
+        "tensor([[-3, 0, 0, 78], [0, 3, 0, -112], [0, 0, 3, -50], [0, 0, 0, 1]])",
+    ]);
     assert_eq!(
         o.stdout.trim_end(),
         "Tensor[f32; 4×4; cpu]\n[[-3, 0, 0,   78],\n [ 0, 3, 0, -112],\n [ 0, 0, 3,  -50],\n [ 0, 0, 0,    1]]"
     );
     let o = voxlab(&["-e", "arange(0, 40000) < 3755"]);
-    assert_eq!(o.stdout.trim_end(), "Tensor[bool; 40000; cpu] 3755 true of 40000");
+    assert_eq!(
+        o.stdout.trim_end(),
+        "Tensor[bool; 40000; cpu] 3755 true of 40000"
+    );
     let o = voxlab(&["-e", "tensor([1.5, 2.25])"]);
     assert_eq!(o.stdout.trim_end(), "Tensor[f32; 2; cpu] [1.5, 2.25]");
 }
@@ -250,10 +266,23 @@ fn small_matrices_print_their_values_and_masks_their_count() {
 #[test]
 fn a_bad_set_value_is_an_error_without_the_unused_warning() {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("s.rhai"), "let q = param(\"quick\", false);\n").expect("write");
-    let o = voxlab_in(dir.path(), &["run", "s.rhai", "--set", "quick=maybe", "--out", "o"], None);
+    std::fs::write(
+        dir.path().join("s.rhai"),
+        "let q = param(\"quick\", false);\n",
+    )
+    .expect("write");
+    let o = voxlab_in(
+        dir.path(),
+        &["run", "s.rhai", "--set", "quick=maybe", "--out", "o"],
+        None,
+    );
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("--set quick=maybe: expected true or false"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("--set quick=maybe: expected true or false"),
+        "{}",
+        o.stderr
+    );
     assert!(!o.stderr.contains("not used by the script"), "{}", o.stderr);
 }
 
@@ -270,7 +299,10 @@ fn readme_set_examples_name_parameters_of_their_scripts() {
         let Ok(text) = std::fs::read_to_string(root.join(script)) else {
             continue;
         };
-        for pair in words.windows(2).filter(|p| p[0] == "--set" || p[0] == "--grid") {
+        for pair in words
+            .windows(2)
+            .filter(|p| p[0] == "--set" || p[0] == "--grid")
+        {
             let key = pair[1].split('=').next().unwrap_or("");
             assert!(
                 text.contains(&format!("param(\"{key}\"")),

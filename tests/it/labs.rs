@@ -94,7 +94,10 @@ fn lab01_reads_real_nifti_and_rois() {
         );
         let z = num(&m, &["mean_abs_z", roi]);
         let want_z = want["mean_abs_z"].as_f64().expect("mean");
-        assert!((z - want_z).abs() < 1e-5, "mean |z| in {roi}: {z} vs nilearn {want_z}");
+        assert!(
+            (z - want_z).abs() < 1e-5,
+            "mean |z| in {roi}: {z} vs nilearn {want_z}"
+        );
     }
     assert!(num(&m, &["active_voxels"]) > 1000.0);
 }

@@ -123,5 +123,10 @@ fn a_large_recorded_tensor_is_a_summary_with_its_values_in_npy() {
     assert_eq!(r["metrics"]["maps"]["a"]["npy"], "maps.a.npy");
     let back = voxlab::io::npy::load_npy(&out.join("r_map.npy")).expect("npy");
     assert_eq!(back.shape(), vec![60, 50]);
-    assert!(std::fs::metadata(out.join("run.json")).expect("run.json").len() < 10_000);
+    assert!(
+        std::fs::metadata(out.join("run.json"))
+            .expect("run.json")
+            .len()
+            < 10_000
+    );
 }

@@ -95,7 +95,9 @@ fn completion_after_a_dot_offers_the_members_of_the_values_type() {
     assert_eq!(start, 2);
     assert!(got.contains(&"mean".to_string()), "{got:?}");
     let (_, all) = complete_line("x.", 2, &functions, &vars, &vox.help);
-    for m in ["mean", "abs", "exp", "log", "pow", "shape", "round", "inverse"] {
+    for m in [
+        "mean", "abs", "exp", "log", "pow", "shape", "round", "inverse",
+    ] {
         assert!(all.contains(&m.to_string()), "{m} missing from {all:?}");
     }
     assert!(!all.contains(&"load_nifti".to_string()), "{all:?}");

@@ -160,15 +160,19 @@ fn resample_to_img_equals_nilearn_on_real_oblique_files() {
             );
             let v = eval_in(&vox, &script).unwrap_or_else(|e| panic!("{name} {interp}: {e}"));
             let parts = v.into_array().expect("array");
-            let want = voxlab::io::npy::load_npy(&fixture(&format!("resample/{name}_{interp}.npy")))
-                .expect("fixture");
+            let want =
+                voxlab::io::npy::load_npy(&fixture(&format!("resample/{name}_{interp}.npy")))
+                    .expect("fixture");
             let shape: Vec<i64> = numbers(&parts[0]).iter().map(|&x| x as i64).collect();
             assert_eq!(shape, want.shape(), "{name} {interp}: shape");
             let want = want.to_f64_vec("test").expect("values");
             let (worst, off) = compare(&numbers(&parts[2]), &want, 1e-5);
             // nearest picks the same voxel (ties at exactly .5 aside), the
             // interpolations agree to float32 rounding.
-            assert!(off == 0, "{name} {interp}: {off} voxels differ, worst {worst:e}");
+            assert!(
+                off == 0,
+                "{name} {interp}: {off} voxels differ, worst {worst:e}"
+            );
         }
     }
 }
@@ -179,16 +183,34 @@ fn resample_to_img_checks_its_inputs() {
     let vox = engine_in(dir.path());
     let make = "let a = load_nifti(save_nifti(randn([4, 4, 4]), \"a.nii\"));\nlet far = load_nifti(save_nifti(zeros([4, 4, 4]), \"b.nii\", #{affine: tensor([[1.0, 0.0, 0.0, 500.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])}));\n";
     for (call, want) in [
-        ("resample_to_img(a, a, #{interpolation: \"cubic\"})", "interpolation must be"),
-        ("resample_to_img(a, far)", "does not contain any of the source"),
-        ("resample_to_img(a, 3)", "target: expected a Volume or a Mask"),
-        ("resample_to_img(a, a, #{order: 1})", "unknown option 'order'"),
+        (
+            "resample_to_img(a, a, #{interpolation: \"cubic\"})",
+            "interpolation must be",
+        ),
+        (
+            "resample_to_img(a, far)",
+            "does not contain any of the source",
+        ),
+        (
+            "resample_to_img(a, 3)",
+            "target: expected a Volume or a Mask",
+        ),
+        (
+            "resample_to_img(a, a, #{order: 1})",
+            "unknown option 'order'",
+        ),
     ] {
         let e = eval_in(&vox, &format!("{make}{call}")).expect_err(call);
-        assert!(e.contains("resample_to_img") && e.contains(want), "{call}: {e}");
+        assert!(
+            e.contains("resample_to_img") && e.contains(want),
+            "{call}: {e}"
+        );
     }
     // The same grid gives the volume back.
-    let same = eval_in(&vox, &format!("{make}(resample_to_img(a, a).data - a.data).abs().max().item()"))
-        .expect("same grid");
+    let same = eval_in(
+        &vox,
+        &format!("{make}(resample_to_img(a, a).data - a.data).abs().max().item()"),
+    )
+    .expect("same grid");
     assert_eq!(same.as_float().expect("float"), 0.0);
 }
