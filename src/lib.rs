@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod io;
 pub mod models;
+pub mod numfmt;
 pub mod plot;
 pub mod random;
 pub mod stats;

@@ -176,21 +176,82 @@ fn tc_flat(t: &TchTensor) -> std::result::Result<TchTensor, tch::TchError> {
 }
 
 fn fmt_num(x: f64) -> String {
-    if x.is_nan() {
-        "nan".into()
-    } else if x == 0.0 {
-        "0".into()
-    } else if x.abs() >= 1e5 || x.abs() < 1e-3 {
-        format!("{x:.3e}")
-    } else {
-        let s = format!("{x:.4}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
+    crate::numfmt::number(x)
+}
+
+/// Tensors up to this many rows and columns print their values.
+const PRINT_VALUES_UP_TO: i64 = 10;
+
+impl Tensor {
+    /// The values of a small 1-D or 2-D tensor as rows of text, for printing.
+    fn value_rows(&self) -> Option<Vec<Vec<String>>> {
+        let shape = self.shape();
+        let (rows, cols) = match shape.as_slice() {
+            [n] => (1, *n),
+            [r, c] => (*r, *c),
+            _ => return None,
+        };
+        if rows > PRINT_VALUES_UP_TO || cols > PRINT_VALUES_UP_TO || rows * cols == 0 {
+            return None;
+        }
+        let flat = self
+            .0
+            .f_to_device(tch::Device::Cpu)
+            .and_then(|t| t.f_to_kind(Kind::Double))
+            .and_then(|t| t.f_reshape([-1]))
+            .ok()?;
+        let values = Vec::<f64>::try_from(&flat).ok()?;
+        let is_bool = self.kind() == Kind::Bool;
+        let text = |x: f64| {
+            if is_bool {
+                (x != 0.0).to_string()
+            } else {
+                fmt_num(x)
+            }
+        };
+        Some(
+            values
+                .chunks(cols as usize)
+                .map(|row| row.iter().map(|&x| text(x)).collect())
+                .collect(),
+        )
+    }
+
+    /// How many elements of a bool tensor are true.
+    fn count_true(&self) -> Option<i64> {
+        self.0
+            .f_sum(Kind::Int64)
+            .and_then(|t| t.f_int64_value(&[]))
+            .ok()
     }
 }
 
+/// Rows of numbers as a bracketed matrix with right-aligned columns.
+fn matrix_text(rows: &[Vec<String>], one_d: bool) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let line = |r: &Vec<String>| {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:>w$}"))
+            .collect();
+        format!("[{}]", cells.join(", "))
+    };
+    if one_d {
+        let cells: Vec<&str> = rows[0].iter().map(String::as_str).collect();
+        return format!("[{}]", cells.join(", "));
+    }
+    let lines: Vec<String> = rows.iter().map(line).collect();
+    format!("[{}]", lines.join(",\n "))
+}
+
 impl fmt::Display for Tensor {
-    /// `Tensor[f32; 1200×4466; cpu] mean=0.013 sd=0.998`: never a wall of numbers.
+    /// `Tensor[f32; 1200×4466; cpu] mean=0.013 sd=0.998`: never a wall of
+    /// numbers. Small vectors and matrices (a 4×4 affine) show their values;
+    /// bool tensors (masks) how many elements are true.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shape = self.shape();
         write!(
@@ -202,8 +263,26 @@ impl fmt::Display for Tensor {
         )?;
         if self.numel() == 1 {
             if let Ok(v) = self.item("print") {
+                if self.kind() == Kind::Bool {
+                    return write!(f, " {}", v != 0.0);
+                }
                 return write!(f, " {}", fmt_num(v));
             }
+        }
+        if self.kind() == Kind::Bool {
+            if let Some(n) = self.count_true() {
+                write!(f, " {n} true of {}", self.numel())?;
+            }
+        }
+        if let Some(rows) = self.value_rows() {
+            return if shape.len() == 1 {
+                write!(f, " {}", matrix_text(&rows, true))
+            } else {
+                write!(f, "\n{}", matrix_text(&rows, false))
+            };
+        }
+        if self.kind() == Kind::Bool {
+            return Ok(());
         }
         match self.summary() {
             Some((mean, sd)) => write!(f, " mean={} sd={}", fmt_num(mean), fmt_num(sd)),

@@ -1,7 +1,9 @@
 //! Renders script errors for people: the message, where (file:line:column),
 //! the source line, and a caret under the column.
 
-use rhai::{EvalAltResult, ParseError, Position};
+use rhai::{EvalAltResult, ParseError, ParseErrorType, Position};
+
+use crate::engine::help::{closest, HelpRegistry};
 
 /// Where an error happened, when known.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +57,11 @@ fn bare_message(err: &EvalAltResult) -> String {
     }
 }
 
-pub fn from_eval(err: &EvalAltResult) -> Diagnostic {
+/// A runtime error for people. `help` names the functions a script can
+/// call and their parameters, `script_fns` the functions the script defines:
+/// an unknown name gets "did you mean", a known one called with a wrong
+/// argument names that argument.
+pub fn from_eval(err: &EvalAltResult, help: &HelpRegistry, script_fns: &[String]) -> Diagnostic {
     let mut trace = Vec::new();
     let mut current = err;
     let mut source: Option<String> = None;
@@ -80,8 +86,16 @@ pub fn from_eval(err: &EvalAltResult) -> Diagnostic {
         }
     }
     let mut message = bare_message(current);
-    if let EvalAltResult::ErrorFunctionNotFound(sig, _) = current {
-        message = function_not_found(sig);
+    match current {
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
+            message = function_not_found(sig, help, script_fns);
+        }
+        EvalAltResult::ErrorDotExpr(text, _) => {
+            if let Some(hint) = unknown_property_hint(text, help) {
+                message.push_str(&hint);
+            }
+        }
+        _ => {}
     }
     Diagnostic {
         message,
@@ -90,36 +104,144 @@ pub fn from_eval(err: &EvalAltResult) -> Diagnostic {
     }
 }
 
-/// "no function fit_ridge(Tensor)": explain in terms a scientist can act on.
-fn function_not_found(sig: &str) -> String {
-    let name = sig.split('(').next().unwrap_or(sig).trim();
-    let args = sig.strip_prefix(name).unwrap_or("").trim();
+/// Script type names of the arguments in Rhai's signature text
+/// "fit_ridge (string, Tensor)".
+fn argument_types(sig: &str) -> (String, Vec<String>) {
+    let name = sig.split('(').next().unwrap_or(sig).trim().to_string();
+    let args = sig[name.len().min(sig.len())..].trim();
     let args = args.trim_start_matches('(').trim_end_matches(')');
-    let types: Vec<&str> = args
+    let types = args
         .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| match t.rsplit("::").next().unwrap_or(t) {
-            s if s.contains("ImmutableString") || s == "String" || s == "&str" => "string",
-            "i64" => "int",
-            "f64" => "float",
-            "Array" => "array",
-            "Map" => "map",
-            other => other,
+        .map(|t| {
+            match t.rsplit("::").next().unwrap_or(t) {
+                s if s.contains("ImmutableString") || s == "String" || s == "&str" => "string",
+                "i64" => "int",
+                "f64" => "float",
+                "Array" => "array",
+                "Map" => "map",
+                other => other,
+            }
+            .to_string()
         })
         .collect();
+    (name, types)
+}
+
+/// "no function fit_ridge(Tensor)": explain in terms a scientist can act on.
+fn function_not_found(sig: &str, help: &HelpRegistry, script_fns: &[String]) -> String {
+    let (name, types) = argument_types(sig);
+    let defined_here = script_fns.iter().any(|f| *f == name);
+    if !help.knows(&name) && !defined_here {
+        let mut candidates = help.known_names();
+        candidates.extend(script_fns.iter().map(String::as_str));
+        let similar = closest(&name, candidates);
+        let hint = if similar.is_empty() {
+            "help() lists the functions".to_string()
+        } else {
+            format!("did you mean {}?", similar.join(", "))
+        };
+        return format!("no function or method named '{name}'; {hint}");
+    }
+    if let Some(text) = wrong_argument(&name, &types, help) {
+        return text;
+    }
     format!(
         "no function '{name}' takes ({}); help(\"{name}\") shows the forms it has",
         types.join(", ")
     )
 }
 
-pub fn from_parse(err: &ParseError) -> Diagnostic {
+/// "fit_ridge: x: expected a Tensor, got string" when a documented form of
+/// `name` takes this many arguments and exactly the named ones do not fit.
+fn wrong_argument(name: &str, given: &[String], help: &HelpRegistry) -> Option<String> {
+    let forms: Vec<_> = help
+        .forms_of(name)
+        .into_iter()
+        .filter(|f| f.takes(given.len()))
+        .collect();
+    // The form with the fewest mismatches says which argument is wrong.
+    let best = forms
+        .iter()
+        .map(|f| {
+            let bad: Vec<usize> = (0..given.len())
+                .filter(|&i| !f.params[i].accepts(&given[i]))
+                .collect();
+            (bad, f)
+        })
+        .filter(|(bad, _)| !bad.is_empty())
+        .min_by_key(|(bad, _)| bad.len())?;
+    let (bad, form) = best;
+    let parts: Vec<String> = bad
+        .iter()
+        .map(|&i| {
+            let p = &form.params[i];
+            format!("{}: expected {}, got {}", p.name, p.expected(), given[i])
+        })
+        .collect();
+    Some(format!(
+        "{name}: {}; help(\"{name}\") shows the forms it has",
+        parts.join("; ")
+    ))
+}
+
+/// "Unknown property 'shap' - a getter is not registered for type 'Tensor'"
+/// → "; did you mean shape?".
+fn unknown_property_hint(text: &str, help: &HelpRegistry) -> Option<String> {
+    let rest = text.split("property '").nth(1)?;
+    let property = rest.split('\'').next()?;
+    let ty = text.split("type '").nth(1)?.split('\'').next()?;
+    let ty = ty.rsplit("::").next().unwrap_or(ty);
+    let members = help.members_of(ty);
+    let similar = closest(property, members.iter().copied());
+    (!similar.is_empty()).then(|| format!("; did you mean {}?", similar.join(", ")))
+}
+
+/// A syntax error of `text`. A missing `;` is reported where it belongs,
+/// at the end of the line that lacks it: Rhai notices only at the start of
+/// the next statement, often lines below.
+pub fn from_parse(err: &ParseError, text: &str) -> Diagnostic {
+    let mut at = location(err.1, None);
+    if let (ParseErrorType::MissingToken(token, _), Some(loc)) = (err.0.as_ref(), at.as_mut()) {
+        if token == ";" {
+            if let Some((line, column)) = end_of_previous_statement(text, loc.line, loc.column) {
+                loc.line = line;
+                loc.column = column;
+            }
+        }
+    }
     Diagnostic {
         message: format!("syntax error: {}", err.0),
-        location: location(err.1, None),
+        location: at,
         trace: Vec::new(),
     }
+}
+
+/// The (line, column) just after the last code character before
+/// (line, column), skipping blank lines and `//` comments; 1-based.
+fn end_of_previous_statement(text: &str, line: usize, column: usize) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut l = line.min(lines.len());
+    let mut limit = Some(column.saturating_sub(1));
+    while l >= 1 {
+        let full = lines[l - 1];
+        let upto: String = match limit {
+            Some(c) => full.chars().take(c).collect(),
+            None => full.to_string(),
+        };
+        let code = match upto.find("//") {
+            Some(i) => &upto[..i],
+            None => upto.as_str(),
+        };
+        let code = code.trim_end();
+        if !code.is_empty() {
+            return Some((l, code.chars().count() + 1));
+        }
+        limit = None;
+        l -= 1;
+    }
+    None
 }
 
 impl Diagnostic {

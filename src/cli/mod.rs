@@ -87,6 +87,9 @@ pub fn show(v: &Dynamic) -> String {
     if v.is_unit() {
         return "()".into();
     }
+    if let Ok(x) = v.as_float() {
+        return crate::numfmt::value(x);
+    }
     v.to_string()
 }
 

@@ -23,9 +23,6 @@ const KEYWORDS: &[&str] = &[
     "return", "import", "export", "as", "true", "false", "switch", "throw", "try", "catch",
 ];
 
-/// Properties of the value types, offered after a dot.
-const PROPERTIES: &[&str] = &["shape", "dtype", "device", "ndim", "numel"];
-
 struct Command {
     name: &'static str,
     args: &'static str,
@@ -119,7 +116,111 @@ pub fn is_incomplete(text: &str) -> bool {
 #[derive(Helper, Highlighter, Hinter)]
 struct ReplHelper {
     functions: Vec<String>,
-    variables: Rc<RefCell<Vec<String>>>,
+    /// The session's variables with the script type of their values.
+    variables: Rc<RefCell<Vec<(String, String)>>>,
+    help: Rc<engine::HelpRegistry>,
+}
+
+/// The expression just before a `.`: the text of `x`, `x.abs()` or
+/// `ds.train().betas` — identifiers, dots and balanced call brackets.
+fn receiver(before_dot: &str) -> &str {
+    let bytes = before_dot.as_bytes();
+    let mut i = bytes.len();
+    let mut depth = 0usize;
+    while i > 0 {
+        let c = bytes[i - 1] as char;
+        match c {
+            ')' | ']' => depth += 1,
+            '(' | '[' if depth > 0 => depth -= 1,
+            _ if depth > 0 => {}
+            c if c.is_alphanumeric() || c == '_' || c == '.' => {}
+            _ => break,
+        }
+        i -= 1;
+    }
+    &before_dot[i..]
+}
+
+/// The type of a receiver expression: a variable's type, then each
+/// `.member` or `.method(...)` through what its help entry says it returns.
+fn receiver_type(
+    expr: &str,
+    variables: &[(String, String)],
+    help: &engine::HelpRegistry,
+) -> Option<String> {
+    // Split at top-level dots, dropping call brackets.
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut current = String::new();
+    for c in expr.chars() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => parts.push(std::mem::take(&mut current)),
+            c if depth == 0 => current.push(c),
+            _ => {}
+        }
+    }
+    parts.push(current);
+    let first = parts.first()?;
+    let mut ty = variables
+        .iter()
+        .rev()
+        .find(|(name, _)| name == first)
+        .map(|(_, ty)| ty.clone())
+        .or_else(|| {
+            // A call such as randn([3]) at the start: its return type.
+            help.forms_of(first).into_iter().find_map(|f| f.returns)
+        })?;
+    for member in &parts[1..] {
+        ty = help.member_type(&ty, member)?;
+    }
+    Some(ty)
+}
+
+/// Candidates for completing the word that ends at `pos` in `line`: REPL
+/// commands at the start, after a dot the members of the value's type
+/// (every member any type has when the type is unknown), else functions,
+/// variables and keywords. Returns where the word starts and the candidates.
+pub fn complete_line(
+    line: &str,
+    pos: usize,
+    functions: &[String],
+    variables: &[(String, String)],
+    help: &engine::HelpRegistry,
+) -> (usize, Vec<String>) {
+    let before = &line[..pos];
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == ':'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let word = &before[start..];
+    let after_dot = before[..start].ends_with('.');
+    let mut candidates: Vec<String> = if word.starts_with(':') && start == 0 {
+        COMMANDS.iter().map(|c| c.name.to_string()).collect()
+    } else if after_dot {
+        let expr = receiver(&before[..start - 1]);
+        match receiver_type(expr, variables, help) {
+            Some(ty) => help
+                .members_of(&ty)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            None => help.known_names().into_iter().map(str::to_string).collect(),
+        }
+    } else {
+        functions
+            .iter()
+            .cloned()
+            .chain(variables.iter().map(|(name, _)| name.clone()))
+            .chain(KEYWORDS.iter().map(|k| k.to_string()))
+            .collect()
+    };
+    candidates.retain(|c| c.starts_with(word));
+    candidates.sort();
+    candidates.dedup();
+    (start, candidates)
 }
 
 impl Completer for ReplHelper {
@@ -131,33 +232,13 @@ impl Completer for ReplHelper {
         pos: usize,
         _ctx: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let before = &line[..pos];
-        let start = before
-            .char_indices()
-            .rev()
-            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == ':'))
-            .map_or(0, |(i, c)| i + c.len_utf8());
-        let word = &before[start..];
-        let after_dot = before[..start].ends_with('.');
-        let mut candidates: Vec<String> = if word.starts_with(':') && start == 0 {
-            COMMANDS.iter().map(|c| c.name.to_string()).collect()
-        } else if after_dot {
-            self.functions
-                .iter()
-                .cloned()
-                .chain(PROPERTIES.iter().map(|p| p.to_string()))
-                .collect()
-        } else {
-            self.functions
-                .iter()
-                .cloned()
-                .chain(self.variables.borrow().iter().cloned())
-                .chain(KEYWORDS.iter().map(|k| k.to_string()))
-                .collect()
-        };
-        candidates.retain(|c| c.starts_with(word));
-        candidates.sort();
-        candidates.dedup();
+        let (start, candidates) = complete_line(
+            line,
+            pos,
+            &self.functions,
+            &self.variables.borrow(),
+            &self.help,
+        );
         Ok((
             start,
             candidates
@@ -265,10 +346,16 @@ impl ReplState {
         }
     }
 
-    fn variables(&self) -> Vec<String> {
+    fn variables(&self) -> Vec<(String, String)> {
         self.scope
             .iter()
-            .map(|(name, _, _)| name.to_string())
+            .map(|(name, _, value)| {
+                let ty = self.vox.engine.map_type_name(value.type_name());
+                (
+                    name.to_string(),
+                    ty.rsplit("::").next().unwrap_or(ty).to_string(),
+                )
+            })
             .collect()
     }
 
@@ -321,6 +408,7 @@ pub fn run(sets: Vec<(String, String)>, out: Option<PathBuf>, seed: i64, limits:
     let helper = ReplHelper {
         functions,
         variables: variables.clone(),
+        help: session.vox.help.clone(),
     };
     let config = Config::builder()
         .auto_add_history(false)

@@ -20,7 +20,7 @@ pub fn compile(vox: &Voxlab, name: &str, text: &str, scope: &Scope) -> Result<AS
     let mut ast = vox
         .engine
         .compile_with_scope(scope, text)
-        .map_err(|e| diagnostic::from_parse(&e))?;
+        .map_err(|e| diagnostic::from_parse(&e, text))?;
     ast.set_source(name);
     Ok(ast)
 }
@@ -31,7 +31,11 @@ pub fn eval(vox: &Voxlab, ast: &AST, scope: &mut Scope) -> Outcome {
         crate::engine::error::guarded(|| vox.engine.eval_ast_with_scope::<Dynamic>(scope, ast));
     match result {
         Ok(Ok(v)) => Outcome::Ok(v),
-        Ok(Err(e)) => Outcome::Failed(diagnostic::from_eval(&e)),
+        Ok(Err(e)) => {
+            let script_fns: Vec<String> =
+                ast.iter_functions().map(|f| f.name.to_string()).collect();
+            Outcome::Failed(diagnostic::from_eval(&e, &vox.help, &script_fns))
+        }
         Err(payload) => Outcome::Failed(Diagnostic {
             message: format!(
                 "internal error: {} — this is a bug in voxlab, please report it",

@@ -4,6 +4,7 @@ pub mod dataset;
 pub mod images;
 pub mod mask;
 pub mod public;
+pub mod resample;
 pub mod scenes;
 pub mod simulate;
 pub mod smooth;

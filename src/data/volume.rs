@@ -169,6 +169,39 @@ impl Volume {
     }
 }
 
+/// The inverse of a 4×4 matrix (an affine: voxel ↔ world), by Gauss–Jordan
+/// elimination with partial pivoting; None when it is singular.
+pub fn invert_affine(m: &[[f64; 4]; 4]) -> Option<[[f64; 4]; 4]> {
+    let mut a = *m;
+    let mut inv = [[0.0; 4]; 4];
+    for (i, row) in inv.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    for col in 0..4 {
+        let pivot = (col..4).max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))?;
+        if a[pivot][col].abs() < 1e-300 {
+            return None;
+        }
+        a.swap(col, pivot);
+        inv.swap(col, pivot);
+        let p = a[col][col];
+        for c in 0..4 {
+            a[col][c] /= p;
+            inv[col][c] /= p;
+        }
+        for r in 0..4 {
+            if r != col {
+                let f = a[r][col];
+                for c in 0..4 {
+                    a[r][c] -= f * a[col][c];
+                    inv[r][c] -= f * inv[col][c];
+                }
+            }
+        }
+    }
+    Some(inv)
+}
+
 /// The `n` values of a contiguous CPU tensor of element type `T`, borrowed.
 fn tensor_slice<T>(t: &TchTensor, n: usize) -> &[T] {
     if n == 0 {

@@ -352,6 +352,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     register_masks(engine);
     register_images(engine, session);
     register_datasets(engine, session);
+    register_resampling(engine, help);
     let s = session.clone();
     engine.register_fn(
         "dicom_to_nifti",
@@ -1224,4 +1225,64 @@ fn register_public(engine: &mut Engine) {
     };
     engine.register_fn("load_bold5000", move |r: &str| bold(r, Map::new()));
     engine.register_fn("load_bold5000", bold);
+}
+
+// ---------------------------------------------------------------------------
+// resample_to_img: one image on another's voxel grid (src/data/resample.rs).
+
+pub static RESAMPLE_TO_IMG: FnDoc = FnDoc {
+    name: "resample_to_img",
+    domain: "data",
+    signature: "resample_to_img(source: Volume | Mask, target: Volume | Mask, opts?: map) -> Volume",
+    summary: "The source image on the target's voxel grid (its shape and affine), equal to nilearn's resample_to_img: each target voxel is mapped through the two affines (oblique ones too) into the source and interpolated there; voxels outside the source get fill_value. A mask source is resampled as its 0/1 volume (threshold the result, or use nearest). 4-D sources are resampled volume by volume.",
+    options: &[
+        OptDoc {
+            name: "interpolation",
+            ty: "string",
+            default: "\"continuous\"",
+            meaning: "\"continuous\" (cubic B-spline), \"linear\" (trilinear) or \"nearest\" (labels, masks)",
+        },
+        OptDoc {
+            name: "fill_value",
+            ty: "float",
+            default: "0.0",
+            meaning: "value of target voxels that fall outside the source",
+        },
+    ],
+    example: "let a = load_nifti(save_nifti(randn([10, 12, 8]), \"a.nii\", #{affine: eye(4) * 3.0}));\nlet b = load_nifti(save_nifti(zeros([15, 18, 12]), \"b.nii\", #{affine: eye(4) * 2.0}));\nlet on_b = resample_to_img(a, b, #{interpolation: \"linear\"});\nprint(on_b.shape);   // [15, 18, 12]",
+};
+
+/// A volume or mask argument of resample_to_img as a volume.
+fn image_argument(name: &str, v: &Dynamic) -> Result<Volume> {
+    if let Some(vol) = v.read_lock::<Volume>() {
+        return Ok(vol.clone());
+    }
+    if let Some(m) = v.read_lock::<Mask>() {
+        return m.to_volume("resample_to_img");
+    }
+    Err(Error::invalid(
+        "resample_to_img",
+        format!("{name}: expected a Volume or a Mask, got {}", v.type_name()),
+    ))
+}
+
+fn register_resampling(engine: &mut Engine, help: &mut HelpRegistry) {
+    use crate::data::resample::{resample, Interpolation};
+    help.add(&RESAMPLE_TO_IMG);
+    let run = |source: Dynamic, target: Dynamic, opts: Map| -> RhaiResult<Volume> {
+        guard("resample_to_img", || {
+            let opts = Opts::parse(&RESAMPLE_TO_IMG, opts)?;
+            let interpolation = Interpolation::parse(&opts.string("interpolation")?)?;
+            let fill = opts.f64("fill_value")?;
+            let source = image_argument("source", &source)?;
+            let target = image_argument("target", &target)?;
+            let ts = target.shape();
+            let shape = [ts[0] as usize, ts[1] as usize, ts[2] as usize];
+            resample(&source, target.affine, shape, interpolation, fill)
+        })
+    };
+    engine.register_fn("resample_to_img", move |s: Dynamic, t: Dynamic| {
+        run(s, t, Map::new())
+    });
+    engine.register_fn("resample_to_img", run);
 }

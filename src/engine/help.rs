@@ -55,12 +55,147 @@ impl FnDoc {
             .collect()
     }
 
+    /// The call forms of a function entry, parsed from its signature lines
+    /// ("fit_ridge(x: Tensor, y: Tensor, opts?: map) -> RidgeModel").
+    /// Type entries and free-text lines give none.
+    pub fn forms(&self) -> Vec<CallForm> {
+        if self.name.starts_with(char::is_uppercase) {
+            return Vec::new();
+        }
+        self.signature.lines().filter_map(CallForm::parse).collect()
+    }
+
+    /// Every name this entry documents a call of: its own and those of the
+    /// other functions its signature lines list (sqrt, exp, log, ...).
+    pub fn call_names(&self) -> Vec<&'static str> {
+        let mut names = vec![self.name];
+        if self.name.starts_with(char::is_uppercase) {
+            return names;
+        }
+        for line in self.signature.lines() {
+            let head = line.trim();
+            let end = head
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(head.len());
+            if end > 0 && head[end..].starts_with('(') && !names.contains(&&head[..end]) {
+                names.push(&head[..end]);
+            }
+        }
+        names
+    }
+
     pub fn option_names(&self) -> String {
         self.options
             .iter()
             .map(|o| o.name)
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// One call form of a function: its parameters (name, declared type,
+/// optional) and what it returns, read from a signature line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallForm {
+    pub name: String,
+    pub params: Vec<Param>,
+    /// The first word after "->": "Tensor", "map", "#{r, p}" → "map".
+    pub returns: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub name: String,
+    /// Alternatives as written ("Tensor | array" → ["Tensor", "array"]);
+    /// empty when the signature gives no type (any value).
+    pub types: Vec<String>,
+    pub optional: bool,
+}
+
+impl Param {
+    /// Whether a value of script type `given` ("Tensor", "int", "string",
+    /// ...) fits this parameter.
+    pub fn accepts(&self, given: &str) -> bool {
+        self.types.is_empty()
+            || self.types.iter().any(|t| match t.as_str() {
+                "number" => given == "int" || given == "float",
+                "float" => given == "float" || given == "int",
+                "value" => true,
+                t => t == given,
+            })
+    }
+
+    /// "a Tensor", "an int", "a Tensor or an array".
+    pub fn expected(&self) -> String {
+        self.types
+            .iter()
+            .map(|t| with_article(t))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+}
+
+pub fn with_article(ty: &str) -> String {
+    let vowel = ty.starts_with(|c: char| "aeiouAEIOU".contains(c));
+    format!("{} {ty}", if vowel { "an" } else { "a" })
+}
+
+impl CallForm {
+    fn parse(line: &str) -> Option<CallForm> {
+        let line = line.trim();
+        let open = line.find('(')?;
+        let name = &line[..open];
+        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return None;
+        }
+        // The matching ')' of the parameter list (options maps hold no parens).
+        let close = open + line[open..].find(')')?;
+        let inner = line[open + 1..close].trim();
+        let params = if inner.is_empty() {
+            Vec::new()
+        } else {
+            inner
+                .split(',')
+                .map(|p| {
+                    let (pname, ty) = p.split_once(':').unwrap_or((p, ""));
+                    let pname = pname.trim();
+                    let optional = pname.ends_with('?');
+                    Param {
+                        name: pname.trim_end_matches('?').to_string(),
+                        types: ty
+                            .split('|')
+                            .map(|t| t.trim().to_string())
+                            .filter(|t| !t.is_empty())
+                            .collect(),
+                        optional,
+                    }
+                })
+                .collect()
+        };
+        let returns = line[close + 1..]
+            .trim()
+            .strip_prefix("->")
+            .map(str::trim)
+            .and_then(|r| {
+                if r.starts_with("#{") {
+                    return Some("map".to_string());
+                }
+                let end = r
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(r.len());
+                (end > 0).then(|| r[..end].to_string())
+            });
+        Some(CallForm {
+            name: name.to_string(),
+            params,
+            returns,
+        })
+    }
+
+    /// Whether the form can be called with `n` arguments.
+    pub fn takes(&self, n: usize) -> bool {
+        let required = self.params.iter().filter(|p| !p.optional).count();
+        (required..=self.params.len()).contains(&n)
     }
 }
 
@@ -113,8 +248,85 @@ impl HelpRegistry {
         self.entries.insert(doc.name, doc);
     }
 
+    /// The entry of a function or type, also for a function documented
+    /// inside another's entry (exp in sqrt's).
     pub fn get(&self, name: &str) -> Option<&'static FnDoc> {
-        self.entries.get(name).copied()
+        self.entries.get(name).copied().or_else(|| {
+            self.entries
+                .values()
+                .copied()
+                .find(|d| d.call_names().contains(&name))
+        })
+    }
+
+    /// Every call form of `name` across the registry.
+    pub fn forms_of(&self, name: &str) -> Vec<CallForm> {
+        self.entries
+            .values()
+            .flat_map(|d| d.forms())
+            .filter(|f| f.name == name)
+            .collect()
+    }
+
+    /// What a value of type `ty` offers after a dot: the properties and
+    /// methods its type entry lists and the functions of its domain whose
+    /// first parameter takes it (`t.mean()` is `mean(t)`; `fit_ridge(x, y)`
+    /// takes a Tensor too but is no method of one).
+    pub fn members_of(&self, ty: &str) -> Vec<&'static str> {
+        let entry = self.entries.get(ty);
+        let mut out: Vec<&'static str> = entry.map(|d| d.members()).unwrap_or_default();
+        let domain = entry.map(|d| d.domain);
+        for d in self.entries.values() {
+            if d.name.starts_with(char::is_uppercase) || Some(d.domain) != domain {
+                continue;
+            }
+            for line in d.signature.lines() {
+                let Some(form) = CallForm::parse(line) else {
+                    continue;
+                };
+                if form
+                    .params
+                    .first()
+                    .is_some_and(|p| p.types.iter().any(|t| t == ty))
+                {
+                    if let Some(name) = d.call_names().into_iter().find(|n| *n == form.name) {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The type a member or method of `ty` returns, when its documentation says.
+    pub fn member_type(&self, ty: &str, member: &str) -> Option<String> {
+        if let Some(d) = self.entries.get(ty) {
+            for line in d.signature.lines() {
+                let Some((_, after)) = line.trim().split_once('.') else {
+                    continue;
+                };
+                let end = after
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                if &after[..end] == member {
+                    let ret = after.split_once("->")?.1.trim();
+                    let end = ret
+                        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .unwrap_or(ret.len());
+                    return (end > 0).then(|| ret[..end].to_string());
+                }
+            }
+        }
+        self.forms_of(member)
+            .into_iter()
+            .find(|f| {
+                f.params
+                    .first()
+                    .is_some_and(|p| p.types.iter().any(|t| t == ty))
+            })
+            .and_then(|f| f.returns)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -191,15 +403,32 @@ impl HelpRegistry {
         Some(out.trim_end().to_string())
     }
 
-    /// Names close to `name`, for "did you mean".
-    pub fn similar(&self, name: &str) -> Vec<&'static str> {
-        let mut scored: Vec<(usize, &'static str)> = self
-            .names()
-            .map(|n| (edit_distance(n, name), n))
-            .filter(|(d, n)| *d <= 2 || n.contains(name))
+    /// Every name a script can call or read after a dot: functions (also
+    /// those documented inside another entry), types, and type members.
+    pub fn known_names(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = self
+            .entries
+            .values()
+            .flat_map(|d| {
+                let mut names = d.call_names();
+                names.extend(d.members());
+                names
+            })
             .collect();
-        scored.sort();
-        scored.into_iter().take(3).map(|(_, n)| n).collect()
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether `name` is a documented function, type or member.
+    pub fn knows(&self, name: &str) -> bool {
+        self.known_names().contains(&name)
+    }
+
+    /// Names close to `name`, for "did you mean": few edits away, or one
+    /// contains the other (zscore_columns → zscore).
+    pub fn similar(&self, name: &str) -> Vec<&'static str> {
+        closest(name, self.known_names())
     }
 
     /// docs/reference.md.
@@ -238,16 +467,46 @@ impl HelpRegistry {
     }
 }
 
+/// The (up to three) candidates closest to `name`.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let limit = if name.chars().count() <= 3 { 1 } else { 2 };
+    let mut scored: Vec<(usize, &'a str)> = candidates
+        .into_iter()
+        .filter(|n| *n != name)
+        .map(|n| (edit_distance(n, name), n))
+        .filter(|(d, n)| {
+            *d <= limit
+                || (n.len() >= 4 && name.contains(n))
+                || (name.len() >= 4 && n.contains(name))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup();
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`:
+/// the optimal-string-alignment distance, so "mena" is one edit from "mean".
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }

@@ -159,6 +159,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     runs::register(&mut engine, &mut help);
     let help = Rc::new(help);
     runtime::register_help(&mut engine, help.clone());
+    runtime::register_number_printing(&mut engine);
     engine.set_module_resolver(Resolver {
         files: FileModuleResolver::new(),
         cache: RefCell::new(HashMap::new()),

@@ -10,7 +10,7 @@ use super::error::{guard, RhaiResult};
 use super::help::{FnDoc, HelpRegistry, OptDoc};
 use super::options::Opts;
 use super::session::Session;
-use super::tensor::to_tensor;
+use super::tensor::{tensor_arg, to_tensor};
 use crate::error::{Error, Result};
 use crate::models::classifier::{self, TrainOptions};
 use crate::models::resnet::{self, Arch, ResNet};
@@ -410,7 +410,7 @@ fn options(opts: Map, x: &Tensor) -> Result<RidgeOptions> {
 }
 
 fn score_map(op: &'static str, m: &RidgeModel, x: &Dynamic, y: &Dynamic) -> Result<Map> {
-    let s = m.score(op, &to_tensor(op, x)?, &to_tensor(op, y)?)?;
+    let s = m.score(op, &tensor_arg(op, "x", x)?, &tensor_arg(op, "y", y)?)?;
     let mut out = Map::new();
     out.insert("r2".into(), Dynamic::from(Tensor(s.r2)));
     out.insert("r".into(), Dynamic::from(Tensor(s.r)));
@@ -450,8 +450,8 @@ fn register_ridge(engine: &mut Engine, help: &mut HelpRegistry, session: &Sessio
 
     let fit = |x: Dynamic, y: Dynamic, opts: Map| -> RhaiResult<RidgeModel> {
         guard("fit_ridge", || {
-            let x = to_tensor("fit_ridge", &x)?;
-            let y = to_tensor("fit_ridge", &y)?;
+            let x = tensor_arg("fit_ridge", "x", &x)?;
+            let y = tensor_arg("fit_ridge", "y", &y)?;
             let o = options(opts, &x)?;
             fit_ridge(&x, &y, &o)
         })
@@ -464,7 +464,7 @@ fn register_ridge(engine: &mut Engine, help: &mut HelpRegistry, session: &Sessio
         "predict",
         |m: &mut RidgeModel, x: Dynamic| -> RhaiResult<Tensor> {
             guard("predict", || {
-                m.predict("predict", &to_tensor("predict", &x)?)
+                m.predict("predict", &tensor_arg("predict", "x", &x)?)
             })
         },
     );

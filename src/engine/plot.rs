@@ -35,11 +35,13 @@ const HEIGHT: OptDoc = OptDoc {
 pub static PLOT_LINES: FnDoc = FnDoc {
     name: "plot_lines", domain: "plot",
     signature: "plot_lines(series: map | Tensor | array, opts?: map) -> Figure",
-    summary: "Line plot: a map name → y values (array or 1-D tensor) or name → #{x, y}; a bare array/tensor is one unnamed series.",
+    summary: "Line plot: a map name → y values (array or 1-D tensor) or name → #{x, y}; a bare array/tensor is one unnamed series. Values without x stand at 1, 2, 3, … (epochs and trials as logs count them); whole-number x get whole-number ticks; the legend goes to the corner where it hides the fewest points; ci draws shaded confidence bands.",
     options: &[TITLE, WIDTH, HEIGHT,
         OptDoc { name: "x_label", ty: "string", default: "\"\"", meaning: "x axis label" },
-        OptDoc { name: "y_label", ty: "string", default: "\"\"", meaning: "y axis label" }],
-    example: "let fig = plot_lines(#{train: [0.9, 0.5, 0.3], val: [1.0, 0.7, 0.6]}, #{x_label: \"epoch\", y_label: \"loss\"});\nfig.save(\"loss.png\");",
+        OptDoc { name: "y_label", ty: "string", default: "\"\"", meaning: "y axis label" },
+        OptDoc { name: "x_start", ty: "int", default: "1", meaning: "x of the first value of a series given without x (0 for 0-based indices)" },
+        OptDoc { name: "ci", ty: "map", default: "none", meaning: "confidence bands: series name → [[low, high], ...] (one pair per point) or #{low: [...], high: [...]}" }],
+    example: "let fig = plot_lines(#{train: [0.9, 0.5, 0.3], val: [1.0, 0.7, 0.6]}, #{x_label: \"epoch\", y_label: \"loss\",\n    ci: #{val: #{low: [0.9, 0.6, 0.5], high: [1.1, 0.8, 0.7]}}});\nfig.save(\"loss.png\");",
 };
 pub static PLOT_HISTORY: FnDoc = FnDoc {
     name: "plot_history", domain: "plot",
@@ -54,7 +56,7 @@ pub static PLOT_HEATMAP: FnDoc = FnDoc {
     name: "plot_heatmap",
     domain: "plot",
     signature: "plot_heatmap(matrix: Tensor | array, opts?: map) -> Figure",
-    summary: "Heatmap of a matrix (RDM, tau matrix) with a viridis colour bar.",
+    summary: "Heatmap of a matrix (RDM, tau matrix, confusion matrix) with a viridis colour bar; square matrices get square cells, values: true prints each cell's value.",
     options: &[
         TITLE,
         WIDTH,
@@ -101,8 +103,14 @@ pub static PLOT_HEATMAP: FnDoc = FnDoc {
             default: "\"\"",
             meaning: "text beside the colour bar",
         },
+        OptDoc {
+            name: "values",
+            ty: "bool",
+            default: "false",
+            meaning: "print each cell's value in it (confusion matrices); left out where cells are too small",
+        },
     ],
-    example: "let fig = plot_heatmap(randn([5, 5]), #{title: \"RDM\"});\nfig.save(\"rdm.svg\");",
+    example: "let fig = plot_heatmap(randn([5, 5]), #{title: \"RDM\"});\nfig.save(\"rdm.svg\");\nplot_heatmap(tensor([[8, 2], [1, 9]]), #{values: true, row_labels: [\"cat\", \"dog\"], col_labels: [\"cat\", \"dog\"]}).save(\"confusion.png\");",
 };
 pub static SAVE: FnDoc = FnDoc {
     name: "save", domain: "plot",
@@ -126,7 +134,43 @@ fn values_1d(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
     t.to_f64_vec(op)
 }
 
-fn series_from(op: &'static str, name: &str, v: &Dynamic) -> Result<Series> {
+/// A confidence band: [[low, high], ...] or #{low: [...], high: [...]}.
+fn band_from(op: &'static str, name: &str, v: &Dynamic) -> Result<Vec<(f64, f64)>> {
+    if let Some(m) = v.read_lock::<Map>() {
+        let side = |k: &str| {
+            m.get(k)
+                .ok_or_else(|| Error::invalid(op, format!("ci of '{name}' needs 'low' and 'high'")))
+                .and_then(|x| values_1d(op, x))
+        };
+        let (lo, hi) = (side("low")?, side("high")?);
+        if lo.len() != hi.len() {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "ci of '{name}': {} low and {} high values",
+                    lo.len(),
+                    hi.len()
+                ),
+            ));
+        }
+        return Ok(lo.into_iter().zip(hi).collect());
+    }
+    if let Some(arr) = v.read_lock::<rhai::Array>() {
+        let (values, shape) = super::tensor::array_to_values(op, &arr)?;
+        if shape.len() == 2 && shape[1] == 2 {
+            return Ok(values.chunks(2).map(|p| (p[0], p[1])).collect());
+        }
+    }
+    Err(Error::invalid(
+        op,
+        format!(
+            "ci of '{name}': expected [[low, high], ...] or #{{low, high}}, got {}",
+            v.type_name()
+        ),
+    ))
+}
+
+fn series_from_start(op: &'static str, name: &str, v: &Dynamic, x_start: f64) -> Result<Series> {
     if let Some(m) = v.read_lock::<Map>() {
         let y = m.get("y").ok_or_else(|| {
             Error::invalid(op, format!("series '{name}' is a map without a 'y' entry"))
@@ -134,7 +178,7 @@ fn series_from(op: &'static str, name: &str, v: &Dynamic) -> Result<Series> {
         let y = values_1d(op, y)?;
         let x = match m.get("x") {
             Some(x) => values_1d(op, x)?,
-            None => (0..y.len()).map(|i| i as f64).collect(),
+            None => (0..y.len()).map(|i| x_start + i as f64).collect(),
         };
         return Ok(Series {
             name: name.into(),
@@ -145,7 +189,7 @@ fn series_from(op: &'static str, name: &str, v: &Dynamic) -> Result<Series> {
     let y = values_1d(op, v)?;
     Ok(Series {
         name: name.into(),
-        x: (0..y.len()).map(|i| i as f64).collect(),
+        x: (0..y.len()).map(|i| x_start + i as f64).collect(),
         y,
     })
 }
@@ -184,23 +228,29 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     let lines = |data: Dynamic, opts: Map| -> RhaiResult<Figure> {
         guard("plot_lines", || {
             let opts = Opts::parse(&PLOT_LINES, opts)?;
+            let start = opts.i64("x_start")? as f64;
             let series = match data.read_lock::<Map>() {
                 Some(m) => m
                     .iter()
-                    .map(|(k, v)| series_from("plot_lines", k, v))
+                    .map(|(k, v)| series_from_start("plot_lines", k, v, start))
                     .collect::<Result<Vec<_>>>()?,
-                None => vec![series_from("plot_lines", "", &data)?],
+                None => vec![series_from_start("plot_lines", "", &data, start)?],
             };
             let (width, height) = size(&opts)?;
+            let mut lines = Lines::new(series, &opts.string("x_label")?, &opts.string("y_label")?)?;
+            if let Some(ci) = opts.raw("ci") {
+                let ci = ci.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+                    Error::invalid("plot_lines", "ci is a map: series name → band")
+                })?;
+                for (name, band) in &ci {
+                    lines = lines.with_band(name, band_from("plot_lines", name, band)?)?;
+                }
+            }
             Ok(Figure {
                 title: opts.string("title")?,
                 width,
                 height,
-                kind: FigureKind::Lines(Lines::new(
-                    series,
-                    &opts.string("x_label")?,
-                    &opts.string("y_label")?,
-                )?),
+                kind: FigureKind::Lines(lines),
             })
         })
     };
@@ -291,6 +341,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
             h.colorbar = opts.bool("colorbar")?;
             h.colormap = Colormap::parse("plot_heatmap", &opts.string("colormap")?)?;
             h.colorbar_label = opts.string("colorbar_label")?;
+            h.show_values = opts.bool("values")?;
             let (vmin, vmax) = (opts.opt_f64("vmin")?, opts.opt_f64("vmax")?);
             if vmin.is_some() || vmax.is_some() {
                 let (dlo, dhi) = h.data_limits();
@@ -400,10 +451,11 @@ pub static PLOT_HIST: FnDoc = FnDoc {
         HEIGHT,
         OptDoc { name: "bins", ty: "int", default: "30", meaning: "number of equal-width bins" },
         OptDoc { name: "density", ty: "bool", default: "false", meaning: "normalise each histogram to unit area" },
-        OptDoc { name: "marks", ty: "array of float", default: "[]", meaning: "x positions of vertical red lines" },
+        OptDoc { name: "marks", ty: "array of float", default: "[]", meaning: "x positions of vertical red lines, each labelled inside the plot" },
+        OptDoc { name: "mark_labels", ty: "array of string", default: "[]", meaning: "text beside each mark (default: its value), e.g. \"observed r = 0.52\"" },
         X_LABEL,
     ],
-    example: "let t = permutation_test(randn([20]), randn([20]), #{n_permutations: 999});\nplot_hist(t.null_distribution, #{marks: [t.statistic], x_label: \"r under H0\"}).save(\"null.png\");",
+    example: "let t = permutation_test(randn([20]), randn([20]), #{n_permutations: 999});\nplot_hist(t.null_distribution, #{marks: [t.statistic], mark_labels: [\"observed\"], x_label: \"r under H0\"}).save(\"null.png\");",
 };
 pub static PLOT_IMAGES: FnDoc = FnDoc {
     name: "plot_images",
@@ -413,7 +465,7 @@ pub static PLOT_IMAGES: FnDoc = FnDoc {
     options: &[
         TITLE,
         OptDoc { name: "width", ty: "int", default: "900", meaning: "width in pixels" },
-        HEIGHT,
+        OptDoc { name: "height", ty: "int", default: "none", meaning: "height in pixels (default: what the grid needs at this width, so no empty margins)" },
         OptDoc { name: "row_titles", ty: "array of string", default: "none", meaning: "one title per row" },
         OptDoc { name: "captions", ty: "array", default: "none", meaning: "strings under the last row's images, or one array of strings per row" },
     ],
@@ -435,6 +487,7 @@ pub static PLOT_BRAIN: FnDoc = FnDoc {
         OptDoc { name: "colormap", ty: "string", default: "cold_hot", meaning: "overlay colours: cold_hot or coolwarm (signed), hot or viridis (positive only)" },
         OptDoc { name: "vmax", ty: "float", default: "none", meaning: "top of the overlay colour scale (default: max |value|)" },
         OptDoc { name: "colorbar_label", ty: "string", default: "\"\"", meaning: "text beside the colour bar" },
+        OptDoc { name: "labels", ty: "array of string", default: "[]", meaning: "a categorical overlay (ROI labels, best layer): value k is labels[k − 1], each in its own colour, with a legend instead of the colour bar (nearest sampling)" },
     ],
     example: "let bg = load_nifti(save_nifti(rand([20, 24, 18]), \"bg.nii\"));\nlet stat = load_nifti(save_nifti(randn([10, 12, 9]) * 3.0, \"t.nii\", #{affine: eye(4) * 2}));\nplot_brain(bg, #{overlay: stat, threshold: 2.0, colorbar_label: \"t\"}).save(\"brain.png\");",
 };
@@ -905,7 +958,24 @@ fn images(data: Dynamic, opts: Map) -> Result<Figure> {
             })
             .collect(),
     )?;
-    figure(&o, FigureKind::Images(grid))
+    let width = o.i64("width")?;
+    let title = o.string("title")?;
+    let height = match o.opt_i64("height")? {
+        Some(h) => h,
+        None => grid.natural_height(width.clamp(100, 8000) as u32, !title.is_empty()) as i64,
+    };
+    if !(100..=8000).contains(&width) || !(100..=8000).contains(&height) {
+        return Err(Error::invalid(
+            "plot",
+            format!("width and height must be 100–8000 pixels, got {width}×{height}"),
+        ));
+    }
+    Ok(Figure {
+        title,
+        width: width as u32,
+        height: height as u32,
+        kind: FigureKind::Images(grid),
+    })
 }
 
 fn slab(op: &'static str, v: &crate::data::Volume) -> Result<Slab> {
@@ -967,6 +1037,7 @@ fn brain(bg: crate::data::Volume, opts: Map) -> Result<Figure> {
         colormap: Colormap::parse(OP, &o.string("colormap")?)?,
         vmax: o.opt_f64("vmax")?,
         colorbar_label: o.string("colorbar_label")?,
+        categories: o.opt_string_list("labels")?.unwrap_or_default(),
     };
     figure(&o, FigureKind::Brain(b))
 }
@@ -1017,6 +1088,17 @@ fn register_more(engine: &mut Engine) {
             h.density = o.bool("density")?;
             h.x_label = o.string("x_label")?;
             h.marks = o.opt_f64_list("marks")?.unwrap_or_default();
+            h.mark_labels = o.opt_string_list("mark_labels")?.unwrap_or_default();
+            if h.mark_labels.len() > h.marks.len() {
+                return Err(Error::invalid(
+                    "plot_hist",
+                    format!(
+                        "{} mark_labels for {} marks",
+                        h.mark_labels.len(),
+                        h.marks.len()
+                    ),
+                ));
+            }
             figure(&o, FigureKind::Hist(h))
         })
     };

@@ -31,7 +31,7 @@ pub static RECORD: FnDoc = FnDoc {
     name: "record",
     domain: "session",
     signature: "record(name: string, value)",
-    summary: "Stores a result (number, string, map, array or small tensor) in run.json's metrics.",
+    summary: "Stores a result (number, string, map, array or tensor) in run.json's metrics; a tensor of more than 1000 elements is stored as #{shape, mean, sd, npy} with its values saved to <name>.npy beside run.json.",
     options: &[],
     example: "record(\"top1_50way\", 0.62);",
 };
@@ -142,7 +142,17 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
             guard_rhai("param", || {
                 let given = s.state().given.get(name).cloned();
                 let value = match given {
-                    Some(text) => convert_param(name, &text, &default)?,
+                    Some(text) => match convert_param(name, &text, &default) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // The script did ask for it: the error says what
+                            // is wrong, so no "not used by the script" warning.
+                            s.state_mut()
+                                .params
+                                .insert(name.to_string(), serde_json::Value::String(text));
+                            return Err(e);
+                        }
+                    },
                     None => default,
                 };
                 let json = dynamic_to_json("param", &value).map_err(super::error::to_rhai)?;
@@ -161,7 +171,8 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                 if name.is_empty() {
                     return Err(Error::invalid("record", "the metric name is empty"));
                 }
-                s.record(name, dynamic_to_json("record", &value)?);
+                let json = recorded_value(&s, name, &value)?;
+                s.record(name, json);
                 Ok(())
             })
         },
@@ -193,14 +204,103 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     engine.register_fn("threads", || device::threads() as INT);
 }
 
+/// Tensors with more elements than this are recorded as a summary, their
+/// values going to a .npy file beside run.json (a 40 000-voxel map would
+/// otherwise make run.json tens of MB).
+pub const RECORD_INLINE_MAX: i64 = 1000;
+
+/// A recorded value as JSON: numbers, strings, maps and arrays as they are;
+/// a large tensor as #{shape, mean, sd, npy} with its values saved to
+/// `<name>.npy` (`<name>.<key>.npy` inside maps) in the output folder.
+fn recorded_value(s: &Session, path: &str, v: &Dynamic) -> crate::error::Result<serde_json::Value> {
+    use serde_json::{json, Value};
+    if let Some(t) = v.read_lock::<crate::tensor::Tensor>() {
+        if t.numel() as i64 > RECORD_INLINE_MAX {
+            let file: String = path
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() || "_-.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>()
+                + ".npy";
+            let out = s.output_path(&file);
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("record", dir, e))?;
+            }
+            crate::io::npy::save_npy(&t, &out)?;
+            s.wrote(&out);
+            let (mean, sd) = t.summary().unwrap_or((f64::NAN, f64::NAN));
+            let num = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
+            return Ok(json!({"shape": t.shape(), "mean": num(mean), "sd": num(sd), "npy": file}));
+        }
+    }
+    if let Some(map) = v.read_lock::<rhai::Map>() {
+        let mut out = serde_json::Map::new();
+        for (k, x) in map.iter() {
+            out.insert(k.to_string(), recorded_value(s, &format!("{path}.{k}"), x)?);
+        }
+        return Ok(Value::Object(out));
+    }
+    if let Some(arr) = v.read_lock::<rhai::Array>() {
+        return arr
+            .iter()
+            .enumerate()
+            .map(|(i, x)| recorded_value(s, &format!("{path}.{i}"), x))
+            .collect::<crate::error::Result<Vec<_>>>()
+            .map(Value::Array);
+    }
+    dynamic_to_json("record", v)
+}
+
+/// Floats in printed text and string interpolation read as people write
+/// them (see [`crate::numfmt`]); `to_debug` keeps every digit.
+pub fn register_number_printing(engine: &mut Engine) {
+    engine.register_fn("to_string", |x: rhai::FLOAT| crate::numfmt::number(x));
+    engine.register_fn("print", |x: rhai::FLOAT| crate::numfmt::number(x));
+}
+
+/// Shows `text` through a pager ($VOXLAB_PAGER, $PAGER, else `less -FRX`)
+/// when standard output is a terminal and the text is longer than it
+/// ($LINES rows, 24 if unknown); otherwise prints it.
+pub fn print_long(text: &str) {
+    use std::io::{IsTerminal, Write};
+    let rows = std::env::var("LINES")
+        .ok()
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(24);
+    if std::io::stdout().is_terminal() && text.lines().count() + 1 > rows {
+        let pager = std::env::var("VOXLAB_PAGER")
+            .or_else(|_| std::env::var("PAGER"))
+            .unwrap_or_else(|_| "less -FRX".to_string());
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&pager)
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        if let Ok(mut child) = child {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = writeln!(stdin, "{text}");
+            }
+            if child.wait().is_ok_and(|status| status.success()) {
+                return;
+            }
+        }
+    }
+    println!("{text}");
+}
+
 /// `help()` and `help(name)`; registered last, once the registry is full.
 pub fn register_help(engine: &mut Engine, help: Rc<HelpRegistry>) {
     let h = help.clone();
-    engine.register_fn("help", move || println!("{}", h.overview()));
+    engine.register_fn("help", move || print_long(&h.overview()));
     engine.register_fn("help", move |name: &str| -> RhaiResult<()> {
         match help.describe(name) {
             Some(text) => {
-                println!("{text}");
+                print_long(&text);
                 Ok(())
             }
             None => {

@@ -128,6 +128,17 @@ fn values(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
     to_tensor(op, v)?.to_f64_vec(op)
 }
 
+/// [`values`] of argument `index` of `doc`'s function, named in errors by
+/// the parameter its signature gives.
+fn arg_values(doc: &'static FnDoc, index: usize, v: &Dynamic) -> Result<Vec<f64>> {
+    values(doc.name, v).map_err(
+        |e| match doc.forms().first().and_then(|f| f.params.get(index)) {
+            Some(p) => super::tensor::name_argument(e, &p.name),
+            None => e,
+        },
+    )
+}
+
 fn alternative(opts: &Opts, op: &'static str) -> Result<Alternative> {
     Alternative::parse(op, &opts.string("alternative")?)
 }
@@ -177,7 +188,7 @@ fn pair_test(
     let f = move |a: Dynamic, b: Dynamic, opts: Map| -> RhaiResult<Map> {
         guard(op, || {
             let opts = Opts::parse(doc, opts)?;
-            let r = run(&values(op, &a)?, &values(op, &b)?, &opts)?;
+            let r = run(&arg_values(doc, 0, &a)?, &arg_values(doc, 1, &b)?, &opts)?;
             Ok(result_map(stat, &r))
         })
     };
@@ -194,7 +205,7 @@ fn correction(
     let f = move |p: Dynamic, opts: Map| -> RhaiResult<Map> {
         guard(op, || {
             let opts = Opts::parse(doc, opts)?;
-            correction_map(op, run(&values(op, &p)?, &opts)?)
+            correction_map(op, run(&arg_values(doc, 0, &p)?, &opts)?)
         })
     };
     engine.register_fn(op, move |p: Dynamic| f(p, Map::new()));

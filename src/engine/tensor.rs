@@ -101,6 +101,24 @@ pub fn to_tensor(op: &'static str, v: &Dynamic) -> Result<Tensor> {
     ))
 }
 
+/// As [`to_tensor`] for the argument named `arg` of `op`: a value of the
+/// wrong type is reported as "fit_ridge: x: expected a Tensor or an array
+/// of numbers, got string".
+pub fn tensor_arg(op: &'static str, arg: &str, v: &Dynamic) -> Result<Tensor> {
+    to_tensor(op, v).map_err(|e| name_argument(e, arg))
+}
+
+/// Puts the argument's name in front of an invalid-argument message.
+pub fn name_argument(err: Error, arg: &str) -> Error {
+    match err {
+        Error::InvalidArgument { op, msg } => Error::InvalidArgument {
+            op,
+            msg: format!("{arg}: {msg}"),
+        },
+        other => other,
+    }
+}
+
 /// Indices from an array of integers or an integer/bool Tensor (bool = mask).
 pub fn to_indices(op: &'static str, v: &Dynamic) -> Result<Vec<i64>> {
     if let Some(t) = v.read_lock::<Tensor>() {
@@ -284,10 +302,10 @@ pub static LINSPACE: FnDoc = FnDoc {
 };
 pub static SHAPE_PROPS: FnDoc = FnDoc {
     name: "Tensor", domain: "tensor",
-    signature: "t.shape -> array\nt.dtype -> string\nt.device -> string\nt.ndim -> int\nt.numel -> int\nt[i] -> Tensor (a number for 1-D tensors)\n+ - * / with tensors or numbers (broadcasting); unary -; > < >= <= == != compare element-wise into bool tensors; | & ! combine bool tensors (masks)",
+    signature: "t.shape -> array\nt.dtype -> string\nt.device -> string\nt.ndim -> int\nt.numel -> int\nt[i] -> Tensor (a number for 1-D tensors)\n+ - * / with tensors or numbers (broadcasting); unary -; > < >= <= == != compare element-wise into bool tensors; | & ! combine bool tensors (masks); % is the remainder with the divisor's sign, as numpy's %",
     summary: "The numeric array type: properties, indexing and operators.",
     options: &[],
-    example: "let t = tensor([[1, 2], [3, 4]]);\nlet u = (t + 1) * 2 - t / 4;\nprint(t[1]);        // the second row\nprint(t[1][0]);     // 3.0\nprint(t > 2);",
+    example: "let t = tensor([[1, 2], [3, 4]]);\nlet u = (t + 1) * 2 - t / 4;\nprint(t[1]);        // the second row\nprint(t[1][0]);     // 3.0\nprint(t > 2);\nlet r = arange(0, 7) % 3;   // 0 1 2 0 1 2 0",
 };
 pub static TO_ARRAY: FnDoc = FnDoc {
     name: "to_array",
@@ -365,12 +383,33 @@ pub static SUM: FnDoc = FnDoc {
 pub static MEAN: FnDoc = FnDoc {
     name: "mean",
     domain: "tensor",
-    signature: "mean(t: Tensor) -> Tensor\nmean(t: Tensor, axis: int) -> Tensor",
-    summary: "Mean of all elements, or along an axis.",
-    options: &[],
-    example: "let m = randn([10, 4]).mean(0);",
+    signature: "mean(t: Tensor) -> Tensor\nmean(t: Tensor, axis: int) -> Tensor\nmean(t: Tensor, opts: map) -> Tensor",
+    summary: "Mean of all elements, or along an axis (positionally or as #{axis}, like zscore).",
+    options: &[AXIS_NONE],
+    example: "let m = randn([10, 4]).mean(0);\nlet same = randn([10, 4]).mean(#{axis: 0});",
 };
-pub static STD: FnDoc = FnDoc { name: "std", domain: "tensor", signature: "std(t: Tensor) -> Tensor\nstd(t: Tensor, axis: int) -> Tensor\nstd(t: Tensor, axis: int, ddof: int) -> Tensor", summary: "Standard deviation with divisor n − ddof (ddof 0 by default, as numpy).", options: &[], example: "let s = randn([10, 4]).std(0, 1);" };
+pub static STD: FnDoc = FnDoc {
+    name: "std",
+    domain: "tensor",
+    signature: "std(t: Tensor) -> Tensor\nstd(t: Tensor, axis: int) -> Tensor\nstd(t: Tensor, axis: int, ddof: int) -> Tensor\nstd(t: Tensor, opts: map) -> Tensor",
+    summary: "Standard deviation with divisor n − ddof (ddof 0 by default, as numpy); axis and ddof positionally or as #{axis, ddof}, like zscore.",
+    options: &[
+        AXIS_NONE,
+        OptDoc {
+            name: "ddof",
+            ty: "int",
+            default: "0",
+            meaning: "delta degrees of freedom: the divisor is n − ddof",
+        },
+    ],
+    example: "let s = randn([10, 4]).std(0, 1);\nlet same = randn([10, 4]).std(#{axis: 0, ddof: 1});",
+};
+const AXIS_NONE: OptDoc = OptDoc {
+    name: "axis",
+    ty: "int",
+    default: "none",
+    meaning: "axis to reduce (negative counts from the end); none: all elements",
+};
 pub static MIN: FnDoc = FnDoc {
     name: "min",
     domain: "tensor",
@@ -476,7 +515,7 @@ pub static SOFTMAX: FnDoc = FnDoc {
 pub static ELEMENTWISE: FnDoc = FnDoc {
     name: "sqrt",
     domain: "tensor",
-    signature: "sqrt(t) exp(t) log(t) abs(t) -> Tensor\npow(t: Tensor, p: number) -> Tensor",
+    signature: "sqrt(t: Tensor) -> Tensor\nexp(t: Tensor) -> Tensor\nlog(t: Tensor) -> Tensor\nabs(t: Tensor) -> Tensor\npow(t: Tensor, p: number) -> Tensor",
     summary: "Element-wise maths: sqrt, exp, log, abs, pow.",
     options: &[],
     example: "let r = sqrt(abs(randn([4])));\nlet sq = pow(tensor([1, 2]), 2);",
@@ -533,6 +572,10 @@ const ALL_DOCS: &[&FnDoc] = &[
     &STACK,
     &ZSCORE,
     &SOFTMAX,
+    &ROUNDING,
+    &INVERSE,
+    &SOLVE,
+    &DET,
     &ELEMENTWISE,
     &CLAMP,
     &NAN_TO_NUM,
@@ -1207,4 +1250,214 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         })
     });
     register_operators(engine);
+    register_rounding_and_linear_algebra(engine);
+}
+
+// ---------------------------------------------------------------------------
+// Rounding, remainder, linear algebra, and mean/std with an options map.
+
+pub static ROUNDING: FnDoc = FnDoc {
+    name: "round",
+    domain: "tensor",
+    signature: "round(t: Tensor) -> Tensor\nfloor(t: Tensor) -> Tensor\nceil(t: Tensor) -> Tensor",
+    summary: "Element-wise rounding as numpy: round to the nearest integer (halves to even), floor, ceil; integer tensors stay as they are.",
+    options: &[],
+    example: "let r = tensor([0.5, 1.5, -1.2]).round();   // 0 2 -1\nlet f = floor(tensor([1.7, -1.2]));           // 1 -2",
+};
+pub static INVERSE: FnDoc = FnDoc {
+    name: "inverse",
+    domain: "tensor",
+    signature: "inverse(a: Tensor) -> Tensor",
+    summary: "Inverse of a square matrix (or of each in a batch …×n×n), as numpy.linalg.inv; a singular matrix is an error.",
+    options: &[],
+    example: "let a = tensor([[2.0, 1.0], [1.0, 3.0]], #{dtype: \"f64\"});\nlet ai = a.inverse();\nprint(matmul(a, ai));   // the identity",
+};
+pub static SOLVE: FnDoc = FnDoc {
+    name: "solve",
+    domain: "tensor",
+    signature: "solve(a: Tensor, b: Tensor) -> Tensor",
+    summary: "x with a·x = b for square a (b a vector or a matrix of right-hand sides), as numpy.linalg.solve.",
+    options: &[],
+    example: "let a = tensor([[3.0, 1.0], [1.0, 2.0]]);\nlet x = solve(a, tensor([9.0, 8.0]));   // 2 3",
+};
+pub static DET: FnDoc = FnDoc {
+    name: "det",
+    domain: "tensor",
+    signature: "det(a: Tensor) -> Tensor",
+    summary: "Determinant of a square matrix (or of each in a batch), as numpy.linalg.det.",
+    options: &[],
+    example: "let d = det(tensor([[1.0, 2.0], [3.0, 4.0]]));   // -2",
+};
+
+/// The matrix argument of a linear-algebra function: floating, at least
+/// 2-D, square in its last two axes.
+fn square_matrix(op: &'static str, name: &str, t: &Tensor) -> Result<TchTensor> {
+    let shape = t.shape();
+    let n = shape.len();
+    if n < 2 || shape[n - 1] != shape[n - 2] {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "{name}: expected a square matrix (n×n, or …×n×n), got shape {}",
+                shape_text(&shape)
+            ),
+        ));
+    }
+    t.as_floating(op)
+}
+
+/// A linear-algebra failure (a singular matrix) in words.
+fn linalg_error(op: &'static str, e: tch::TchError) -> Error {
+    match Error::torch(op, e) {
+        Error::Torch { msg, .. } if msg.contains("singular") => Error::invalid(
+            op,
+            "the matrix is singular (its determinant is 0), so it has no inverse",
+        ),
+        other => other,
+    }
+}
+
+fn remainder(a: &Tensor, b: &Tensor) -> RhaiResult<Tensor> {
+    guard("%", || {
+        a.0.f_remainder_tensor(&b.0).map(Tensor).map_err(|e| {
+            Error::invalid(
+                "%",
+                format!(
+                    "cannot apply '%' to shapes {} and {}: {}",
+                    shape_text(&a.shape()),
+                    shape_text(&b.shape()),
+                    Error::torch("%", e)
+                ),
+            )
+        })
+    })
+}
+
+/// A number as a 0-dim tensor for `%`: integers stay integers with an
+/// integer tensor, so arange(7) % 3 is an i64 tensor as in numpy.
+fn remainder_operand(x: Dynamic, like: &Tensor) -> RhaiResult<Tensor> {
+    guard("%", || {
+        if let (Ok(i), false) = (x.as_int(), ts::is_floating(like.kind())) {
+            let t = tc("%", TchTensor::from(i).f_to_device(like.device()))?;
+            return Ok(Tensor(tc("%", t.f_to_kind(like.kind()))?));
+        }
+        let v = x
+            .as_float()
+            .or_else(|_| x.as_int().map(|i| i as f64))
+            .map_err(|_| Error::invalid("%", "expected a number or a Tensor"))?;
+        scalar_tensor(v, like)
+    })
+}
+
+fn register_rounding_and_linear_algebra(engine: &mut Engine) {
+    type Round = fn(&TchTensor) -> std::result::Result<TchTensor, tch::TchError>;
+    let rounding: [(&'static str, Round); 3] = [
+        ("round", |x| x.f_round()),
+        ("floor", |x| x.f_floor()),
+        ("ceil", |x| x.f_ceil()),
+    ];
+    for (op, f) in rounding {
+        engine.register_fn(op, move |t: &mut Tensor| {
+            guard(op, || {
+                if !ts::is_floating(t.kind()) {
+                    return Ok(t.clone());
+                }
+                Ok(Tensor(tc(op, f(&t.0))?))
+            })
+        });
+    }
+
+    engine.register_fn("%", |a: Tensor, b: Tensor| remainder(&a, &b));
+    engine.register_fn("%", |a: Tensor, b: FLOAT| {
+        remainder(&a, &remainder_operand(Dynamic::from_float(b), &a)?)
+    });
+    engine.register_fn("%", |a: Tensor, b: INT| {
+        remainder(&a, &remainder_operand(Dynamic::from_int(b), &a)?)
+    });
+    engine.register_fn("%", |a: FLOAT, b: Tensor| {
+        remainder(&remainder_operand(Dynamic::from_float(a), &b)?, &b)
+    });
+    engine.register_fn("%", |a: INT, b: Tensor| {
+        remainder(&remainder_operand(Dynamic::from_int(a), &b)?, &b)
+    });
+
+    engine.register_fn("inverse", |a: &mut Tensor| {
+        guard("inverse", || {
+            let x = square_matrix("inverse", "a", a)?;
+            TchTensor::f_linalg_inv(&x)
+                .map(Tensor)
+                .map_err(|e| linalg_error("inverse", e))
+        })
+    });
+    engine.register_fn("det", |a: &mut Tensor| {
+        guard("det", || {
+            let x = square_matrix("det", "a", a)?;
+            TchTensor::f_linalg_det(&x)
+                .map(Tensor)
+                .map_err(|e| linalg_error("det", e))
+        })
+    });
+    engine.register_fn("solve", |a: &mut Tensor, b: Tensor| {
+        guard("solve", || {
+            let x = square_matrix("solve", "a", a)?;
+            let n = a.shape()[a.ndim() - 1];
+            let bs = b.shape();
+            let rows = match bs.len() {
+                1 => bs[0],
+                2 => bs[0],
+                _ => -1,
+            };
+            if a.ndim() != 2 || rows != n {
+                return Err(Error::invalid(
+                    "solve",
+                    format!(
+                        "b: expected {n} values or {n} rows for a {} matrix a, got shape {}",
+                        shape_text(&a.shape()),
+                        shape_text(&bs)
+                    ),
+                ));
+            }
+            let y = tc("solve", b.as_floating("solve")?.f_to_kind(x.kind()))?;
+            TchTensor::f_linalg_solve(&x, &y, true)
+                .map(Tensor)
+                .map_err(|e| linalg_error("solve", e))
+        })
+    });
+
+    // mean/std with the trailing options map zscore takes.
+    engine.register_fn("mean", |t: &mut Tensor, opts: Map| -> RhaiResult<Tensor> {
+        guard("mean", || {
+            let opts = Opts::parse(&MEAN, opts)?;
+            let x = t.as_floating("mean")?;
+            if t.numel() == 0 {
+                return Err(Error::invalid("mean", "the tensor is empty"));
+            }
+            let r = match opts.opt_i64("axis")? {
+                None => x.f_mean(x.kind()),
+                Some(axis) => {
+                    let a = ts::axis("mean", t, axis)?;
+                    x.f_mean_dim(Some([a].as_slice()), false, x.kind())
+                }
+            };
+            Ok(Tensor(tc("mean", r)?))
+        })
+    });
+    engine.register_fn("std", |t: &mut Tensor, opts: Map| -> RhaiResult<Tensor> {
+        guard("std", || {
+            let opts = Opts::parse(&STD, opts)?;
+            let x = t.as_floating("std")?;
+            if t.numel() == 0 {
+                return Err(Error::invalid("std", "the tensor is empty"));
+            }
+            let ddof = tch::Scalar::int(opts.i64("ddof")?);
+            let r = match opts.opt_i64("axis")? {
+                None => x.f_std_correction(None::<&[i64]>, ddof, false),
+                Some(axis) => {
+                    let a = ts::axis("std", t, axis)?;
+                    x.f_std_correction(Some([a].as_slice()), ddof, false)
+                }
+            };
+            Ok(Tensor(tc("std", r)?))
+        })
+    });
 }

@@ -44,6 +44,41 @@ pub fn stars(q: f64, alpha: f64) -> String {
     }
 }
 
+/// A significance mark as the lines it is drawn in: on one line when it is
+/// narrower than its bar, else one symbol a line, stacked above the bar, so
+/// marks of neighbouring bars can never run into each other.
+pub fn mark_lines(mark: &str, bar_px: u32, width_of: impl Fn(&str) -> u32) -> Vec<String> {
+    if mark.is_empty() {
+        return Vec::new();
+    }
+    if width_of(mark) + 2 <= bar_px {
+        vec![mark.to_string()]
+    } else {
+        mark.chars().map(|c| c.to_string()).collect()
+    }
+}
+
+/// `text` shortened with an ellipsis to at most `max_px` wide.
+pub(crate) fn fit_text<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    text: &str,
+    f: &FontDesc,
+    max_px: u32,
+) -> String {
+    if text_size(area, text, f).0 <= max_px {
+        return text.to_string();
+    }
+    let mut chars: Vec<char> = text.chars().collect();
+    while !chars.is_empty() {
+        chars.pop();
+        let t: String = chars.iter().collect::<String>() + "…";
+        if text_size(area, &t, f).0 <= max_px {
+            return t;
+        }
+    }
+    "…".to_string()
+}
+
 impl Bars {
     pub fn new(groups: Vec<String>, series: Vec<BarSeries>) -> Result<Self> {
         const OP: &str = "plot_bars";
@@ -78,7 +113,17 @@ impl Bars {
         })
     }
 
-    /// Bars too narrow for "**"/"***": one star marks q < alpha.
+    /// Head room for marks: stacked marks of narrow bars need more.
+    fn mark_lines_max(&self) -> usize {
+        self.series
+            .iter()
+            .flat_map(|s| s.marks.iter())
+            .map(|m| m.chars().count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bars too narrow for "**"/"***" side by side: marks are stacked.
     fn narrow(&self, plot_w: f64) -> bool {
         0.8 / self.series.len() as f64 * plot_w / (self.groups.len() as f64) < 16.0
     }
@@ -93,22 +138,29 @@ impl Bars {
         let legend_font = font(12.0);
         let tick_font = font(12.0);
         let named = ns > 1 || !self.series[0].name.is_empty();
+        let (w, _) = root.dim_in_pixel();
+        // The legend is as wide as its names and the note lines it shows
+        // (narrow bars show the note's first line only).
         let legend_w = if named {
-            self.series
+            let names_w = self
+                .series
                 .iter()
                 .map(|s| text_size(root, &s.name, &legend_font).0)
-                .chain(std::iter::once(
-                    text_size(root, &self.note, &font(11.0))
-                        .0
-                        .saturating_sub(20),
-                ))
                 .max()
                 .unwrap_or(0)
-                + 40
+                + 40;
+            let narrow = self.narrow(w.saturating_sub(names_w + 90) as f64);
+            let note_w = self
+                .note
+                .lines()
+                .take(if narrow { 1 } else { usize::MAX })
+                .map(|l| text_size(root, l, &font(11.0)).0 + 16)
+                .max()
+                .unwrap_or(0);
+            names_w.max(note_w)
         } else {
             0
         };
-        let (w, _) = root.dim_in_pixel();
         let (main, legend) = root.split_horizontally(w.saturating_sub(legend_w));
         // Extent of bars, error bars and room for the marks.
         let tops = self.series.iter().flat_map(|s| {
@@ -125,11 +177,20 @@ impl Bars {
             .any(|s| s.marks.iter().any(|m| !m.is_empty()));
         if has_marks {
             let span = y1 - y0;
+            // Room for a mark stacked one symbol a line when the bars are narrow.
+            let (_, fig_h) = root.dim_in_pixel();
+            let stacked = self.narrow((w.saturating_sub(legend_w + 90)) as f64);
+            let rows = if stacked {
+                self.mark_lines_max().max(1)
+            } else {
+                1
+            };
+            let share = ((rows as f64 * 10.0 + 6.0) / fig_h.max(100) as f64).max(0.06);
             if y1 > 0.0 {
-                y1 += span * 0.06;
+                y1 += span * share;
             }
             if y0 < 0.0 {
-                y0 -= span * 0.06;
+                y0 -= span * share;
             }
         }
         let longest = self
@@ -140,6 +201,24 @@ impl Bars {
             .unwrap_or(0);
         let plot_w = (w.saturating_sub(legend_w + 90)) as f64;
         let vertical = (longest + 6) as f64 > plot_w / ng as f64;
+        // Rotated labels may take at most 40 % of the height; longer ones are
+        // shortened with an ellipsis rather than cut off at the edge.
+        let (_, h) = root.dim_in_pixel();
+        let max_label = if vertical {
+            (h as f64 * 0.4) as u32
+        } else {
+            (plot_w / ng as f64) as u32
+        };
+        let group_labels: Vec<String> = self
+            .groups
+            .iter()
+            .map(|g| fit_text(root, g, &tick_font, max_label))
+            .collect();
+        let longest = group_labels
+            .iter()
+            .map(|g| text_size(root, g, &tick_font).0)
+            .max()
+            .unwrap_or(0);
         let x_area =
             if vertical { longest + 16 } else { 24 } + if self.x_label.is_empty() { 0 } else { 22 };
         let mut chart = ChartBuilder::on(&main)
@@ -154,6 +233,8 @@ impl Bars {
             .disable_x_mesh()
             .disable_x_axis()
             .y_desc(self.y_label.as_str())
+            .y_label_formatter(&|v| super::num_text(*v))
+            .y_labels(((h as f64 - x_area as f64 - 60.0) / 32.0).clamp(3.0, 10.0) as usize)
             .label_style(tick_font.clone())
             .axis_desc_style(font(15.0))
             .light_line_style(WHITE.mix(0.0))
@@ -211,10 +292,16 @@ impl Bars {
                     };
                     // Narrow bars get one star (significant at alpha); the
                     // legend note says which convention is in use.
-                    let text = if narrow { "*".to_string() } else { m.clone() };
-                    {
-                        let (k, line) = (0, text);
-                        let dy = 8 * k as i32;
+                    let (bar_px, _) = chart.backend_coord(&(xc + bw / 2.0, y));
+                    let bar_px = ((bar_px - (px + mx)) * 2).max(1) as u32;
+                    let lines = mark_lines(m, bar_px, |t| text_size(root, t, &mark_font).0);
+                    let lines: Vec<String> = if up {
+                        lines.into_iter().rev().collect()
+                    } else {
+                        lines
+                    };
+                    for (k, line) in lines.iter().enumerate() {
+                        let dy = 9 * k as i32;
                         let yy = if up { py - 1 - dy } else { py + 1 + dy };
                         main.draw(&Text::new(
                             line.to_string(),
@@ -238,7 +325,7 @@ impl Bars {
         // Group labels centred under each group.
         let base = chart.plotting_area().get_base_pixel();
         let (_, ph) = chart.plotting_area().dim_in_pixel();
-        for (g, name) in self.groups.iter().enumerate() {
+        for (g, name) in group_labels.iter().enumerate() {
             let (px, _) = chart.backend_coord(&(g as f64 + 0.5, y0));
             let y = base.1 + ph as i32 + 6;
             let style = if vertical {

@@ -23,27 +23,16 @@ pub struct Slab {
     pub affine: [[f64; 4]; 4],
 }
 
+/// Voxel ↔ world: the one 4×4 inverse (src/data/volume.rs), refusing
+/// nearly singular affines as the slicer needs.
 fn invert(a: &[[f64; 4]; 4]) -> Option<[[f64; 4]; 4]> {
-    let m = |r: usize, c: usize| a[r][c];
-    let det = m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1))
-        - m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0))
-        + m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
-    if det.abs() < 1e-12 || !det.is_finite() {
+    let det3 = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+        - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+        + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+    if det3.abs() < 1e-12 || !det3.is_finite() {
         return None;
     }
-    let mut inv = [[0.0; 4]; 4];
-    for r in 0..3 {
-        for c in 0..3 {
-            let (r1, r2) = ((c + 1) % 3, (c + 2) % 3);
-            let (c1, c2) = ((r + 1) % 3, (r + 2) % 3);
-            inv[r][c] = (m(r1, c1) * m(r2, c2) - m(r1, c2) * m(r2, c1)) / det;
-        }
-    }
-    for r in 0..3 {
-        inv[r][3] = -(0..3).map(|c| inv[r][c] * a[c][3]).sum::<f64>();
-    }
-    inv[3][3] = 1.0;
-    Some(inv)
+    crate::data::volume::invert_affine(a)
 }
 
 fn apply(a: &[[f64; 4]; 4], p: [f64; 3]) -> [f64; 3] {
@@ -290,6 +279,10 @@ pub struct Brain {
     /// Top of the overlay colour scale; None: the overlay's max |value|.
     pub vmax: Option<f64>,
     pub colorbar_label: String,
+    /// A categorical overlay (ROI labels, best layer): value k is
+    /// `categories[k - 1]`, drawn in its own colour with a legend instead of
+    /// a colour bar. Empty: a continuous map.
+    pub categories: Vec<String>,
 }
 
 /// Background intensities → [0, 1] between its 2nd and 99.5th percentiles
@@ -314,6 +307,14 @@ fn bg_window(values: &[f32]) -> (f64, f64) {
         // A constant background (a mask, say): mid grey on black, not black.
         (lo - lo.abs().max(1.0), lo + lo.abs().max(1.0))
     }
+}
+
+/// The colour of category value `v` (1-based), or None for 0 and values
+/// that are not a category.
+fn category_colour(v: f64, n: usize) -> Option<RGBColor> {
+    let k = v.round();
+    ((k - v).abs() < 1e-6 && k >= 1.0 && k <= n as f64)
+        .then(|| super::series_colour(k as usize - 1, n))
 }
 
 impl Brain {
@@ -355,7 +356,19 @@ impl Brain {
             .unwrap_or(centre);
         let (vlo, vhi) = self.overlay_limits();
         let tick_font = font(12.0);
-        let has_bar = self.overlay.is_some();
+        let categorical = !self.categories.is_empty();
+        let has_bar = self.overlay.is_some() && !categorical;
+        let legend_font = font(13.0);
+        let legend_w = if categorical && self.overlay.is_some() {
+            self.categories
+                .iter()
+                .map(|c| text_size(root, c, &legend_font).0)
+                .max()
+                .unwrap_or(0)
+                + 44
+        } else {
+            0
+        };
         let ticks = nice_ticks(vlo, vhi, 5);
         let tick_w = ticks
             .iter()
@@ -371,7 +384,7 @@ impl Brain {
                     22
                 }
         } else {
-            0
+            legend_w
         };
         let top = if title.is_empty() { 10 } else { 40 };
         let bottom = 28;
@@ -410,15 +423,18 @@ impl Brain {
         let mut x = ((w as f64 - bar_w as f64 - used_w) / 2.0).max(4.0);
         for &(fixed, ha, va, name) in &views {
             let pw = (ext(ha) * scale).round().max(1.0) as usize;
-            let ph = (ext(va) * scale).round().max(1.0) as usize;
-            let y = top as f64 + (max_h * scale - ph as f64) / 2.0;
+            // Every panel is as tall as the tallest, the volume centred in
+            // it, so the three cuts and their labels line up.
+            let ph = (max_h * scale).round().max(1.0) as usize;
+            let y = top as f64;
+            let v_top = (blo[va] + bhi[va]) / 2.0 + max_h / 2.0;
             let mut rgb = vec![0u8; pw * ph * 3];
             for py in 0..ph {
                 for px in 0..pw {
                     let mut world = cut;
                     world[fixed] = cut[fixed];
                     world[ha] = blo[ha] + (px as f64 + 0.5) / scale;
-                    world[va] = bhi[va] - (py as f64 + 0.5) / scale;
+                    world[va] = v_top - (py as f64 + 0.5) / scale;
                     let bv = self.background.sample(apply(&binv, world));
                     let g = if bv.is_finite() {
                         ((bv - bwin_lo) / (bwin_hi - bwin_lo)).clamp(0.0, 1.0)
@@ -427,12 +443,16 @@ impl Brain {
                     };
                     let mut c = Colormap::Gray.at(g);
                     if let (Some(o), Some(oi)) = (&self.overlay, &oinv) {
-                        let ov = if self.nearest {
+                        let ov = if self.nearest || categorical {
                             o.sample_nearest(apply(oi, world))
                         } else {
                             o.sample(apply(oi, world))
                         };
-                        if ov.is_finite() && ov.abs() >= self.threshold && ov != 0.0 {
+                        if categorical {
+                            if let Some(cc) = category_colour(ov, self.categories.len()) {
+                                c = cc;
+                            }
+                        } else if ov.is_finite() && ov.abs() >= self.threshold && ov != 0.0 {
                             let show = self.colormap.diverging() || ov > 0.0;
                             if show {
                                 c = self.colormap.at((ov - vlo) / (vhi - vlo));
@@ -460,9 +480,16 @@ impl Brain {
                     .pos(Pos::new(HPos::Center, VPos::Top)),
             ))
             .map_err(draw_err)?;
-            if ha == 0 {
-                for (t, px) in [("L", x + 4.0), ("R", x + pw as f64 - 4.0)] {
-                    let hp = if t == "L" { HPos::Left } else { HPos::Right };
+            // Orientation letters: left/right on the coronal and axial cuts,
+            // posterior/anterior on the sagittal one.
+            let sides = match ha {
+                0 => Some(("L", "R")),
+                1 => Some(("P", "A")),
+                _ => None,
+            };
+            if let Some((first, second)) = sides {
+                for (t, px) in [(first, x + 4.0), (second, x + pw as f64 - 4.0)] {
+                    let hp = if t == first { HPos::Left } else { HPos::Right };
                     root.draw(&Text::new(
                         t.to_string(),
                         (px as i32, (y + 4.0) as i32),
@@ -472,6 +499,26 @@ impl Brain {
                 }
             }
             x += pw as f64 + gap;
+        }
+        if categorical && self.overlay.is_some() {
+            let lx = (w - legend_w) as i32 + 10;
+            for (k, name) in self.categories.iter().enumerate() {
+                let y = top as i32 + 10 + 20 * k as i32;
+                root.draw(&Rectangle::new(
+                    [(lx, y), (lx + 16, y + 12)],
+                    super::series_colour(k, self.categories.len()).filled(),
+                ))
+                .map_err(draw_err)?;
+                root.draw(&Text::new(
+                    name.clone(),
+                    (lx + 22, y + 6),
+                    legend_font
+                        .clone()
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                ))
+                .map_err(draw_err)?;
+            }
         }
         if has_bar {
             let bx = (w - bar_w) as i32 + 10;

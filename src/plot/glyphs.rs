@@ -22,26 +22,73 @@ fn font() -> Option<&'static FontRef<'static>> {
         .as_ref()
 }
 
-pub struct GlyphFix<B>(pub B);
+/// A bitmap backend with correct glyph spacing. When `drawn` is set, every
+/// label is added to it with its pixel box and whether part of it fell
+/// outside the canvas (tests read what a figure says and that no text is
+/// cut off).
+/// Advance width in pixels of `text` at `size` in the embedded font (for
+/// layouts computed before any drawing area exists).
+pub fn text_width(text: &str, size: f32) -> u32 {
+    let Some(font) = font() else {
+        return (text.chars().count() as f32 * size * 0.6) as u32;
+    };
+    let scaled = font.as_scaled(size);
+    let glyphs = laid_out(&scaled, text);
+    let end = glyphs
+        .last()
+        .map_or(0.0, |&(id, pen)| pen + scaled.h_advance(id));
+    end.ceil() as u32
+}
+
+/// Each glyph of `text` with its pen position: advances plus kerning.
+fn laid_out<F: Font>(
+    scaled: &ab_glyph::PxScaleFont<&F>,
+    text: &str,
+) -> Vec<(ab_glyph::GlyphId, f32)> {
+    let mut out = Vec::new();
+    let mut pen = 0f32;
+    let mut prev = None;
+    for c in text.chars() {
+        let id = scaled.glyph_id(c);
+        if let Some(p) = prev {
+            pen += scaled.kern(p, id);
+        }
+        prev = Some(id);
+        out.push((id, pen));
+        pen += scaled.h_advance(id);
+    }
+    out
+}
+
+pub struct GlyphFix<B> {
+    pub inner: B,
+    pub drawn: Option<std::rc::Rc<std::cell::RefCell<Vec<super::DrawnText>>>>,
+}
+
+impl<B> GlyphFix<B> {
+    pub fn new(inner: B) -> Self {
+        GlyphFix { inner, drawn: None }
+    }
+}
 
 impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
     type ErrorType = B::ErrorType;
 
     fn get_size(&self) -> (u32, u32) {
-        self.0.get_size()
+        self.inner.get_size()
     }
     fn ensure_prepared(&mut self) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.ensure_prepared()
+        self.inner.ensure_prepared()
     }
     fn present(&mut self) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.present()
+        self.inner.present()
     }
     fn draw_pixel(
         &mut self,
         p: BackendCoord,
         c: BackendColor,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.draw_pixel(p, c)
+        self.inner.draw_pixel(p, c)
     }
     fn draw_line<S: BackendStyle>(
         &mut self,
@@ -49,7 +96,7 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
         b: BackendCoord,
         s: &S,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.draw_line(a, b, s)
+        self.inner.draw_line(a, b, s)
     }
     fn draw_rect<S: BackendStyle>(
         &mut self,
@@ -58,14 +105,14 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
         s: &S,
         fill: bool,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.draw_rect(a, b, s, fill)
+        self.inner.draw_rect(a, b, s, fill)
     }
     fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
         &mut self,
         path: I,
         s: &S,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.draw_path(path, s)
+        self.inner.draw_path(path, s)
     }
     fn draw_circle<S: BackendStyle>(
         &mut self,
@@ -74,14 +121,14 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
         s: &S,
         fill: bool,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.draw_circle(c, r, s, fill)
+        self.inner.draw_circle(c, r, s, fill)
     }
     fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
         &mut self,
         vert: I,
         s: &S,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.fill_polygon(vert, s)
+        self.inner.fill_polygon(vert, s)
     }
     fn blit_bitmap(
         &mut self,
@@ -89,14 +136,14 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
         (w, h): (u32, u32),
         src: &[u8],
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.blit_bitmap(pos, (w, h), src)
+        self.inner.blit_bitmap(pos, (w, h), src)
     }
     fn estimate_text_size<S: BackendTextStyle>(
         &self,
         text: &str,
         style: &S,
     ) -> Result<(u32, u32), DrawingErrorKind<Self::ErrorType>> {
-        self.0.estimate_text_size(text, style)
+        self.inner.estimate_text_size(text, style)
     }
 
     fn draw_text<S: BackendTextStyle>(
@@ -106,7 +153,7 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
         pos: BackendCoord,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
         let Some(font) = font() else {
-            return self.0.draw_text(text, style, pos);
+            return self.inner.draw_text(text, style, pos);
         };
         let color = style.color();
         if color.alpha == 0.0 {
@@ -130,14 +177,9 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
         let size = style.size() as f32;
         let scaled = font.as_scaled(size);
         let (w, h) = self.get_size();
-        let mut pen = 0f32;
-        let mut prev = None;
-        for c in text.chars() {
-            let id = scaled.glyph_id(c);
-            if let Some(p) = prev {
-                pen += scaled.kern(p, id);
-            }
-            prev = Some(id);
+        let mut outside = false;
+        let (mut lo, mut hi) = ((i32::MAX, i32::MAX), (i32::MIN, i32::MIN));
+        for (id, pen) in laid_out(&scaled, text) {
             let glyph = id.with_scale_and_position(size, ab_glyph::point(pen, 0.0));
             if let Some(outline) = scaled.outline_glyph(glyph) {
                 let rect = outline.px_bounds();
@@ -148,16 +190,29 @@ impl<B: DrawingBackend> DrawingBackend for GlyphFix<B> {
                 for (x, y, coverage) in pixels {
                     let (x, y) = trans.transform(x + dx - min_x, y + dy - min_y);
                     let (x, y) = (pos.0 + x, pos.1 + y);
-                    if x >= 0 && x < w as i32 && y >= 0 && y < h as i32 {
+                    let inside = x >= 0 && x < w as i32 && y >= 0 && y < h as i32;
+                    if coverage > 0.25 {
+                        outside |= !inside;
+                        lo = (lo.0.min(x), lo.1.min(y));
+                        hi = (hi.0.max(x), hi.1.max(y));
+                    }
+                    if inside {
                         let c = BackendColor {
                             alpha: color.alpha * coverage as f64,
                             rgb: color.rgb,
                         };
-                        self.0.draw_pixel((x, y), c)?;
+                        self.inner.draw_pixel((x, y), c)?;
                     }
                 }
             }
-            pen += scaled.h_advance(id);
+        }
+        if let Some(list) = &self.drawn {
+            list.borrow_mut().push(super::DrawnText {
+                text: text.to_string(),
+                min: lo,
+                max: hi,
+                clipped: outside,
+            });
         }
         Ok(())
     }

@@ -19,6 +19,8 @@ pub struct Heatmap {
     pub colormap: Colormap,
     /// Label of the colour bar ("Kendall tau", "1 − r").
     pub colorbar_label: String,
+    /// Print each cell's value in it (confusion matrices).
+    pub show_values: bool,
 }
 
 impl Heatmap {
@@ -42,6 +44,7 @@ impl Heatmap {
             limits: None,
             colormap: Colormap::Viridis,
             colorbar_label: String::new(),
+            show_values: false,
         })
     }
 
@@ -94,15 +97,21 @@ impl Heatmap {
                 .unwrap_or(n.max(1));
             (0..n).step_by(step).map(|i| (i, i.to_string())).collect()
         };
-        let rl = labels(&self.row_labels, self.rows);
-        let cl = labels(&self.col_labels, self.cols);
+        let (w, h) = root.dim_in_pixel();
+        // Labels longer than a third of the figure are shortened, not clipped.
+        let shorten = |l: Vec<(usize, String)>, max: u32| -> Vec<(usize, String)> {
+            l.into_iter()
+                .map(|(i, t)| (i, super::bars::fit_text(root, &t, &tick_font, max)))
+                .collect()
+        };
+        let rl = shorten(labels(&self.row_labels, self.rows), w / 3);
+        let cl = shorten(labels(&self.col_labels, self.cols), h / 3);
         let width_of = |l: &[(usize, String)]| {
             l.iter()
                 .map(|(_, t)| text_size(root, t, &tick_font).0)
                 .max()
                 .unwrap_or(0)
         };
-        let (w, h) = root.dim_in_pixel();
         // Colour bar: ticks on its right, sized to the widest tick label.
         let bar_ticks: Vec<f64> = nice_ticks(lo, hi, 6);
         let bar_label_w = bar_ticks
@@ -144,9 +153,17 @@ impl Heatmap {
         let vertical = (col_w + 4) as f64 > avail_w / self.cols.max(1) as f64 * 0.95
             && !self.col_labels.is_empty();
         let bottom = if vertical { col_w + 12 } else { 26 };
-        let plot_w = avail_w.max(10.0);
-        let plot_h = (h.saturating_sub(top + bottom + 8) as f64).max(10.0);
-        let (x0, y0) = (left as f64, top as f64);
+        let mut plot_w = avail_w.max(10.0);
+        let mut plot_h = (h.saturating_sub(top + bottom + 8) as f64).max(10.0);
+        // A square matrix (an RDM, a confusion matrix) gets square cells.
+        if self.rows == self.cols {
+            let cell = (plot_w / self.cols as f64).min(plot_h / self.rows as f64);
+            plot_w = cell * self.cols as f64;
+            plot_h = cell * self.rows as f64;
+        }
+        // Centred in the room left of the colour bar, the bar beside it.
+        let x0 = left as f64 + ((avail_w.max(10.0) - plot_w) / 2.0).max(0.0);
+        let y0 = top as f64;
         let cw = plot_w / self.cols as f64;
         let ch = plot_h / self.rows as f64;
         for r in 0..self.rows {
@@ -169,6 +186,9 @@ impl Heatmap {
                     .map_err(draw_err)?;
             }
         }
+        if self.show_values {
+            self.draw_values(&main, (x0, y0), (cw, ch), (lo, hi))?;
+        }
         let frame = [
             (x0 as i32, y0 as i32),
             ((x0 + plot_w) as i32, (y0 + plot_h) as i32),
@@ -180,7 +200,7 @@ impl Heatmap {
             let y = (y0 + (*i as f64 + 0.5) * ch) as i32;
             main.draw(&Text::new(
                 t.clone(),
-                (left as i32 - 6, y),
+                (x0 as i32 - 6, y),
                 tick_font
                     .clone()
                     .color(&BLACK)
@@ -208,15 +228,65 @@ impl Heatmap {
         }
         if self.colorbar {
             let span = (y0 as i32, (y0 + plot_h) as i32);
+            // Beside the matrix (which may be narrower than its area).
+            let beside = main.get_base_pixel().0 + (x0 + plot_w) as i32 + 12;
+            let bx = beside.min(bar.get_base_pixel().0 + 6) - root.get_base_pixel().0;
             super::draw_colorbar(
-                &bar,
-                (6, span.0, span.1),
+                root,
+                (bx, span.0, span.1),
                 (lo, hi),
                 &bar_ticks,
                 |v| cmap.at((v - lo) / (hi - lo)),
                 &self.colorbar_label,
                 bar_label_w,
             )?;
+        }
+        Ok(())
+    }
+}
+
+impl Heatmap {
+    /// Each cell's value as text in the cell, white on dark colours; the
+    /// font shrinks with the cells, and values are left out when cells are
+    /// too small to hold them legibly.
+    fn draw_values<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        (x0, y0): (f64, f64),
+        (cw, ch): (f64, f64),
+        (lo, hi): (f64, f64),
+    ) -> Result<()> {
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        let size = (ch * 0.45).min(13.0);
+        if size < 7.0 {
+            return Ok(());
+        }
+        let f = font(size);
+        for r in 0..self.rows {
+            for c in 0..self.cols {
+                let v = self.values[r * self.cols + c];
+                if !v.is_finite() {
+                    continue;
+                }
+                let text = num_text(v);
+                if text_size(area, &text, &f).0 as f64 > cw - 2.0 {
+                    continue;
+                }
+                let RGBColor(cr, cg, cb) = self.colormap.at((v - lo) / (hi - lo));
+                let luminance = 0.299 * cr as f64 + 0.587 * cg as f64 + 0.114 * cb as f64;
+                let ink = if luminance < 128.0 { WHITE } else { BLACK };
+                area.draw(&Text::new(
+                    text,
+                    (
+                        (x0 + (c as f64 + 0.5) * cw) as i32,
+                        (y0 + (r as f64 + 0.5) * ch) as i32,
+                    ),
+                    f.clone()
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                ))
+                .map_err(draw_err)?;
+            }
         }
         Ok(())
     }

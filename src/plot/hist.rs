@@ -15,6 +15,8 @@ pub struct Hist {
     pub x_label: String,
     /// Vertical marker lines (e.g. the observed statistic).
     pub marks: Vec<f64>,
+    /// Text beside each mark ("observed r = 0.52"); empty: the mark's value.
+    pub mark_labels: Vec<String>,
 }
 
 impl Hist {
@@ -36,6 +38,7 @@ impl Hist {
             density: false,
             x_label: String::new(),
             marks: vec![],
+            mark_labels: vec![],
         })
     }
 
@@ -55,7 +58,15 @@ impl Hist {
             lo -= 0.5;
             hi += 0.5;
         }
-        let width = (hi - lo) / self.bins as f64;
+        // Bins cover the data; the axis adds a margin so that a mark at the
+        // extreme (an observed value beyond its whole null) stays inside.
+        let (bin_lo, bin_hi) = (lo, hi);
+        let pad = (hi - lo) * 0.04;
+        if !self.marks.is_empty() {
+            lo -= pad;
+            hi += pad;
+        }
+        let width = (bin_hi - bin_lo) / self.bins as f64;
         let counts: Vec<Vec<f64>> = self
             .series
             .iter()
@@ -63,7 +74,7 @@ impl Hist {
                 let mut c = vec![0.0; self.bins];
                 let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
                 for x in &finite {
-                    let k = (((x - lo) / width).floor() as usize).min(self.bins - 1);
+                    let k = (((x - bin_lo) / width).floor().max(0.0) as usize).min(self.bins - 1);
                     c[k] += 1.0;
                 }
                 if self.density && !finite.is_empty() {
@@ -104,7 +115,7 @@ impl Hist {
                         .enumerate()
                         .filter(|(_, v)| **v > 0.0)
                         .map(|(k, &v)| {
-                            let a = lo + k as f64 * width;
+                            let a = bin_lo + k as f64 * width;
                             Rectangle::new([(a, 0.0), (a + width, v)], colour.mix(alpha).filled())
                         }),
                 )
@@ -116,13 +127,42 @@ impl Hist {
                 });
             }
         }
-        for &m in &self.marks {
+        let mark_colour = RGBColor(200, 30, 30);
+        let (aw, _) = chart.plotting_area().dim_in_pixel();
+        let plot_right = chart.plotting_area().get_base_pixel().0 + aw as i32;
+        let (rx, ry) = root.get_base_pixel();
+        let label_font = font(13.0);
+        for (k, &m) in self.marks.iter().enumerate() {
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     vec![(m, 0.0), (m, top)],
-                    RGBColor(200, 30, 30).stroke_width(2),
+                    mark_colour.stroke_width(2),
                 )))
                 .map_err(draw_err)?;
+            let text = match self.mark_labels.get(k).filter(|l| !l.is_empty()) {
+                Some(l) => l.clone(),
+                None => num_text(m),
+            };
+            // Beside the line near the top, on the side with room for it.
+            use plotters::style::text_anchor::{HPos, Pos, VPos};
+            let (px, py) = chart.backend_coord(&(m, top));
+            let tw = super::text_size(root, &text, &label_font).0 as i32;
+            let right = px + 6 + tw <= plot_right - 4;
+            let (px, py) = (px - rx, py - ry);
+            let (x, anchor) = if right {
+                (px + 6, HPos::Left)
+            } else {
+                (px - 6, HPos::Right)
+            };
+            root.draw(&Text::new(
+                text,
+                (x, py + 6 + 16 * k as i32),
+                label_font
+                    .clone()
+                    .color(&mark_colour)
+                    .pos(Pos::new(anchor, VPos::Top)),
+            ))
+            .map_err(draw_err)?;
         }
         if self.series.iter().any(|s| !s.0.is_empty()) {
             chart
@@ -130,7 +170,11 @@ impl Hist {
                 .label_font(font(13.0))
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.3))
-                .position(SeriesLabelPosition::UpperRight)
+                .position(if self.marks.iter().any(|m| *m > lo + (hi - lo) * 0.6) {
+                    SeriesLabelPosition::UpperLeft
+                } else {
+                    SeriesLabelPosition::UpperRight
+                })
                 .draw()
                 .map_err(draw_err)?;
         }

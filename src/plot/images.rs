@@ -204,7 +204,43 @@ fn wrap<DB: DrawingBackend>(
     lines
 }
 
+/// Layout constants shared by drawing and [`ImageGrid::natural_height`].
+const ROW_FONT: f64 = 14.0;
+/// Captions at 12 px with 15 px lines stay readable in a saved figure.
+const CAPTION_FONT: f64 = 12.0;
+const CAPTION_LINE_H: u32 = 15;
+const CAPTION_LINES: usize = 3;
+const GAP: u32 = 8;
+
 impl ImageGrid {
+    /// The height at which a grid `width` pixels wide has no empty margin:
+    /// square cells as wide as the width allows, rows of captions, the title.
+    pub fn natural_height(&self, width: u32, has_title: bool) -> u32 {
+        let ncols = self.rows.iter().map(|r| r.images.len()).max().unwrap_or(1) as u32;
+        let nrows = self.rows.len() as u32;
+        let top = if has_title { 38 } else { 8 };
+        let left = self
+            .rows
+            .iter()
+            .map(|r| super::glyphs::text_width(&r.title, ROW_FONT as f32))
+            .max()
+            .unwrap_or(0);
+        let left = if left > 0 { left + 16 } else { 8 };
+        let cell = (width.saturating_sub(left + 8 + GAP * (ncols - 1)) / ncols).max(8);
+        let caps: u32 = self
+            .rows
+            .iter()
+            .map(|r| {
+                if r.captions.iter().any(|c| !c.is_empty()) {
+                    CAPTION_LINES as u32 * CAPTION_LINE_H + 4
+                } else {
+                    0
+                }
+            })
+            .sum();
+        (top + 8 + cell * nrows + caps + GAP * (nrows - 1) + 2).clamp(100, 8000)
+    }
+
     pub fn new(rows: Vec<ImageRow>) -> Result<Self> {
         if rows.is_empty() || rows.iter().all(|r| r.images.is_empty()) {
             return Err(Error::invalid("plot_images", "no images to draw"));
@@ -229,8 +265,8 @@ impl ImageGrid {
     ) -> Result<()> {
         let (w, h) = root.dim_in_pixel();
         let title_font = font(20.0);
-        let row_font = font(14.0);
-        let cap_font = font(11.0);
+        let row_font = font(ROW_FONT);
+        let cap_font = font(CAPTION_FONT);
         let ncols = self.rows.iter().map(|r| r.images.len()).max().unwrap_or(1);
         let nrows = self.rows.len();
         let top = if title.is_empty() { 8 } else { 38 };
@@ -241,9 +277,9 @@ impl ImageGrid {
             .max()
             .unwrap_or(0);
         let left = if left > 0 { left + 16 } else { 8 };
-        let gap = 8u32;
-        let cap_lines = 3usize;
-        let line_h = 13u32;
+        let gap = GAP;
+        let cap_lines = CAPTION_LINES;
+        let line_h = CAPTION_LINE_H;
         let cap_h = |r: &ImageRow| {
             if r.captions.iter().any(|c| !c.is_empty()) {
                 cap_lines as u32 * line_h + 4

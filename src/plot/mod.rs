@@ -23,7 +23,7 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 
-pub use bars::{stars as bars_stars, BarSeries, Bars};
+pub use bars::{mark_lines as bars_mark_lines, stars as bars_stars, BarSeries, Bars};
 pub use boxplot::{BoxGroup, BoxPair, BoxPlot};
 pub use brain::{Brain, Slab};
 pub use colormap::Colormap;
@@ -114,6 +114,16 @@ impl std::fmt::Display for Figure {
     }
 }
 
+/// One label as a figure drew it: its text, the pixel box of its ink
+/// (min and max corners) and whether part of it fell outside the canvas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrawnText {
+    pub text: String,
+    pub min: (i32, i32),
+    pub max: (i32, i32),
+    pub clipped: bool,
+}
+
 fn draw_err(e: impl std::fmt::Display) -> Error {
     Error::invalid("save", format!("drawing the figure failed: {e}"))
 }
@@ -138,6 +148,23 @@ impl Figure {
         root.present().map_err(draw_err)
     }
 
+    /// Renders the figure in memory and returns every label drawn, with
+    /// where it landed and whether it is cut off by the canvas edge.
+    pub fn drawn_text(&self) -> Result<Vec<DrawnText>> {
+        ensure_font();
+        let mut buffer = vec![0u8; self.width as usize * self.height as usize * 3];
+        let drawn = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        {
+            let backend = glyphs::GlyphFix {
+                inner: BitMapBackend::with_buffer(&mut buffer, (self.width, self.height)),
+                drawn: Some(drawn.clone()),
+            };
+            self.render(backend.into_drawing_area())?;
+        }
+        let list = drawn.borrow().clone();
+        Ok(list)
+    }
+
     /// Saves as PNG or SVG, chosen by the extension of `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
         ensure_font();
@@ -150,8 +177,9 @@ impl Figure {
             .map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("png") => {
-                let root = glyphs::GlyphFix(BitMapBackend::new(path, (self.width, self.height)))
-                    .into_drawing_area();
+                let root =
+                    glyphs::GlyphFix::new(BitMapBackend::new(path, (self.width, self.height)))
+                        .into_drawing_area();
                 self.render(root)
             }
             Some("svg") => {
@@ -380,7 +408,9 @@ pub(crate) fn draw_colorbar<DB: DrawingBackend>(
             font(13.0)
                 .transform(FontTransform::Rotate90)
                 .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Top)),
+                // Rotated a quarter turn, the text's bottom faces left: it
+                // starts at x and runs right, clear of the tick labels.
+                .pos(Pos::new(HPos::Center, VPos::Bottom)),
         ))
         .map_err(draw_err)?;
     }

@@ -18,7 +18,8 @@ fn registered_names(vox: &voxlab::engine::Voxlab) -> BTreeSet<String> {
         .filter_map(|s| s.split('(').next().map(str::to_string))
         .filter(|n| n.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
         .filter(|n| !n.starts_with("get$") && !n.starts_with("set$") && !n.starts_with("index$"))
-        .filter(|n| n != "to_string" && n != "to_debug")
+        // Rhai's own printing functions (voxlab overrides print/to_string of floats).
+        .filter(|n| n != "to_string" && n != "to_debug" && n != "print")
         .collect()
 }
 

@@ -422,7 +422,7 @@ fn identification_in_scripts() {
     )
     .unwrap()
     .to_string();
-    assert_eq!(v, "5-way top-1 ×10 random draws, cosine|1.0|0.2|200");
+    assert_eq!(v, "5-way top-1 ×10 random draws, cosine|1|0.2|200");
     assert_script_error(
         "identification(randn([5, 3]), randn([5, 4]))",
         &["identification: pred and truth"],

@@ -104,3 +104,29 @@ fn the_default_output_folder_is_named_after_the_script() {
     assert!(printed.starts_with("runs/quick-"), "{printed}");
     assert!(dir.path().join(printed).join("run.json").exists());
 }
+
+#[test]
+fn a_large_recorded_tensor_is_a_summary_with_its_values_in_npy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = "set_seed(3);\nlet m = randn([60, 50]);\nrecord(\"r_map\", m);\nrecord(\"small\", tensor([1, 2]));\nrecord(\"maps\", #{a: m * 2.0});\n";
+    std::fs::write(dir.path().join("s.rhai"), script).expect("write");
+    let o = voxlab_in(dir.path(), &["run", "s.rhai", "--out", "o"], None);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let out = dir.path().join("o");
+    let r = record(&out);
+    let m = &r["metrics"]["r_map"];
+    assert_eq!(m["shape"], serde_json::json!([60, 50]));
+    assert_eq!(m["npy"], "r_map.npy");
+    assert!(m["mean"].as_f64().expect("mean").abs() < 0.2, "{m}");
+    assert!((m["sd"].as_f64().expect("sd") - 1.0).abs() < 0.1, "{m}");
+    assert_eq!(r["metrics"]["small"], serde_json::json!([1.0, 2.0]));
+    assert_eq!(r["metrics"]["maps"]["a"]["npy"], "maps.a.npy");
+    let back = voxlab::io::npy::load_npy(&out.join("r_map.npy")).expect("npy");
+    assert_eq!(back.shape(), vec![60, 50]);
+    assert!(
+        std::fs::metadata(out.join("run.json"))
+            .expect("run.json")
+            .len()
+            < 10_000
+    );
+}

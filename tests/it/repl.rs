@@ -80,3 +80,54 @@ fn interactive_session_in_a_terminal_survives_errors_and_keeps_state() {
     p.exp_eof().expect("voxlab exits");
     assert!(dir.path().join(".history").exists(), "history is saved");
 }
+
+#[test]
+fn completion_after_a_dot_offers_the_members_of_the_values_type() {
+    use voxlab::cli::repl::complete_line;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = crate::common::engine_in(dir.path());
+    let functions: Vec<String> = vox.help.names().map(str::to_string).collect();
+    let vars = vec![
+        ("x".to_string(), "Tensor".to_string()),
+        ("v".to_string(), "Volume".to_string()),
+    ];
+    let (start, got) = complete_line("x.me", 4, &functions, &vars, &vox.help);
+    assert_eq!(start, 2);
+    assert!(got.contains(&"mean".to_string()), "{got:?}");
+    let (_, all) = complete_line("x.", 2, &functions, &vars, &vox.help);
+    for m in [
+        "mean", "abs", "exp", "log", "pow", "shape", "round", "inverse",
+    ] {
+        assert!(all.contains(&m.to_string()), "{m} missing from {all:?}");
+    }
+    assert!(!all.contains(&"load_nifti".to_string()), "{all:?}");
+    assert!(!all.contains(&"fit_ridge".to_string()), "{all:?}");
+    // Through a chain: v.data is a Tensor, x.abs() too.
+    let (_, got) = complete_line("v.data.me", 9, &functions, &vars, &vox.help);
+    assert!(got.contains(&"mean".to_string()), "{got:?}");
+    let (_, got) = complete_line("let y = x.abs().ex", 18, &functions, &vars, &vox.help);
+    assert_eq!(got, vec!["exp".to_string()]);
+    let (_, got) = complete_line("v.aff", 5, &functions, &vars, &vox.help);
+    assert_eq!(got, vec!["affine".to_string()]);
+}
+
+#[test]
+fn long_help_goes_through_a_pager_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let paged = dir.path().join("paged.txt");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.current_dir(dir.path())
+        .env("VOXLAB_THREADS", "1")
+        .env("VOXLAB_HISTORY", dir.path().join(".history"))
+        .env("VOXLAB_PAGER", format!("cat > '{}'", paged.display()))
+        .env("LINES", "24")
+        .env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
+    p.exp_string("voxlab> ").expect("first prompt");
+    p.send_line("help()").expect("type");
+    p.exp_string("voxlab> ").expect("prompt after help");
+    p.send_line(":quit").expect("type");
+    p.exp_eof().expect("voxlab exits");
+    let text = std::fs::read_to_string(&paged).expect("the pager got the text");
+    assert!(text.contains("Tensors: creation"), "{text}");
+}

@@ -191,3 +191,70 @@ fn comparisons_and_mask_logic_are_element_wise() {
         &["'|' combines bool tensors (masks), got f32 and f32"],
     );
 }
+
+#[test]
+fn rounding_remainder_and_linear_algebra_as_numpy() {
+    // numpy: np.round halves to even; % takes the divisor's sign.
+    assert_eq!(
+        shown("to_array(tensor([0.5, 1.5, 2.5, -0.5, -1.7]).round())"),
+        "[0.0, 2.0, 2.0, -0.0, -2.0]"
+    );
+    assert_eq!(shown("to_array(floor(tensor([1.7, -1.2])))"), "[1.0, -2.0]");
+    assert_eq!(shown("to_array(ceil(tensor([1.2, -1.7])))"), "[2.0, -1.0]");
+    assert_eq!(shown("arange(0, 3).round().dtype"), "\"i64\"");
+    assert_eq!(
+        shown("to_array(arange(-4, 4) % 3)"),
+        "[2, 0, 1, 2, 0, 1, 2, 0]"
+    );
+    assert_eq!(shown("to_array(tensor([-1.5, 2.5]) % 2.0)"), "[0.5, 0.5]");
+    assert_eq!(shown("to_array(7 % tensor([2.0, -3.0]))"), "[1.0, -2.0]");
+    assert_eq!(
+        shown("to_array(tensor([5.0, 7.0]) % tensor([3.0, 4.0]))"),
+        "[2.0, 3.0]"
+    );
+    let inv = "let a = tensor([[2.0, 1.0], [1.0, 3.0]], #{dtype: \"f64\"}); to_array(a.inverse())";
+    assert_eq!(shown(inv), "[[0.6, -0.2], [-0.2, 0.4]]");
+    assert!(
+        (eval_f64("det(tensor([[1.0, 2.0], [3.0, 4.0]], #{dtype: \"f64\"})).item()") + 2.0).abs()
+            < 1e-12
+    );
+    assert_eq!(
+        shown("to_array(solve(tensor([[3.0, 1.0], [1.0, 2.0]], #{dtype: \"f64\"}), tensor([9.0, 8.0])))"),
+        "[2.0, 3.0]"
+    );
+    assert_script_error(
+        "inverse(tensor([[1.0, 2.0], [2.0, 4.0]]))",
+        &["inverse: the matrix is singular"],
+    );
+    assert_script_error(
+        "det(ones([2, 3]))",
+        &["det: a: expected a square matrix", "2×3"],
+    );
+    assert_script_error(
+        "solve(eye(3), ones([2]))",
+        &["solve: b: expected 3 values or 3 rows"],
+    );
+}
+
+#[test]
+fn mean_and_std_take_the_options_map_of_zscore() {
+    let same = |a: &str, b: &str| {
+        let script =
+            format!("set_seed(2); let x = randn([7, 4]); (({a}) - ({b})).abs().max().item()");
+        assert!(eval_f64(&script) < 1e-7, "{a} vs {b}");
+    };
+    same("x.mean(#{axis: 0})", "x.mean(0)");
+    same("x.mean(#{axis: -1})", "x.mean(1)");
+    same("x.mean(#{})", "x.mean()");
+    same("x.std(#{axis: 0, ddof: 1})", "x.std(0, 1)");
+    same("x.std(#{axis: 1})", "x.std(1)");
+    same("x.std(#{ddof: 1})", "x.flatten().std(0, 1)");
+    assert_script_error(
+        "randn([3]).mean(#{axes: 0})",
+        &["mean: unknown option 'axes'", "axis"],
+    );
+    assert_script_error(
+        "randn([3]).std(#{axis: 2})",
+        &["std: axis 2 is out of range"],
+    );
+}

@@ -492,7 +492,7 @@ fn train_resnet_history_and_common_options() {
     assert!(shown.contains("\"completed\""), "{shown}");
     // 8 training images / batch 4 = 2 batches = 1 optimiser step per epoch:
     // warm-up step 0 (lr 0), then cosine over the remaining 2 steps.
-    assert!(shown.contains(", 3, [0.0, 0.001, 0.0005"), "{shown}");
+    assert!(shown.contains(", 3, [0.0, 0.001, 5e-4"), "{shown}");
     assert!(dir
         .path()
         .join("checkpoints/epoch-3/trainer_state.json")

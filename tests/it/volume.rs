@@ -124,3 +124,93 @@ fn save_and_load_round_trip_with_affine_and_tr() {
     .expect_err("3x3 affine");
     assert!(err.contains("affine: expected 4×4, got 3×3"), "{err}");
 }
+
+/// Max |voxlab − nilearn| and how many voxels differ by more than `tol`
+/// relative to the largest |value|.
+fn compare(got: &[f64], want: &[f64], tol: f64) -> (f64, usize) {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+    let mut worst = 0.0f64;
+    let mut off = 0;
+    for (g, w) in got.iter().zip(want) {
+        let d = (g - w).abs();
+        worst = worst.max(d);
+        if d > tol * scale {
+            off += 1;
+        }
+    }
+    (worst / scale, off)
+}
+
+#[test]
+fn resample_to_img_equals_nilearn_on_real_oblique_files() {
+    let real = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata/nifti");
+    if !real.exists() {
+        eprintln!("skipped: ../shared/realdata/nifti is not present");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = engine_in(dir.path());
+    for (name, file) in [("epi", "example4d.nii.gz"), ("zmap", "image_10426.nii.gz")] {
+        for interp in ["nearest", "linear", "continuous"] {
+            let script = format!(
+                "let src = load_nifti(\"{}\");\nlet target = load_nifti(\"{}\");\nlet r = resample_to_img(src, target, #{{interpolation: \"{interp}\"}});\n[r.shape, to_array(r.affine), to_array(r.data.flatten())]",
+                real.join(file).display(),
+                real.join("anatomical.nii").display()
+            );
+            let v = eval_in(&vox, &script).unwrap_or_else(|e| panic!("{name} {interp}: {e}"));
+            let parts = v.into_array().expect("array");
+            let want =
+                voxlab::io::npy::load_npy(&fixture(&format!("resample/{name}_{interp}.npy")))
+                    .expect("fixture");
+            let shape: Vec<i64> = numbers(&parts[0]).iter().map(|&x| x as i64).collect();
+            assert_eq!(shape, want.shape(), "{name} {interp}: shape");
+            let want = want.to_f64_vec("test").expect("values");
+            let (worst, off) = compare(&numbers(&parts[2]), &want, 1e-5);
+            // nearest picks the same voxel (ties at exactly .5 aside), the
+            // interpolations agree to float32 rounding.
+            assert!(
+                off == 0,
+                "{name} {interp}: {off} voxels differ, worst {worst:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn resample_to_img_checks_its_inputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = engine_in(dir.path());
+    let make = "let a = load_nifti(save_nifti(randn([4, 4, 4]), \"a.nii\"));\nlet far = load_nifti(save_nifti(zeros([4, 4, 4]), \"b.nii\", #{affine: tensor([[1.0, 0.0, 0.0, 500.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])}));\n";
+    for (call, want) in [
+        (
+            "resample_to_img(a, a, #{interpolation: \"cubic\"})",
+            "interpolation must be",
+        ),
+        (
+            "resample_to_img(a, far)",
+            "does not contain any of the source",
+        ),
+        (
+            "resample_to_img(a, 3)",
+            "target: expected a Volume or a Mask",
+        ),
+        (
+            "resample_to_img(a, a, #{order: 1})",
+            "unknown option 'order'",
+        ),
+    ] {
+        let e = eval_in(&vox, &format!("{make}{call}")).expect_err(call);
+        assert!(
+            e.contains("resample_to_img") && e.contains(want),
+            "{call}: {e}"
+        );
+    }
+    // The same grid gives the volume back.
+    let same = eval_in(
+        &vox,
+        &format!("{make}(resample_to_img(a, a).data - a.data).abs().max().item()"),
+    )
+    .expect("same grid");
+    assert_eq!(same.as_float().expect("float"), 0.0);
+}
