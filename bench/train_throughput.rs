@@ -110,12 +110,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model = args.get(1).map(String::as_str).unwrap_or("transformer");
     let steps: i64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
-    let threads: i32 = std::env::var("VOXLAB_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    tch::set_num_threads(threads);
-    tch::manual_seed(0);
+    let threads = timing::setup();
     let vs = tnn::VarStore::new(Device::Cpu);
     let n = BATCH * steps;
     let (inputs, targets, forward): (Tensor, Tensor, Box<dyn Fn(&Tensor) -> Tensor>) = match model {

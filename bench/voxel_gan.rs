@@ -24,12 +24,7 @@ fn main() {
     let arg = |i: usize, default: i64| args.get(i).copied().unwrap_or(default);
     let (steps, size, voxels, ngf, ndf) =
         (arg(0, 10), arg(1, 32), arg(2, 3354), arg(3, 16), arg(4, 16));
-    let threads: i32 = std::env::var("VOXLAB_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    tch::set_num_threads(threads);
-    tch::manual_seed(0);
+    let threads = timing::setup();
     let n = BATCH * steps;
     let betas = Tensor::randn([n, voxels], (Kind::Float, Device::Cpu));
     let images = Tensor::rand([n, 3, size, size], (Kind::Float, Device::Cpu));

@@ -793,37 +793,22 @@ mod tests {
     #[test]
     fn generator_and_discriminator_shapes() {
         let gan = VoxelGan::new("t", VoxelGanConfig::small(), 7, 32, Device::Cpu).expect("gan");
-        let x = gan
-            .draw(
-                "t",
-                &Tensor::randn([3, 7], (Kind::Float, Device::Cpu)),
-                2,
-                1,
-            )
-            .expect("images");
+        let betas = Tensor::randn([3, 7], (Kind::Float, Device::Cpu));
+        let x = gan.draw("t", &betas, 2, 1, true).expect("images");
         assert_eq!(x.size(), [6, 3, 32, 32]);
-        let again = gan
-            .draw(
-                "t",
-                &Tensor::randn([3, 7], (Kind::Float, Device::Cpu)),
-                2,
-                1,
-            )
-            .expect("images");
-        assert_eq!(x.size(), again.size());
+        let again = gan.draw("t", &betas, 2, 1, true).expect("images");
+        assert_eq!(f64::try_from((&x - &again).abs().max()).expect("max"), 0.0);
+        let mean = gan.draw("t", &betas, 2, 1, false).expect("images");
+        assert!(f64::try_from((&x - &mean).abs().max()).expect("max") > 0.0);
         let logits = gan.d.forward_t(
             &(x * 2.0 - 1.0),
             &Tensor::zeros([6, 7], (Kind::Float, Device::Cpu)),
             false,
         );
         assert_eq!(logits.size(), [6]);
+        let zeros = Tensor::zeros([2, 5], (Kind::Float, Device::Cpu));
         let e = gan
-            .draw(
-                "t",
-                &Tensor::zeros([2, 5], (Kind::Float, Device::Cpu)),
-                1,
-                0,
-            )
+            .draw("t", &zeros, 1, 0, true)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
