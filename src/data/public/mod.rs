@@ -150,6 +150,19 @@ pub(crate) fn coordinate_grid(
         }
         ijk.push(p);
     }
+    // Coordinates on no common grid (e.g. jittered floats) would span an
+    // enormous one; a voxel grid of a brain has at most a few million points.
+    let points = dims.iter().try_fold(1i64, |a, &d| a.checked_mul(d));
+    if points.is_none_or(|n| n > 50_000_000) {
+        return Err(Error::format(
+            op,
+            path,
+            format!(
+                "voxel coordinates span a {}×{}×{} grid of {}×{}×{} mm steps: not a regular voxel grid",
+                dims[0], dims[1], dims[2], step[0], step[1], step[2]
+            ),
+        ));
+    }
     let flat = |p: &[i64; 3]| ((p[0] * dims[1] + p[1]) * dims[2] + p[2]) as usize;
     let mut at: HashMap<usize, usize> = HashMap::new();
     for (n, p) in ijk.iter().enumerate() {

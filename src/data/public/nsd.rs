@@ -234,7 +234,17 @@ fn design(layout: &Layout, sessions: &[usize]) -> Result<Design> {
             images.push(im as usize - 1);
         }
     }
-    let shared = sharedix.data.iter().map(|&x| x as usize - 1).collect();
+    let mut shared = HashSet::new();
+    for (i, &x) in sharedix.data.iter().enumerate() {
+        if x.fract() != 0.0 || x < 1.0 {
+            return Err(Error::format(
+                OP,
+                &p,
+                format!("sharedix[{}] is {x}, not a 1-based 73k index", i + 1),
+            ));
+        }
+        shared.insert(x as usize - 1);
+    }
     Ok(Design { images, shared })
 }
 
