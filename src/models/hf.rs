@@ -103,6 +103,95 @@ impl Config {
         }
     }
 
+    pub fn bool_or(&self, op: &'static str, key: &str, default: bool) -> Result<bool> {
+        if self.has(key) {
+            self.value
+                .get(key)
+                .and_then(Value::as_bool)
+                .ok_or_else(|| self.bad(op, key, "true or false"))
+        } else {
+            Ok(default)
+        }
+    }
+
+    /// A list of positive integers (diffusers' `block_out_channels`).
+    pub fn ints(&self, op: &'static str, key: &str, default: &[i64]) -> Result<Vec<i64>> {
+        if !self.has(key) {
+            return Ok(default.to_vec());
+        }
+        let list = self.value.get(key).and_then(Value::as_array);
+        let ints: Option<Vec<i64>> =
+            list.and_then(|l| l.iter().map(|v| v.as_i64().filter(|&i| i > 0)).collect());
+        match ints {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(self.bad(op, key, "a non-empty list of positive integers")),
+        }
+    }
+
+    /// One positive integer per block: a list of `n`, or one integer for
+    /// all (diffusers' `layers_per_block`, `attention_head_dim`).
+    pub fn ints_per(
+        &self,
+        op: &'static str,
+        key: &str,
+        n: usize,
+        default: i64,
+    ) -> Result<Vec<i64>> {
+        match self.value.get(key) {
+            None | Some(Value::Null) => Ok(vec![default; n]),
+            Some(Value::Number(x)) => match x.as_i64() {
+                Some(v) if v > 0 => Ok(vec![v; n]),
+                _ => Err(self.bad(op, key, "a positive integer")),
+            },
+            Some(_) => {
+                let v = self.ints(op, key, &[])?;
+                if v.len() != n {
+                    return Err(self.bad(
+                        op,
+                        key,
+                        &format!("one integer or a list of {n} (one per block)"),
+                    ));
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    /// A list of strings (diffusers' `down_block_types`).
+    pub fn strs(&self, op: &'static str, key: &str, default: &[&str]) -> Result<Vec<String>> {
+        if !self.has(key) {
+            return Ok(default.iter().map(|s| s.to_string()).collect());
+        }
+        let list = self.value.get(key).and_then(Value::as_array);
+        let strs: Option<Vec<String>> =
+            list.and_then(|l| l.iter().map(|v| v.as_str().map(str::to_string)).collect());
+        match strs {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(self.bad(op, key, "a non-empty list of strings")),
+        }
+    }
+
+    /// Refuses a setting the architecture does not implement: `key` must
+    /// be absent, null, or equal to one of `allowed`.
+    pub fn only(&self, op: &'static str, key: &str, allowed: &[Value]) -> Result<()> {
+        match self.value.get(key) {
+            None | Some(Value::Null) => Ok(()),
+            Some(v) if allowed.contains(v) => Ok(()),
+            Some(_) => {
+                let shown: Vec<String> = allowed.iter().map(Value::to_string).collect();
+                let expected = if shown.is_empty() {
+                    "null (voxlab does not implement this setting)".to_string()
+                } else {
+                    format!(
+                        "null or {} (voxlab does not implement the others)",
+                        shown.join(" or ")
+                    )
+                };
+                Err(self.bad(op, key, &expected))
+            }
+        }
+    }
+
     /// A nested config object (`text_config`, `vision_config`); an empty
     /// one when absent, so every key takes its default.
     pub fn sub(&self, op: &'static str, key: &str) -> Result<Config> {

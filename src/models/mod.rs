@@ -5,11 +5,15 @@ pub mod blip;
 pub mod captioner;
 pub mod classifier;
 pub mod clip;
+pub mod diffusion;
 pub mod hf;
 pub mod nn;
 pub mod resnet;
+pub mod schedulers;
 pub mod ridge;
 pub mod text;
 pub mod train;
+pub mod unet;
+pub mod vae;
 
 pub use ridge::{fit_ridge, RidgeModel, RidgeOptions, RidgeScore, Scoring};

@@ -17,7 +17,10 @@ pub mod embeddings;
 pub mod layers;
 pub mod transformer;
 
-pub use attention::{attention_bias, AttentionConfig, AttentionNames, KvCache, MultiHeadAttention};
+pub use attention::{
+    attention_bias, AttentionConfig, AttentionNames, KvCache, MultiHeadAttention,
+    SpatialSelfAttention,
+};
 pub use conv::{Downsample2d, ResnetBlock2d, ResnetBlockConfig, Upsample2d};
 pub use embeddings::{
     sincos_1d, sincos_2d, timestep_sinusoid, LearnedPositions, TimestepEmbedding,
@@ -25,4 +28,7 @@ pub use embeddings::{
 pub use layers::{
     at, conv1d, conv2d, dropout, embedding, group_norm, layer_norm, linear, Activation,
 };
-pub use transformer::{BlockCache, BlockConfig, BlockNames, FeedForward, TransformerBlock};
+pub use transformer::{
+    BlockCache, BlockConfig, BlockNames, FeedForward, SpatialTransformer, SpatialTransformerConfig,
+    TransformerBlock,
+};
