@@ -191,7 +191,7 @@ fn f64_tensor(op: &'static str, v: &[f64]) -> crate::error::Result<Tensor> {
 }
 
 /// Images as an N×3×H×W tensor from an ImageSet or a tensor.
-fn images(op: &'static str, v: &Dynamic) -> crate::error::Result<tch::Tensor> {
+pub(super) fn images(op: &'static str, v: &Dynamic) -> crate::error::Result<tch::Tensor> {
     if let Some(set) = v.read_lock::<crate::data::ImageSet>() {
         return Ok(set.data.0.shallow_clone());
     }

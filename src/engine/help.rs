@@ -96,6 +96,10 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "eval",
         "Evaluation: identification, image similarity, feature correlations",
     ),
+    (
+        "reconstruction",
+        "Image reconstruction: the one verb reconstruct and the models it serves",
+    ),
     ("plot", "Figures"),
 ];
 

@@ -12,6 +12,7 @@ pub mod models;
 pub mod nets;
 pub mod options;
 pub mod plot;
+pub mod reconstruction;
 pub mod runs;
 pub mod runtime;
 pub mod session;
@@ -151,6 +152,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     captions::register(&mut engine, &mut help, &session);
     train::register(&mut engine, &mut help, &session);
     eval::register(&mut engine, &mut help);
+    reconstruction::register(&mut engine, &mut help);
     plot::register(&mut engine, &mut help, &session);
     runs::register(&mut engine, &mut help);
     let help = Rc::new(help);

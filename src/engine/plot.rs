@@ -852,25 +852,7 @@ fn image_rows(op: &'static str, v: &Dynamic) -> Result<Vec<Vec<Raster>>> {
                 .ok_or_else(|| Error::invalid(op, "a map row needs an 'images' tensor"))?,
             None => d.clone(),
         };
-        let t = to_tensor(op, &d)?;
-        let s = t.shape();
-        let s4: Vec<usize> = match s.len() {
-            3 => vec![1, s[0] as usize, s[1] as usize, s[2] as usize],
-            4 => s.iter().map(|&x| x as usize).collect(),
-            _ => {
-                return Err(Error::shape(
-                    op,
-                    "images",
-                    "N×3×H×W (or 3×H×W)",
-                    crate::tensor::shape_text(&s),
-                ))
-            }
-        };
-        let vals = t.to_f64_vec(op)?;
-        let per = s4[1] * s4[2] * s4[3];
-        (0..s4[0])
-            .map(|i| Raster::from_chw(&vals[i * per..(i + 1) * per], s4[1], s4[2], s4[3]))
-            .collect()
+        crate::plot::rasters(op, &to_tensor(op, &d)?)
     };
     if let Some(a) = v.read_lock::<rhai::Array>() {
         return a.iter().map(one).collect();

@@ -8,6 +8,8 @@ pub mod clip;
 pub mod diffusion;
 pub mod hf;
 pub mod nn;
+pub mod perceptual;
+pub mod reconstruct;
 pub mod resnet;
 pub mod schedulers;
 pub mod ridge;

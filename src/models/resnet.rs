@@ -272,21 +272,29 @@ impl ResNet {
         names
     }
 
+    /// The forward pass; with `stop`, it returns as soon as that stage has
+    /// been captured (the rest of the network is not computed).
     fn run(
         &self,
         x: &TchTensor,
         train: bool,
         mut capture: Option<&mut Vec<(String, TchTensor)>>,
+        stop: Option<&str>,
     ) -> TchTensor {
-        let mut y = self.stem.forward(x, train, &mut capture).relu().max_pool2d(
-            [3, 3],
-            [2, 2],
-            [1, 1],
-            [1, 1],
-            false,
-        );
+        let reached = |c: &Option<&mut Vec<(String, TchTensor)>>| match (stop, c) {
+            (Some(s), Some(c)) => c.iter().any(|(n, _)| n == s),
+            _ => false,
+        };
+        let mut y = self.stem.forward(x, train, &mut capture);
+        if reached(&capture) {
+            return y;
+        }
+        y = y.relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for b in &self.blocks {
             y = b.forward(&y, train, &mut capture);
+            if reached(&capture) {
+                return y;
+            }
         }
         let pooled = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         if let Some(c) = capture.as_deref_mut() {
@@ -301,14 +309,99 @@ impl ResNet {
 
     /// Logits for already normalised images (N×3×H×W), as torchvision's forward.
     pub fn forward_t(&self, x: &TchTensor, train: bool) -> TchTensor {
-        self.run(x, train, None)
+        self.run(x, train, None, None)
     }
 
     /// Every stage's activations for a batch (inference mode).
     pub fn stages(&self, x: &TchTensor) -> Vec<(String, TchTensor)> {
         let mut out = Vec::new();
-        let _logits = self.run(x, false, Some(&mut out));
+        let _logits = self.run(x, false, Some(&mut out), None);
         out
+    }
+
+    /// The stage for a layer name: "layerK" is the end of that residual
+    /// layer (its last block's last convolution, after batch norm); any
+    /// other name must be a stage name.
+    pub fn layer_stage(&self, op: &'static str, layer: &str) -> Result<String> {
+        let names = self.stage_names();
+        let prefix = format!("{layer}.");
+        if layer.starts_with("layer") {
+            if let Some(last) = names
+                .iter()
+                .rev()
+                .find(|n| n.starts_with(&prefix) && !n.contains("downsample"))
+            {
+                return Ok(last.clone());
+            }
+        }
+        if names.iter().any(|n| n == layer) {
+            return Ok(layer.to_string());
+        }
+        Err(Error::invalid(
+            op,
+            format!(
+                "no ResNet stage \"{layer}\"; use layer1 … layer4 or one of {}",
+                names.join(", ")
+            ),
+        ))
+    }
+
+    /// The stages up to and including `last` (inference mode; the rest of
+    /// the network is not computed). Gradients flow to `x`, so a frozen
+    /// network serves as a perceptual loss.
+    pub fn stages_until(&self, x: &TchTensor, last: &str) -> Result<Vec<(String, TchTensor)>> {
+        if !self.stage_names().iter().any(|n| n == last) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "no stage named \"{last}\"; stages are {}",
+                    self.stage_names().join(", ")
+                ),
+            ));
+        }
+        let mut out = Vec::new();
+        let _ = self.run(x, false, Some(&mut out), Some(last));
+        Ok(out)
+    }
+
+    /// A network with torchvision's initialisation (convolutions Kaiming
+    /// normal, fan-out; batch norms 1 and 0; fc uniform ±1/√fan-in) drawn
+    /// from SplitMix64(`seed`) rather than libtorch's generator, so the same
+    /// seed gives the same weights without touching the script's random
+    /// stream (a fixed random feature network for scores and losses).
+    pub fn seeded(arch: Arch, classes: i64, device: tch::Device, seed: u64) -> Result<ResNet> {
+        let net = ResNet::new(arch, classes, device)?;
+        let mut rng = crate::random::SplitMix64::new(seed);
+        let mut vars: Vec<(String, TchTensor)> = net.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        tch::no_grad(|| -> Result<()> {
+            for (name, mut v) in vars {
+                let size = v.size();
+                let n: i64 = size.iter().product();
+                let values: Vec<f32> = if size.len() == 4 {
+                    let std = (2.0 / (size[0] * size[2] * size[3]) as f64).sqrt();
+                    (0..n).map(|_| (std * rng.normal()) as f32).collect()
+                } else if name.starts_with("fc.") {
+                    let fan_in = net.fc.ws.size()[1] as f64;
+                    let bound = 1.0 / fan_in.sqrt();
+                    (0..n)
+                        .map(|_| (bound * (2.0 * rng.uniform() - 1.0)) as f32)
+                        .collect()
+                } else if name.ends_with(".weight") || name.ends_with("running_var") {
+                    vec![1.0; n as usize]
+                } else {
+                    vec![0.0; n as usize]
+                };
+                let t = tc(OP, TchTensor::f_from_slice(&values))?;
+                let t = tc(
+                    OP,
+                    tc(OP, t.f_reshape(size.as_slice()))?.f_to_device(device),
+                )?;
+                tc(OP, v.f_copy_(&t))?;
+            }
+            Ok(())
+        })?;
+        Ok(net)
     }
 
     /// Parameters and buffers with torchvision's names (num_batches_tracked

@@ -45,6 +45,113 @@ impl Raster {
     }
 }
 
+/// One raster per image of an N×C×H×W (or C×H×W) tensor, C = 1 or 3.
+pub fn rasters(op: &'static str, t: &crate::tensor::Tensor) -> Result<Vec<Raster>> {
+    let s = t.shape();
+    let s4: Vec<usize> = match s.len() {
+        3 => vec![1, s[0] as usize, s[1] as usize, s[2] as usize],
+        4 => s.iter().map(|&x| x as usize).collect(),
+        _ => {
+            return Err(Error::shape(
+                op,
+                "images",
+                "N×3×H×W (or 3×H×W)",
+                crate::tensor::shape_text(&s),
+            ))
+        }
+    };
+    let vals = t.to_f64_vec(op)?;
+    let per = s4[1] * s4[2] * s4[3];
+    (0..s4[0])
+        .map(|i| Raster::from_chw(&vals[i * per..(i + 1) * per], s4[1], s4[2], s4[3]))
+        .collect()
+}
+
+/// Stimuli above their reconstructions: the true images in the first row,
+/// each set of samples (N images, one per true image) in a row beneath, the
+/// chosen `items` only (indices into the N), captions under the last row.
+pub fn reconstruction_grid(
+    op: &'static str,
+    truth: &crate::tensor::Tensor,
+    samples: &[crate::tensor::Tensor],
+    items: &[usize],
+    row_titles: &[String],
+    captions: &[String],
+) -> Result<ImageGrid> {
+    let n = truth.shape().first().copied().unwrap_or(0) as usize;
+    if samples.is_empty() {
+        return Err(Error::invalid(op, "no reconstructions to draw"));
+    }
+    for (k, s) in samples.iter().enumerate() {
+        let m = s.shape().first().copied().unwrap_or(0) as usize;
+        if m != n || s.ndim() != 4 {
+            return Err(Error::shape(
+                op,
+                format!("reconstructions (sample set {k})"),
+                format!("{n} images, N×3×H×W (one per true image)"),
+                crate::tensor::shape_text(&s.shape()),
+            ));
+        }
+    }
+    if let Some(&bad) = items.iter().find(|&&i| i >= n) {
+        return Err(Error::invalid(
+            op,
+            format!("items: index {bad} is out of range for {n} images"),
+        ));
+    }
+    if !captions.is_empty() && captions.len() != n {
+        return Err(Error::shape(
+            op,
+            "captions",
+            format!("{n} (one per true image)"),
+            captions.len().to_string(),
+        ));
+    }
+    let rows_n = samples.len() + 1;
+    if !row_titles.is_empty() && row_titles.len() != rows_n {
+        return Err(Error::shape(
+            op,
+            "row_titles",
+            format!("{rows_n} titles (truth and each sample row)"),
+            row_titles.len().to_string(),
+        ));
+    }
+    let pick = |t: &crate::tensor::Tensor| -> Result<Vec<Raster>> {
+        let all = rasters(op, t)?;
+        Ok(items.iter().map(|&i| all[i].clone()).collect())
+    };
+    let mut rows = Vec::with_capacity(rows_n);
+    let title = |i: usize| -> String {
+        if let Some(t) = row_titles.get(i) {
+            t.clone()
+        } else if i == 0 {
+            "seen".into()
+        } else if samples.len() == 1 {
+            "reconstructed".into()
+        } else {
+            format!("sample {i}")
+        }
+    };
+    rows.push(ImageRow {
+        title: title(0),
+        images: pick(truth)?,
+        captions: Vec::new(),
+    });
+    for (k, s) in samples.iter().enumerate() {
+        rows.push(ImageRow {
+            title: title(k + 1),
+            images: pick(s)?,
+            captions: Vec::new(),
+        });
+    }
+    if !captions.is_empty() {
+        if let Some(last) = rows.last_mut() {
+            last.captions = items.iter().map(|&i| captions[i].clone()).collect();
+        }
+    }
+    ImageGrid::new(rows)
+}
+
 #[derive(Debug, Clone)]
 pub struct ImageRow {
     pub title: String,

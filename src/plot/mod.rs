@@ -30,7 +30,7 @@ pub use colormap::Colormap;
 pub use heatmap::Heatmap;
 pub use hist::Hist;
 pub use history::HistoryPlot;
-pub use images::{ImageGrid, ImageRow, Raster};
+pub use images::{rasters, reconstruction_grid, ImageGrid, ImageRow, Raster};
 pub use lines::{Lines, Series};
 pub use scatter::Scatter;
 

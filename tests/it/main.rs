@@ -18,6 +18,7 @@ mod models;
 mod nets;
 mod nifti;
 mod npy;
+mod reconstruction;
 mod records;
 mod repl;
 mod resnet;
