@@ -659,3 +659,333 @@ impl DiffusionPipeline {
 pub fn given_noise(draws: Vec<Tensor>) -> Noise {
     Noise::Given(VecDeque::from(draws))
 }
+
+/// What a pipeline is conditioned on: tensors (N×tokens×cross_attention_dim,
+/// e.g. predicted from the brain) or captions for its text encoder.
+pub enum Conditioning {
+    States(Tensor),
+    Captions(Vec<String>),
+}
+
+impl DiffusionPipeline {
+    /// The conditioning states, N×tokens×d, checked against the UNet.
+    pub fn conditioning(&self, op: &'static str, c: &Conditioning) -> Result<Tensor> {
+        let t = match c {
+            Conditioning::States(t) => t.to_kind(Kind::Float),
+            Conditioning::Captions(texts) => self.text_encoder(op)?.encode(op, texts)?,
+        };
+        self.check_conditioning(op, &t, None)?;
+        Ok(t)
+    }
+}
+
+/// How [`DiffusionPipeline::generate`] and `reconstruct` sample.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub steps: i64,
+    pub guidance: f64,
+    pub eta: f64,
+    /// img2img only: how far the start is noised (1: pure noise).
+    pub strength: f64,
+    /// Seed of libtorch's generator before the first draw (None: as it is).
+    pub seed: Option<i64>,
+    /// Images per conditioning row, grouped by row.
+    pub samples: i64,
+    /// Rows sampled together (each doubled for guidance).
+    pub batch: i64,
+    /// Latent side (None: the UNet's sample_size).
+    pub latent_size: Option<i64>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            steps: 50,
+            guidance: 5.0,
+            eta: 0.0,
+            strength: 0.8,
+            seed: None,
+            samples: 1,
+            batch: 8,
+            latent_size: None,
+        }
+    }
+}
+
+impl GenerateOptions {
+    fn settings(&self) -> SampleSettings {
+        SampleSettings {
+            steps: self.steps,
+            guidance: self.guidance,
+            eta: self.eta,
+        }
+    }
+
+    fn check(&self, op: &'static str) -> Result<()> {
+        if self.steps < 1 {
+            return Err(Error::invalid(
+                op,
+                format!("steps must be ≥ 1, got {}", self.steps),
+            ));
+        }
+        if self.samples < 1 || self.batch < 1 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "samples and batch must be ≥ 1, got {} and {}",
+                    self.samples, self.batch
+                ),
+            ));
+        }
+        if !(self.eta >= 0.0) || !self.guidance.is_finite() {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "eta must be ≥ 0 and guidance finite, got {} and {}",
+                    self.eta, self.guidance
+                ),
+            ));
+        }
+        if !(self.strength > 0.0 && self.strength <= 1.0) {
+            return Err(Error::invalid(
+                op,
+                format!("strength must be in (0, 1], got {}", self.strength),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Rows `samples` times each, grouped by row.
+fn repeat_rows(op: &'static str, t: &Tensor, samples: i64) -> Result<Tensor> {
+    if samples == 1 {
+        return Ok(t.shallow_clone());
+    }
+    tc(op, t.f_repeat_interleave_self_int(samples, Some(0), None))
+}
+
+impl DiffusionPipeline {
+    fn seed(&self, o: &GenerateOptions) {
+        if let Some(s) = o.seed {
+            crate::device::seed(s);
+        }
+    }
+
+    /// Text-to-image from conditioning: N·samples images in [0, 1].
+    pub fn generate(
+        &self,
+        op: &'static str,
+        c: &Conditioning,
+        o: &GenerateOptions,
+    ) -> Result<Tensor> {
+        o.check(op)?;
+        let cond = repeat_rows(op, &self.conditioning(op, c)?, o.samples)?;
+        let side = o.latent_size.unwrap_or_else(|| self.latent_size());
+        let ch = self.unet.unet.config.in_channels;
+        self.seed(o);
+        let mut noise = Noise::Generator;
+        let n = cond.size()[0];
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = o.batch.min(n - start);
+            let c = cond.narrow(0, start, len);
+            let init = Tensor::randn([len, ch, side, side], (Kind::Float, Device::Cpu));
+            let z = self.text_to_image(op, &c, None, &init, o.settings(), &mut noise)?;
+            out.push(self.decode_latents(op, &z)?);
+            start += len;
+        }
+        tc(op, Tensor::f_cat(&out, 0))
+    }
+
+    /// Takagi & Nishimoto's reconstruction: decode the (predicted, scaled)
+    /// latents `z`, re-encode the decoded images, noise them to
+    /// `strength`, and denoise with the conditioning (img2img):
+    /// N·samples images in [0, 1].
+    pub fn reconstruct_from(
+        &self,
+        op: &'static str,
+        z: &Tensor,
+        c: &Conditioning,
+        o: &GenerateOptions,
+    ) -> Result<Tensor> {
+        o.check(op)?;
+        self.check_latents(op, z)?;
+        let cond = self.conditioning(op, c)?;
+        if cond.size()[0] != z.size()[0] {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "z has {} rows but the conditioning {}: give one per image",
+                    z.size()[0],
+                    cond.size()[0]
+                ),
+            ));
+        }
+        let (z, cond) = (
+            repeat_rows(op, z, o.samples)?,
+            repeat_rows(op, &cond, o.samples)?,
+        );
+        self.seed(o);
+        let mut noise = Noise::Generator;
+        let n = z.size()[0];
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = o.batch.min(n - start);
+            let images = self.decode_latents(op, &z.narrow(0, start, len))?;
+            let zt = self.image_to_image(
+                op,
+                &images,
+                &cond.narrow(0, start, len),
+                None,
+                o.strength,
+                o.settings(),
+                &mut noise,
+            )?;
+            out.push(self.decode_latents(op, &zt)?);
+            start += len;
+        }
+        tc(op, Tensor::f_cat(&out, 0))
+    }
+}
+
+/// The inputs of `reconstruct` for a diffusion pipeline.
+pub struct ReconstructInputs {
+    pub z: Tensor,
+    pub c: Conditioning,
+}
+
+impl super::reconstruct::Reconstructor for DiffusionPipeline {
+    type Input = ReconstructInputs;
+    type Options = GenerateOptions;
+
+    fn reconstruct(
+        &self,
+        input: &ReconstructInputs,
+        opts: &GenerateOptions,
+    ) -> Result<crate::data::ImageSet> {
+        let images = self.reconstruct_from("reconstruct", &input.z, &input.c, opts)?;
+        let n = images.size()[0];
+        let per = opts.samples.max(1);
+        Ok(crate::data::ImageSet {
+            data: crate::tensor::Tensor(images),
+            ids: (0..n)
+                .map(|i| {
+                    if per == 1 {
+                        format!("recon{i:04}")
+                    } else {
+                        format!("recon{:04}_{}", i / per, i % per)
+                    }
+                })
+                .collect(),
+        })
+    }
+}
+
+/// A small latent diffusion pipeline of the same design with fresh weights
+/// (no text encoder: it is conditioned on given tensors), for training on a
+/// CPU and for examples.
+#[derive(Debug, Clone)]
+pub struct SmallDiffusionConfig {
+    pub image_size: i64,
+    pub vae_channels: Vec<i64>,
+    pub latent_channels: i64,
+    pub unet_channels: Vec<i64>,
+    pub cond_dim: i64,
+    pub heads: i64,
+    pub groups: i64,
+}
+
+impl Default for SmallDiffusionConfig {
+    fn default() -> Self {
+        SmallDiffusionConfig {
+            image_size: 32,
+            vae_channels: vec![16, 32, 32],
+            latent_channels: 4,
+            unet_channels: vec![32, 64],
+            cond_dim: 32,
+            heads: 2,
+            groups: 8,
+        }
+    }
+}
+
+impl DiffusionPipeline {
+    pub fn small(
+        op: &'static str,
+        c: &SmallDiffusionConfig,
+        device: Device,
+    ) -> Result<DiffusionPipeline> {
+        let scale = 1i64 << (c.vae_channels.len().max(1) - 1);
+        let down = 1i64 << (c.unet_channels.len().max(1) - 1);
+        if c.vae_channels.is_empty()
+            || c.unet_channels.is_empty()
+            || c.image_size % (scale * down) != 0
+        {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "image_size {} must be a multiple of {} (the autoencoder's ×{scale} and the UNet's ×{down} downsampling)",
+                    c.image_size,
+                    scale * down
+                ),
+            ));
+        }
+        for &ch in c.vae_channels.iter().chain(&c.unet_channels) {
+            if ch % c.groups != 0 || ch % c.heads != 0 {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "channel counts must be multiples of groups {} and heads {}, got {ch}",
+                        c.groups, c.heads
+                    ),
+                ));
+            }
+        }
+        let vae = super::vae::VaeConfig {
+            in_channels: 3,
+            out_channels: 3,
+            latent_channels: c.latent_channels,
+            block_out_channels: c.vae_channels.clone(),
+            layers_per_block: 1,
+            norm_num_groups: c.groups,
+            scaling_factor: 1.0,
+            shift_factor: None,
+            use_quant_conv: true,
+            use_post_quant_conv: true,
+            mid_block_add_attention: true,
+            sample_size: c.image_size,
+        };
+        let n = c.unet_channels.len();
+        let unet = super::unet::UnetConfig {
+            in_channels: c.latent_channels,
+            out_channels: c.latent_channels,
+            block_out_channels: c.unet_channels.clone(),
+            down_attention: vec![true; n],
+            up_attention: vec![true; n],
+            mid_block: true,
+            layers_per_block: vec![1; n],
+            transformer_layers_per_block: vec![1; n],
+            heads: vec![c.heads; n],
+            cross_attention_dim: c.cond_dim,
+            norm_num_groups: c.groups,
+            norm_eps: 1e-5,
+            flip_sin_to_cos: true,
+            freq_shift: 0.0,
+            downsample_padding: 1,
+            use_linear_projection: true,
+            class_embedding: None,
+            sample_size: c.image_size / scale,
+            dropout: 0.0,
+        };
+        Ok(DiffusionPipeline {
+            unet: UnetModel::build(&unet, device),
+            vae: VaeModel::build(&vae, device),
+            text: None,
+            scheduler: SchedulerConfig::stable_diffusion(super::schedulers::Sampler::Ddim),
+            source: PathBuf::new(),
+            kind: Kind::Float,
+        })
+    }
+}

@@ -363,3 +363,46 @@ fn bad_pipelines_and_inputs_are_refused() {
     assert!(e.contains("model_index.json"), "{e}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn script_face_samples_reconstructs_and_refuses_bad_input() {
+    use crate::common::{assert_script_error, eval_script};
+    let sd = dir("tiny-sd").display().to_string();
+    let script = format!(
+        "let sd = load_diffusion(\"{sd}\");\n\
+         let z = encode_images(sd, rand([2, 3, 32, 32]), #{{sample: true, seed: 3}});\n\
+         let a = reconstruct(sd, #{{z: z, captions: [\"a cat\", \"two dogs\"]}}, #{{steps: 5, strength: 0.6, seed: 1, samples: 2}});\n\
+         let b = reconstruct(sd, #{{z: z, captions: [\"a cat\", \"two dogs\"]}}, #{{steps: 5, strength: 0.6, seed: 1, samples: 2}});\n\
+         let g = generate(sd, \"a photo of a cat\", #{{steps: 2, seed: 0}});\n\
+         [a.ids.len(), (a.data - b.data).abs().max().item(), a.data.min().item() >= 0.0, a.data.max().item() <= 1.0, g.ids.len(), sd.tokens]"
+    );
+    let v = eval_script(&script).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v.to_string(), "[4, 0.0, true, true, 1, 16]");
+    let small = "let p = diffusion_pipeline(#{image_size: 32, seed: 0});\n";
+    assert_script_error(&format!("{small}reconstruct(p, #{{z: randn([1, 4, 8, 8]), c: randn([1, 4, 32])}}, #{{strength: 0.0}})"), &["reconstruct", "strength must be in (0, 1]"]);
+    assert_script_error(
+        &format!("{small}reconstruct(p, #{{z: randn([1, 4, 8, 8]), c: randn([1, 4, 16])}})"),
+        &["conditioning", "×32", "1×4×16"],
+    );
+    assert_script_error(
+        &format!("{small}reconstruct(p, #{{z: randn([1, 3, 8, 8]), c: randn([1, 4, 32])}})"),
+        &["latents", "N×4×h×w", "1×3×8×8"],
+    );
+    assert_script_error(
+        &format!("{small}generate(p, randn([1, 4, 32]), #{{steps: 0}})"),
+        &["generate", "steps must be ≥ 1"],
+    );
+    assert_script_error(
+        &format!("{small}generate(p, \"a cat\")"),
+        &["no text_encoder"],
+    );
+    assert_script_error(&format!("{small}reconstruct(p, #{{z: randn([1, 4, 8, 8]), c: randn([1, 4, 32])}}, #{{image_size: 3}})"), &["not used by reconstruct(DiffusionPipeline", "strength"]);
+    assert_script_error(
+        &format!("{small}reconstruct(p, #{{z: randn([2, 4, 8, 8]), c: randn([1, 4, 32])}})"),
+        &["2 rows", "conditioning 1"],
+    );
+    assert_script_error(
+        "load_diffusion(\"/nonexistent/sd\")",
+        &["load_diffusion", "does not exist"],
+    );
+}
