@@ -12,6 +12,7 @@ use super::error::{guard, RhaiResult};
 use super::eval::images;
 use super::help::{FnDoc, HelpRegistry, OptDoc};
 use super::options::Opts;
+use super::session::Session;
 use super::tensor::to_tensor;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
@@ -20,11 +21,36 @@ use crate::models::diffusion::{
 };
 use crate::models::reconstruct::Reconstructor;
 use crate::models::schedulers::Noise;
+use crate::models::train::History;
+use crate::models::vae::{AutoencoderTraining, VaeConfig, VaeModel};
 use crate::tensor::{kind_name, Tensor};
 
 /// A pipeline as scripts hold it (shared: Rhai clones values freely).
 #[derive(Clone)]
-pub struct PipelineValue(pub Rc<DiffusionPipeline>);
+pub struct PipelineValue(pub Rc<DiffusionPipeline>, pub Option<Rc<History>>);
+
+/// An autoencoder trained by train_autoencoder, with its training history.
+#[derive(Clone)]
+pub struct AutoencoderValue(pub Rc<VaeModel>, pub Option<Rc<History>>);
+
+impl std::fmt::Display for AutoencoderValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.0.vae.config;
+        let params: usize = self.0.vs.variables().values().map(|t| t.numel()).sum();
+        write!(
+            f,
+            "Autoencoder[KL, {}px images ↔ {}×{}×{} latents; channels {:?}; scaling factor {:.4}; {:.2}M parameters; {}]",
+            c.sample_size,
+            c.latent_channels,
+            c.sample_size / c.downscale(),
+            c.sample_size / c.downscale(),
+            c.block_out_channels,
+            c.scaling_factor,
+            params as f64 / 1e6,
+            crate::device::name(self.0.vs.device()),
+        )
+    }
+}
 
 impl std::fmt::Display for PipelineValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,12 +254,10 @@ fn load(dir: &str, opts: Map) -> Result<PipelineValue> {
             "dtype float16 needs a GPU (use_device(\"cuda\")); on the CPU use float32",
         ));
     }
-    Ok(PipelineValue(Rc::new(DiffusionPipeline::load(
-        OP,
-        Path::new(dir),
-        device,
-        kind,
-    )?)))
+    Ok(PipelineValue(
+        Rc::new(DiffusionPipeline::load(OP, Path::new(dir), device, kind)?),
+        None,
+    ))
 }
 
 fn small(opts: Map) -> Result<PipelineValue> {
@@ -252,14 +276,13 @@ fn small(opts: Map) -> Result<PipelineValue> {
     if let Some(s) = o.opt_i64("seed")? {
         crate::device::seed(s);
     }
-    Ok(PipelineValue(Rc::new(DiffusionPipeline::small(
-        OP,
-        &c,
-        crate::device::current(),
-    )?)))
+    Ok(PipelineValue(
+        Rc::new(DiffusionPipeline::small(OP, &c, crate::device::current())?),
+        None,
+    ))
 }
 
-fn encode(p: &DiffusionPipeline, x: &Dynamic, opts: Map) -> Result<Tensor> {
+fn encode(p: &VaeModel, kind: tch::Kind, x: &Dynamic, opts: Map) -> Result<Tensor> {
     const OP: &str = "encode_images";
     let o = Opts::parse(&ENCODE_IMAGES, opts)?;
     let batch = positive(OP, "batch", o.i64("batch")?)?;
@@ -278,7 +301,7 @@ fn encode(p: &DiffusionPipeline, x: &Dynamic, opts: Map) -> Result<Tensor> {
     while start < n {
         let len = batch.min(n - start);
         parts.push(
-            p.encode_images(OP, &x.narrow(0, start, len), sample, &mut noise)?
+            p.encode_images(OP, &x.narrow(0, start, len), sample, &mut noise, kind)?
                 .to_device(tch::Device::Cpu),
         );
         start += len;
@@ -289,18 +312,18 @@ fn encode(p: &DiffusionPipeline, x: &Dynamic, opts: Map) -> Result<Tensor> {
     )?))
 }
 
-fn decode(p: &DiffusionPipeline, z: &Dynamic, opts: Map) -> Result<ImageSet> {
+fn decode(p: &VaeModel, kind: tch::Kind, z: &Dynamic, opts: Map) -> Result<ImageSet> {
     const OP: &str = "decode_latents";
     let o = Opts::parse(&DECODE_LATENTS, opts)?;
     let batch = positive(OP, "batch", o.i64("batch")?)?;
     let z = to_tensor(OP, z)?.0;
-    p.vae.vae.check_latents(OP, &z)?;
+    p.vae.check_latents(OP, &z)?;
     let n = z.size()[0];
     let mut parts = Vec::new();
     let mut start = 0;
     while start < n {
         let len = batch.min(n - start);
-        parts.push(p.decode_latents(OP, &z.narrow(0, start, len))?);
+        parts.push(p.decode_latents(OP, &z.narrow(0, start, len), kind)?);
         start += len;
     }
     Ok(image_set(
@@ -384,7 +407,7 @@ fn reconstruct(p: &DiffusionPipeline, inputs: Map, opts: Map) -> Result<ImageSet
     p.reconstruct(&ReconstructInputs { z, c }, &go)
 }
 
-pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
+pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session) {
     for doc in [
         &LOAD_DIFFUSION,
         &DIFFUSION_PIPELINE,
@@ -392,6 +415,9 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         &DECODE_LATENTS,
         &GENERATE,
         &DIFFUSION_TYPE,
+        &TRAIN_AUTOENCODER,
+        &TRAIN_DIFFUSION,
+        &AUTOENCODER_TYPE,
     ] {
         help.add(doc);
     }
@@ -442,27 +468,29 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
     engine.register_fn(
         "encode_images",
         |p: PipelineValue, x: Dynamic| -> RhaiResult<Tensor> {
-            guard("encode_images", || encode(pipeline_arg(&p), &x, Map::new()))
+            guard("encode_images", || {
+                encode(&p.0.vae, p.0.kind, &x, Map::new())
+            })
         },
     );
     engine.register_fn(
         "encode_images",
         |p: PipelineValue, x: Dynamic, o: Map| -> RhaiResult<Tensor> {
-            guard("encode_images", || encode(pipeline_arg(&p), &x, o))
+            guard("encode_images", || encode(&p.0.vae, p.0.kind, &x, o))
         },
     );
     engine.register_fn(
         "decode_latents",
         |p: PipelineValue, z: Dynamic| -> RhaiResult<ImageSet> {
             guard("decode_latents", || {
-                decode(pipeline_arg(&p), &z, Map::new())
+                decode(&p.0.vae, p.0.kind, &z, Map::new())
             })
         },
     );
     engine.register_fn(
         "decode_latents",
         |p: PipelineValue, z: Dynamic, o: Map| -> RhaiResult<ImageSet> {
-            guard("decode_latents", || decode(pipeline_arg(&p), &z, o))
+            guard("decode_latents", || decode(&p.0.vae, p.0.kind, &z, o))
         },
     );
     engine.register_fn(
@@ -491,4 +519,208 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
             guard("reconstruct", || reconstruct(pipeline_arg(&p), i, o))
         },
     );
+
+    engine.register_get("history", |p: &mut PipelineValue| {
+        p.1.as_ref().map_or(Dynamic::UNIT, |h| {
+            Dynamic::from_map(super::train::history_map(h))
+        })
+    });
+    engine.register_type_with_name::<AutoencoderValue>("Autoencoder");
+    engine.register_fn("to_string", |a: &mut AutoencoderValue| a.to_string());
+    engine.register_fn("to_debug", |a: &mut AutoencoderValue| a.to_string());
+    engine.register_get("latent_channels", |a: &mut AutoencoderValue| {
+        a.0.vae.config.latent_channels as INT
+    });
+    engine.register_get("downscale", |a: &mut AutoencoderValue| {
+        a.0.vae.config.downscale() as INT
+    });
+    engine.register_get("scaling_factor", |a: &mut AutoencoderValue| {
+        a.0.vae.config.scaling_factor
+    });
+    engine.register_get("history", |a: &mut AutoencoderValue| {
+        a.1.as_ref().map_or(Dynamic::UNIT, |h| {
+            Dynamic::from_map(super::train::history_map(h))
+        })
+    });
+    engine.register_fn(
+        "encode_images",
+        |a: AutoencoderValue, x: Dynamic| -> RhaiResult<Tensor> {
+            guard("encode_images", || {
+                encode(&a.0, tch::Kind::Float, &x, Map::new())
+            })
+        },
+    );
+    engine.register_fn(
+        "encode_images",
+        |a: AutoencoderValue, x: Dynamic, o: Map| -> RhaiResult<Tensor> {
+            guard("encode_images", || encode(&a.0, tch::Kind::Float, &x, o))
+        },
+    );
+    engine.register_fn(
+        "decode_latents",
+        |a: AutoencoderValue, z: Dynamic| -> RhaiResult<ImageSet> {
+            guard("decode_latents", || {
+                decode(&a.0, tch::Kind::Float, &z, Map::new())
+            })
+        },
+    );
+    engine.register_fn(
+        "decode_latents",
+        |a: AutoencoderValue, z: Dynamic, o: Map| -> RhaiResult<ImageSet> {
+            guard("decode_latents", || decode(&a.0, tch::Kind::Float, &z, o))
+        },
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "save",
+        move |a: &mut AutoencoderValue, path: &str| -> RhaiResult<String> {
+            guard("save", || s.save(path, |out| a.0.save("save", out)))
+        },
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "save",
+        move |p: &mut PipelineValue, path: &str| -> RhaiResult<String> {
+            guard("save", || s.save(path, |out| p.0.save("save", out)))
+        },
+    );
+    let s = session.clone();
+    let train_ae = move |images: Dynamic, opts: Map| -> RhaiResult<AutoencoderValue> {
+        guard("train_autoencoder", || train_autoencoder(&images, opts, &s))
+    };
+    let t2 = train_ae.clone();
+    engine.register_fn("train_autoencoder", move |images: Dynamic| {
+        t2(images, Map::new())
+    });
+    engine.register_fn("train_autoencoder", train_ae);
+    let s = session.clone();
+    let train_dm = move |a: AutoencoderValue,
+                         images: Dynamic,
+                         c: Dynamic,
+                         opts: Map|
+          -> RhaiResult<PipelineValue> {
+        guard("train_diffusion", || {
+            train_diffusion(&a, &images, &c, opts, &s)
+        })
+    };
+    let t2 = train_dm.clone();
+    engine.register_fn(
+        "train_diffusion",
+        move |a: AutoencoderValue, images: Dynamic, c: Dynamic| t2(a, images, c, Map::new()),
+    );
+    engine.register_fn("train_diffusion", train_dm);
+}
+
+pub static TRAIN_AUTOENCODER: FnDoc = FnDoc {
+    name: "train_autoencoder", domain: "diffusion",
+    signature: "train_autoencoder(images: ImageSet | Tensor, opts?: map) -> Autoencoder",
+    summary: "Trains a KL autoencoder of Stable Diffusion's design (the AutoencoderKL code load_diffusion runs, small) on square images in [0, 1] through the one trainer (options shared by every training function: help(\"Training\")): each step encodes, draws a posterior sample, decodes, and minimises L1 + perceptual_weight × a perceptual L1 on a fixed random ResNet18's first stages (Beliy et al.'s weights; the pixel term included) + kl_weight × the KL divergence to N(0, I) (Stable Diffusion's weighting: 1e-6 on per-image sums, here both sides per pixel). Validation loss and L1 each epoch on val_split, best epoch kept. Afterwards the scaling factor is set to 1/std of the training latents (as Stable Diffusion's 0.18215), so encode_images gives unit-variance latents for train_diffusion. channels sets the levels: each after the first halves the size (default: 64 px → 8×8×4).",
+    options: crate::training_options!([
+        OptDoc { name: "channels", ty: "array of int", default: "[32, 64, 64, 64]", meaning: "widths per level (levels − 1 halvings)" },
+        OptDoc { name: "latent_channels", ty: "int", default: "4", meaning: "latent channels" },
+        OptDoc { name: "groups", ty: "int", default: "8", meaning: "group-norm groups (dividing every width)" },
+        OptDoc { name: "kl_weight", ty: "float", default: "1e-6", meaning: "weight of the KL term" },
+        OptDoc { name: "perceptual_weight", ty: "float", default: "1.0", meaning: "weight of the perceptual term" },
+        OptDoc { name: "val_split", ty: "float", default: "0.1", meaning: "fraction of the images held out (seeded) for validation" },
+    ], epochs: "20", batch: "16", lr: "0.001", optimizer: "adamw", weight_decay: "0.0"),
+    example: "let images = rand([6, 3, 16, 16]);\nlet ae = train_autoencoder(images, #{channels: [8, 16], groups: 4, epochs: 1, batch: 4, seed: 0, verbose: false});\nprint(ae);\nlet z = encode_images(ae, images);   // 6×4×8×8\nprint(decode_latents(ae, z));",
+};
+pub static TRAIN_DIFFUSION: FnDoc = FnDoc {
+    name: "train_diffusion", domain: "diffusion",
+    signature: "train_diffusion(autoencoder: Autoencoder, images: ImageSet | Tensor, conditions: Tensor, opts?: map) -> DiffusionPipeline",
+    summary: "Trains a conditional latent diffusion model of Stable Diffusion's design (the UNet2DConditionModel code load_diffusion runs, small: spatial transformers with cross-attention at every level) on the autoencoder's latents of the images (scaled posterior means), conditioned on `conditions` (N×tokens×d: caption embeddings, CLIP or MiniLM vectors as N×1×d, any sequence), through the one trainer: DDPM's ε-prediction objective with Stable Diffusion's scaled-linear betas over 1000 steps and uniform timesteps; each condition is replaced by zeros with probability cond_dropout, so that generate's and reconstruct's classifier-free guidance has its unconditional input (zeros without a text encoder); an exponential moving average of the weights (ema_decay) becomes the pipeline's weights. Validation loss on fixed timesteps and noise each epoch. The result samples with DDIM (generate, reconstruct) and saves as a diffusers folder (pipe.save).",
+    options: crate::training_options!([
+        OptDoc { name: "unet_channels", ty: "array of int", default: "[32, 64]", meaning: "UNet widths per level" },
+        OptDoc { name: "heads", ty: "int", default: "2", meaning: "attention heads" },
+        OptDoc { name: "groups", ty: "int", default: "8", meaning: "group-norm groups" },
+        OptDoc { name: "cond_dropout", ty: "float", default: "0.1", meaning: "probability of training a step's condition as unconditional (zeros)" },
+        OptDoc { name: "ema_decay", ty: "float", default: "0.999", meaning: "decay of the weights' moving average" },
+        OptDoc { name: "val_split", ty: "float", default: "0.1", meaning: "fraction of the pairs held out (seeded) for validation" },
+    ], epochs: "30", batch: "32", lr: "0.0003", optimizer: "adamw", weight_decay: "0.0"),
+    example: "let images = rand([6, 3, 16, 16]);\nlet ae = train_autoencoder(images, #{channels: [8, 16], groups: 4, epochs: 1, batch: 4, seed: 0, verbose: false});\nlet c = randn([6, 2, 8]);\nlet pipe = train_diffusion(ae, images, c, #{unet_channels: [8, 16], groups: 4, epochs: 1, batch: 4, seed: 0, verbose: false});\nprint(pipe.history.val_loss);\nprint(generate(pipe, c.slice(0, 0, 2), #{steps: 3, guidance: 2.0, seed: 0}));",
+};
+pub static AUTOENCODER_TYPE: FnDoc = FnDoc {
+    name: "Autoencoder", domain: "diffusion",
+    signature: "ae.latent_channels -> int\nae.downscale -> int\nae.scaling_factor -> float\nae.history -> map or ()\nae.save(dir) -> string",
+    summary: "A KL autoencoder (train_autoencoder): latent channels, pixels per latent along a side, the scaling factor encode_images applies, the training history, and save as a folder diffusers' AutoencoderKL.from_pretrained reads. encode_images and decode_latents take it as they take a pipeline; a DiffusionPipeline's pipe.history and pipe.save(dir) (a StableDiffusionPipeline folder without text encoder) likewise.",
+    options: &[],
+    example: "let ae = train_autoencoder(rand([4, 3, 16, 16]), #{channels: [8, 16], groups: 4, epochs: 1, batch: 4, val_split: 0.25, seed: 0, verbose: false});\nprint([ae.latent_channels, ae.downscale]);   // [4, 2]\nae.save(\"ae\");",
+};
+
+fn train_autoencoder(images: &Dynamic, opts: Map, session: &Session) -> Result<AutoencoderValue> {
+    const OP: &str = "train_autoencoder";
+    let o = Opts::parse(&TRAIN_AUTOENCODER, opts)?;
+    let x = images_of(OP, images)?;
+    let channels = int_list(&o, "channels", vec![32, 64, 64, 64])?;
+    let groups = positive(OP, "groups", o.i64("groups")?)?;
+    if let Some(bad) = channels.iter().find(|&&c| c % groups != 0) {
+        return Err(Error::BadOption {
+            op: OP,
+            key: "channels".into(),
+            expected: format!("multiples of groups {groups}"),
+            got: bad.to_string(),
+        });
+    }
+    let device = crate::device::current();
+    let mut train = crate::models::train::TrainConfig::new(OP);
+    train.epochs = 20;
+    let config = VaeConfig {
+        in_channels: 3,
+        out_channels: 3,
+        latent_channels: positive(OP, "latent_channels", o.i64("latent_channels")?)?,
+        block_out_channels: channels,
+        layers_per_block: 1,
+        norm_num_groups: groups,
+        scaling_factor: 1.0,
+        shift_factor: None,
+        use_quant_conv: true,
+        use_post_quant_conv: true,
+        mid_block_add_attention: true,
+        sample_size: x.size().get(2).copied().unwrap_or(0),
+    };
+    let t = AutoencoderTraining {
+        config,
+        kl_weight: o.f64("kl_weight")?,
+        perceptual_weight: o.f64("perceptual_weight")?,
+        val_split: o.f64("val_split")?,
+        train: super::train::train_config_from(&o, OP, train, session)?,
+        device,
+    };
+    let (model, history) = crate::models::vae::train_autoencoder(OP, &x, &t)?;
+    Ok(AutoencoderValue(Rc::new(model), Some(Rc::new(history))))
+}
+
+fn train_diffusion(
+    a: &AutoencoderValue,
+    images: &Dynamic,
+    c: &Dynamic,
+    opts: Map,
+    session: &Session,
+) -> Result<PipelineValue> {
+    const OP: &str = "train_diffusion";
+    let o = Opts::parse(&TRAIN_DIFFUSION, opts)?;
+    let x = images_of(OP, images)?;
+    let c = to_tensor(OP, c)?.0;
+    let t = crate::models::diffusion::DiffusionTraining {
+        unet_channels: int_list(&o, "unet_channels", vec![32, 64])?,
+        heads: positive(OP, "heads", o.i64("heads")?)?,
+        groups: positive(OP, "groups", o.i64("groups")?)?,
+        cond_dropout: o.f64("cond_dropout")?,
+        ema_decay: o.f64("ema_decay")?,
+        val_split: o.f64("val_split")?,
+        train: super::train::train_config_from(
+            &o,
+            OP,
+            crate::models::train::TrainConfig::new(OP),
+            session,
+        )?,
+        device: crate::device::current(),
+    };
+    let (pipe, history) = crate::models::diffusion::train_diffusion(OP, &a.0, &x, &c, &t)?;
+    Ok(PipelineValue(Rc::new(pipe), Some(Rc::new(history))))
+}
+
+/// Images (ImageSet or N×3×H×W tensor in [0, 1]).
+fn images_of(op: &'static str, v: &Dynamic) -> Result<tch::Tensor> {
+    images(op, v)
 }

@@ -154,7 +154,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     train::register(&mut engine, &mut help, &session);
     eval::register(&mut engine, &mut help);
     reconstruction::register(&mut engine, &mut help);
-    diffusion::register(&mut engine, &mut help);
+    diffusion::register(&mut engine, &mut help, &session);
     plot::register(&mut engine, &mut help, &session);
     runs::register(&mut engine, &mut help);
     let help = Rc::new(help);

@@ -627,31 +627,12 @@ impl DiffusionPipeline {
         sample: bool,
         noise: &mut Noise,
     ) -> Result<Tensor> {
-        self.vae.vae.check_images(op, images)?;
-        let x =
-            (images.to_device(self.device()).to_kind(Kind::Float) * 2.0 - 1.0).to_kind(self.kind);
-        let dist = tch::no_grad(|| self.vae.vae.encode(&x, false));
-        let mean = dist.mean.to_kind(Kind::Float);
-        let z = if sample {
-            let eps = noise.draw(op, &mean)?;
-            mean + dist.std().to_kind(Kind::Float) * eps
-        } else {
-            mean
-        };
-        Ok(self.vae.vae.scale(&z))
+        self.vae.encode_images(op, images, sample, noise, self.kind)
     }
 
     /// Scaled latents → images in [0, 1] (N×3×H×W, float, on the CPU).
     pub fn decode_latents(&self, op: &'static str, z: &Tensor) -> Result<Tensor> {
-        self.vae.vae.check_latents(op, z)?;
-        let z = self
-            .vae
-            .vae
-            .unscale(&z.to_device(self.device()).to_kind(Kind::Float));
-        let x = tch::no_grad(|| self.vae.vae.decode(&z.to_kind(self.kind), false));
-        Ok((x.to_kind(Kind::Float) / 2.0 + 0.5)
-            .clamp(0.0, 1.0)
-            .to_device(Device::Cpu))
+        self.vae.decode_latents(op, z, self.kind)
     }
 }
 
@@ -987,5 +968,252 @@ impl DiffusionPipeline {
             source: PathBuf::new(),
             kind: Kind::Float,
         })
+    }
+}
+
+/// How [`train_diffusion`] trains.
+pub struct DiffusionTraining {
+    pub unet_channels: Vec<i64>,
+    pub heads: i64,
+    pub groups: i64,
+    /// Share of training steps' conditions replaced by zeros (the
+    /// unconditional input of classifier-free guidance).
+    pub cond_dropout: f64,
+    /// Exponential moving average of the weights kept for sampling.
+    pub ema_decay: f64,
+    pub val_split: f64,
+    pub train: super::train::TrainConfig,
+    pub device: Device,
+}
+
+/// The denoising objective on fixed latents and conditions, with EMA weights.
+struct DenoiseTask<'a> {
+    vs: &'a nn::VarStore,
+    unet: &'a super::unet::Unet,
+    schedule: Scheduler,
+    z: Tensor,
+    c: Tensor,
+    /// Validation latents, conditions, timesteps and noise (fixed draws).
+    val: Option<(Tensor, Tensor, Tensor, Tensor)>,
+    ema: Vec<(String, Tensor)>,
+    params: Vec<(String, Tensor)>,
+    decay: f64,
+    dropout: f64,
+}
+
+impl DenoiseTask<'_> {
+    fn loss(&self, z: &Tensor, c: &Tensor, t: &Tensor, noise: &Tensor, train: bool) -> Tensor {
+        let (a, b) = self.schedule.coefficients(t, z);
+        let x_t = z * a + noise * b;
+        let target = self.schedule.target(z, noise, t);
+        let pred = self.unet.forward(&x_t, t, c, None, train);
+        (pred - target).square().mean(Kind::Float)
+    }
+}
+
+impl super::train::Task for DenoiseTask<'_> {
+    fn n_train(&self) -> i64 {
+        self.z.size()[0]
+    }
+    fn groups(&self) -> Vec<super::train::Group> {
+        vec![super::train::Group::trainable("model", self.vs)]
+    }
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut s = super::train::state_of(self.vs);
+        s.extend(
+            self.ema
+                .iter()
+                .map(|(n, t)| (format!("ema.{n}"), t.shallow_clone())),
+        );
+        s
+    }
+    fn train_step(
+        &mut self,
+        batch: &[i64],
+        ctx: &mut super::train::StepContext,
+    ) -> Result<super::train::Metrics> {
+        const OP: &str = "train_diffusion";
+        let device = self.z.device();
+        let i = Tensor::from_slice(batch).to_device(device);
+        let z = self.z.index_select(0, &i);
+        let mut c = self.c.index_select(0, &i);
+        let b = z.size()[0];
+        if self.dropout > 0.0 {
+            let keep = Tensor::rand([b], (Kind::Float, device))
+                .ge(self.dropout)
+                .to_kind(Kind::Float);
+            c = c * keep.view([b, 1, 1]);
+        }
+        let t = Tensor::randint(
+            self.schedule.config.num_train_timesteps,
+            [b],
+            (Kind::Int64, device),
+        );
+        let noise = z.randn_like();
+        let loss = self.loss(&z, &c, &t, &noise, true);
+        ctx.backward_step("model", &loss)?;
+        tch::no_grad(|| -> Result<()> {
+            for ((_, e), (_, p)) in self.ema.iter_mut().zip(&self.params) {
+                let _ = tc(OP, e.f_mul_scalar_(self.decay))?;
+                let _ = tc(OP, e.f_add_(&(p * (1.0 - self.decay))))?;
+            }
+            Ok(())
+        })?;
+        Ok(super::train::Metrics::new().with("loss", ctx.value(&loss)?))
+    }
+    fn validate(&mut self) -> Result<Option<super::train::Metrics>> {
+        let Some((z, c, t, n)) = &self.val else {
+            return Ok(None);
+        };
+        let loss = tch::no_grad(|| self.loss(z, c, t, n, false));
+        Ok(Some(
+            super::train::Metrics::new().with("loss", loss.double_value(&[])),
+        ))
+    }
+}
+
+/// Trains a conditional latent diffusion model of Stable Diffusion's design
+/// on the latents of `images` (the autoencoder's scaled posterior means)
+/// and conditions (N×tokens×d): the DDPM objective (ε-prediction, scaled-
+/// linear betas over 1000 steps, uniform timesteps), conditions dropped to
+/// zeros at `cond_dropout` for classifier-free guidance, EMA weights kept
+/// for sampling (DDIM over the same betas).
+pub fn train_diffusion(
+    op: &'static str,
+    vae: &VaeModel,
+    images: &Tensor,
+    conditions: &Tensor,
+    o: &DiffusionTraining,
+) -> Result<(DiffusionPipeline, super::train::History)> {
+    let (s, cs) = (images.size(), conditions.size());
+    if cs.len() != 3 || cs[0] != s[0] || cs[1] < 1 || cs[2] < 1 {
+        return Err(Error::shape(
+            op,
+            "conditions",
+            format!(
+                "{}×tokens×d (one condition sequence per image)",
+                s.first().copied().unwrap_or(0)
+            ),
+            shape_text(&cs),
+        ));
+    }
+    if !(0.0..1.0).contains(&o.cond_dropout)
+        || !(0.0..1.0).contains(&o.ema_decay)
+        || !(0.0..1.0).contains(&o.val_split)
+    {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "cond_dropout, ema_decay and val_split must be in [0, 1), got {}, {} and {}",
+                o.cond_dropout, o.ema_decay, o.val_split
+            ),
+        ));
+    }
+    let small = SmallDiffusionConfig {
+        image_size: s[2],
+        vae_channels: vae.vae.config.block_out_channels.clone(),
+        latent_channels: vae.vae.config.latent_channels,
+        unet_channels: o.unet_channels.clone(),
+        cond_dim: cs[2],
+        heads: o.heads,
+        groups: o.groups,
+    };
+    let mut pipe = DiffusionPipeline::small(op, &small, o.device)?;
+    tch::no_grad(|| pipe.vae.vs.copy(&vae.vs)).map_err(|e| Error::torch(op, e))?;
+    pipe.vae.vae.config = vae.vae.config.clone();
+    let mut z = Vec::new();
+    let mut noise = Noise::Generator;
+    for start in (0..s[0]).step_by(32) {
+        let len = 32.min(s[0] - start);
+        z.push(pipe.encode_images(op, &images.narrow(0, start, len), false, &mut noise)?);
+    }
+    let z = tc(op, Tensor::f_cat(&z, 0))?.to_device(o.device);
+    let c = tc(op, conditions.f_to_kind(Kind::Float))?.to_device(o.device);
+    let (train_idx, val_idx) = super::vae::split_rows(s[0], o.val_split, o.train.seed.unwrap_or(0));
+    let (train_idx, val_idx) = (train_idx.to_device(o.device), val_idx.to_device(o.device));
+    let schedule = Scheduler::new(pipe.scheduler.clone());
+    let val = (val_idx.numel() > 0).then(|| {
+        let vz = z.index_select(0, &val_idx);
+        let n = vz.size()[0];
+        // Fixed draws, so that epochs are compared on the same noise.
+        let steps = schedule.config.num_train_timesteps;
+        let t: Vec<i64> = (0..n).map(|i| (i * 997 + 13) % steps).collect();
+        let t = Tensor::from_slice(&t).to_device(o.device);
+        let g = Tensor::randn(vz.size(), (Kind::Float, Device::Cpu)).to_device(o.device);
+        (vz, c.index_select(0, &val_idx), t, g)
+    });
+    let params: Vec<(String, Tensor)> = {
+        let mut v: Vec<(String, Tensor)> = pipe.unet.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let ema = params
+        .iter()
+        .map(|(n, p)| (n.clone(), p.detach().copy()))
+        .collect();
+    let history = {
+        let mut task = DenoiseTask {
+            vs: &pipe.unet.vs,
+            unet: &pipe.unet.unet,
+            schedule,
+            z: z.index_select(0, &train_idx),
+            c: c.index_select(0, &train_idx),
+            val,
+            ema,
+            params,
+            decay: o.ema_decay,
+            dropout: o.cond_dropout,
+        };
+        let history = super::train::fit(&mut task, &o.train)?;
+        tch::no_grad(|| -> Result<()> {
+            for ((_, e), (_, p)) in task.ema.iter().zip(task.params.iter_mut()) {
+                tc(op, p.f_copy_(e))?;
+            }
+            Ok(())
+        })?;
+        history
+    };
+    Ok((pipe, history))
+}
+
+impl DiffusionPipeline {
+    /// Writes the pipeline as a folder diffusers' StableDiffusionPipeline
+    /// (or DiffusionPipeline.from_pretrained) reads: model_index.json,
+    /// unet/, vae/, scheduler/. Only pipelines without a text encoder
+    /// (trained in voxlab, conditioned on tensors) are written.
+    pub fn save(&self, op: &'static str, dir: &Path) -> Result<()> {
+        if self.text.is_some() {
+            return Err(Error::invalid(
+                op,
+                "this pipeline has a text encoder read from a diffusers folder: that folder is already its saved form",
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
+        let index = serde_json::json!({
+            "_class_name": "StableDiffusionPipeline",
+            "_diffusers_version": "0.42.1",
+            "feature_extractor": [null, null],
+            "image_encoder": [null, null],
+            "requires_safety_checker": false,
+            "safety_checker": [null, null],
+            "scheduler": ["diffusers", match self.scheduler.sampler {
+                super::schedulers::Sampler::Ddim => "DDIMScheduler",
+                super::schedulers::Sampler::Ddpm => "DDPMScheduler",
+            }],
+            "text_encoder": [null, null],
+            "tokenizer": [null, null],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        });
+        hf::write_config(op, &dir.join("model_index.json"), &index)?;
+        self.unet.save(op, &dir.join("unet"))?;
+        self.vae.save(op, &dir.join("vae"))?;
+        let sched = dir.join("scheduler");
+        std::fs::create_dir_all(&sched).map_err(|e| Error::io(op, &sched, e))?;
+        hf::write_config(
+            op,
+            &sched.join("scheduler_config.json"),
+            &self.scheduler.to_json(),
+        )
     }
 }

@@ -9,14 +9,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use tch::nn::{self, Module};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::hf::{self, Config, NameRules};
 use super::nn::{conv2d, group_norm, Downsample2d, ResnetBlock2d, ResnetBlockConfig};
 use super::nn::{SpatialSelfAttention, Upsample2d};
+use super::perceptual::PerceptualLoss;
+use super::schedulers::Noise;
+use super::train::{fit, History, LossTask, Metrics, TrainConfig};
 use super::unet::DIFFUSERS_WEIGHTS;
 use crate::error::{Error, Result};
-use crate::tensor::shape_text;
+use crate::tensor::{shape_text, tc};
 
 /// diffusers' VAE blocks use this epsilon in every norm.
 const EPS: f64 = 1e-6;
@@ -462,4 +465,151 @@ impl VaeModel {
             &dir.join("diffusion_pytorch_model.safetensors"),
         )
     }
+}
+
+impl VaeModel {
+    /// Images in [0, 1] (N×3×H×W) → scaled latents: the posterior mean,
+    /// or a posterior sample. Computes in `kind`; returns float32.
+    pub fn encode_images(
+        &self,
+        op: &'static str,
+        images: &Tensor,
+        sample: bool,
+        noise: &mut Noise,
+        kind: Kind,
+    ) -> Result<Tensor> {
+        self.vae.check_images(op, images)?;
+        let device = self.vs.device();
+        let x = (images.to_device(device).to_kind(Kind::Float) * 2.0 - 1.0).to_kind(kind);
+        let dist = tch::no_grad(|| self.vae.encode(&x, false));
+        let mean = dist.mean.to_kind(Kind::Float);
+        let z = if sample {
+            let eps = noise.draw(op, &mean)?;
+            mean + dist.std().to_kind(Kind::Float) * eps
+        } else {
+            mean
+        };
+        Ok(self.vae.scale(&z))
+    }
+
+    /// Scaled latents → images in [0, 1] (N×3×H×W, float32, on the CPU).
+    pub fn decode_latents(&self, op: &'static str, z: &Tensor, kind: Kind) -> Result<Tensor> {
+        self.vae.check_latents(op, z)?;
+        let z = self
+            .vae
+            .unscale(&z.to_device(self.vs.device()).to_kind(Kind::Float));
+        let x = tch::no_grad(|| self.vae.decode(&z.to_kind(kind), false));
+        Ok((x.to_kind(Kind::Float) / 2.0 + 0.5)
+            .clamp(0.0, 1.0)
+            .to_device(Device::Cpu))
+    }
+}
+
+/// How [`train_autoencoder`] trains.
+pub struct AutoencoderTraining {
+    pub config: VaeConfig,
+    /// Weight of the KL term as Stable Diffusion's autoencoder weighs it
+    /// (1e-6 on the per-image sum, against the per-image sum of the L1 and
+    /// perceptual terms); here both sides are divided by the pixel count.
+    pub kl_weight: f64,
+    pub perceptual_weight: f64,
+    pub val_split: f64,
+    pub train: TrainConfig,
+    pub device: Device,
+}
+
+/// Trains a KL autoencoder of Stable Diffusion's design on images in
+/// [0, 1]: L1 + perceptual (a fixed random ResNet18's first stages, as
+/// [`PerceptualLoss::beliy_random`]) on the decoded posterior sample, plus
+/// the KL term. Afterwards the scaling factor is set to 1 / std of the
+/// training latents, as Stable Diffusion's 0.18215 was chosen.
+pub fn train_autoencoder(
+    op: &'static str,
+    images: &Tensor,
+    o: &AutoencoderTraining,
+) -> Result<(VaeModel, History)> {
+    let s = images.size();
+    let mut config = o.config.clone();
+    if s.len() != 4 || s[1] != 3 || s[2] != s[3] || s[2] % config.downscale() != 0 || s[0] < 2 {
+        return Err(Error::shape(
+            op,
+            "images",
+            format!(
+                "N×3×S×S with N ≥ 2 and S a multiple of {} (the autoencoder's downscale)",
+                config.downscale()
+            ),
+            shape_text(&s),
+        ));
+    }
+    if !(0.0..1.0).contains(&o.val_split) {
+        return Err(Error::invalid(
+            op,
+            format!("val_split must be in [0, 1), got {}", o.val_split),
+        ));
+    }
+    config.sample_size = s[2];
+    let (train_idx, val_idx) = split_rows(s[0], o.val_split, o.train.seed.unwrap_or(0));
+    let x = tc(op, images.f_to_kind(Kind::Float))?.to_device(o.device) * 2.0 - 1.0;
+    let model = VaeModel::build(&config, o.device);
+    let perceptual = PerceptualLoss::beliy_random(op, o.device, 0)?;
+    let pixels = (3 * s[2] * s[3]) as f64;
+    let vae = &model.vae;
+    let loss_of = |x: &Tensor, train: bool| -> Result<(Tensor, Tensor)> {
+        let dist = vae.encode(x, train);
+        let z = dist.sample_with(&dist.mean.randn_like());
+        let rec = vae.decode(&z, train);
+        let l1 = (&rec - x).abs().mean(Kind::Float);
+        let p = perceptual.loss(op, &((&rec + 1.0) / 2.0), &((x + 1.0) / 2.0))?;
+        let kl = dist.kl().mean(Kind::Float) / pixels;
+        Ok((&l1 + p * o.perceptual_weight + kl * o.kl_weight, l1))
+    };
+    let train_x = x.index_select(0, &train_idx.to_device(o.device));
+    let val_x = (val_idx.numel() > 0).then(|| x.index_select(0, &val_idx.to_device(o.device)));
+    let mut task = LossTask {
+        vs: &model.vs,
+        n_train: train_x.size()[0],
+        loss: |batch: &[i64]| {
+            let i = Tensor::from_slice(batch).to_device(o.device);
+            Ok(loss_of(&train_x.index_select(0, &i), true)?.0)
+        },
+        validate: || {
+            let Some(v) = &val_x else { return Ok(None) };
+            let (loss, l1) = tch::no_grad(|| loss_of(v, false))?;
+            Ok(Some(
+                Metrics::new()
+                    .with("loss", loss.double_value(&[]))
+                    .with("l1", l1.double_value(&[])),
+            ))
+        },
+    };
+    let history = fit(&mut task, &o.train)?;
+    // 1 / std of the training latents: diffusion then sees unit-variance inputs.
+    let std = tch::no_grad(|| {
+        let parts: Vec<Tensor> = (0..train_x.size()[0])
+            .step_by(32)
+            .map(|start| {
+                let len = 32.min(train_x.size()[0] - start);
+                vae.encode(&train_x.narrow(0, start, len), false).mean
+            })
+            .collect();
+        Tensor::cat(&parts, 0).std(true).double_value(&[])
+    });
+    let mut model = model;
+    model.vae.config.scaling_factor = if std > 1e-8 { 1.0 / std } else { 1.0 };
+    Ok((model, history))
+}
+
+/// A seeded split of `n` rows into training and validation positions.
+pub fn split_rows(n: i64, val_split: f64, seed: i64) -> (Tensor, Tensor) {
+    let mut order: Vec<i64> = (0..n).collect();
+    let mut rng = crate::random::SplitMix64::new(seed as u64 ^ 0x5eed_d1ff);
+    for i in (1..order.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let n_val = ((n as f64 * val_split).round() as i64)
+        .min(n - 1)
+        .max(if val_split > 0.0 { 1 } else { 0 });
+    let (val, train) = order.split_at(n_val as usize);
+    (Tensor::from_slice(train), Tensor::from_slice(val))
 }

@@ -406,3 +406,31 @@ fn script_face_samples_reconstructs_and_refuses_bad_input() {
         &["load_diffusion", "does not exist"],
     );
 }
+
+#[test]
+fn small_models_train_through_the_trainer_and_save_as_diffusers_folders() {
+    use crate::common::eval_in;
+    let dir = tempfile::tempdir().expect("tmp");
+    let vox = crate::common::engine_in(dir.path());
+    let script = "set_seed(0);\n\
+        let images = rand([8, 3, 16, 16]);\n\
+        let ae = train_autoencoder(images, #{channels: [8, 16], groups: 4, epochs: 2, batch: 4, seed: 0, verbose: false});\n\
+        let c = randn([8, 2, 8]);\n\
+        let pipe = train_diffusion(ae, images, c, #{unet_channels: [8, 16], groups: 4, epochs: 2, batch: 4, seed: 0, verbose: false});\n\
+        let saved = pipe.save(\"pipe\");\n\
+        let again = load_diffusion(saved);\n\
+        let a = generate(pipe, c.slice(0, 0, 2), #{steps: 3, guidance: 2.0, seed: 5});\n\
+        let b = generate(again, c.slice(0, 0, 2), #{steps: 3, guidance: 2.0, seed: 5});\n\
+        [ae.history.val_loss.len(), ae.history.val_l1.len(), pipe.history.val_loss.len(), pipe.history.train_loss.len(),\n\
+         (a.data - b.data).abs().max().item(), again.scaling_factor == ae.scaling_factor, ae.scaling_factor > 0.0]";
+    let v = eval_in(&vox, script).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v.to_string(), "[2, 2, 2, 2, 0.0, true, true]");
+    for bad in [
+        ("train_diffusion(train_autoencoder(rand([4, 3, 16, 16]), #{channels: [8, 16], groups: 4, epochs: 1, verbose: false}), rand([4, 3, 16, 16]), randn([3, 2, 8]))", "4×tokens×d"),
+        ("train_autoencoder(rand([4, 3, 15, 15]), #{channels: [8, 16], groups: 4})", "multiple of 2"),
+        ("train_autoencoder(rand([4, 3, 16, 16]), #{channels: [8, 12], groups: 8})", "multiples of groups 8"),
+    ] {
+        let e = eval_in(&vox, bad.0).expect_err("must fail");
+        assert!(e.contains(bad.1), "{e}");
+    }
+}
