@@ -221,6 +221,26 @@ pub fn model_dir(op: &'static str, dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// Weight-file stems diffusers writes, in order of preference.
+pub const DIFFUSERS_WEIGHTS: &[&str] = &["diffusion_pytorch_model", "model"];
+
+/// A diffusers model folder (`unet/`, `vae/`): the folder, its config.json
+/// and its weight files.
+pub fn diffusers_folder(op: &'static str, dir: &Path) -> Result<(PathBuf, Config, Vec<PathBuf>)> {
+    let dir = model_dir(op, dir)?;
+    let cfg = read_config(op, &dir)?;
+    let files = weight_files(op, &dir, DIFFUSERS_WEIGHTS)?;
+    Ok((dir, cfg, files))
+}
+
+/// Writes a diffusers model folder: config.json and
+/// diffusion_pytorch_model.safetensors.
+pub fn save_diffusers(op: &'static str, vs: &VarStore, config: &Value, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
+    write_config(op, &dir.join("config.json"), config)?;
+    save_weights(op, vs, &dir.join("diffusion_pytorch_model.safetensors"))
+}
+
 /// The folder's config.json.
 pub fn read_config(op: &'static str, dir: &Path) -> Result<Config> {
     let path = dir.join("config.json");

@@ -604,9 +604,6 @@ pub struct UnetModel {
     pub source: PathBuf,
 }
 
-/// Weight-file stems diffusers writes, in order of preference.
-pub const DIFFUSERS_WEIGHTS: &[&str] = &["diffusion_pytorch_model", "model"];
-
 impl UnetModel {
     pub fn build(config: &UnetConfig, device: Device) -> UnetModel {
         let vs = nn::VarStore::new(device);
@@ -620,22 +617,14 @@ impl UnetModel {
 
     /// A diffusers `unet/` folder (config.json + diffusion_pytorch_model.safetensors).
     pub fn load(op: &'static str, dir: &Path, device: Device) -> Result<UnetModel> {
-        let dir = hf::model_dir(op, dir)?;
-        let cfg = UnetConfig::from_config(op, &hf::read_config(op, &dir)?)?;
-        let mut m = UnetModel::build(&cfg, device);
-        let files = hf::weight_files(op, &dir, DIFFUSERS_WEIGHTS)?;
+        let (dir, cfg, files) = hf::diffusers_folder(op, dir)?;
+        let mut m = UnetModel::build(&UnetConfig::from_config(op, &cfg)?, device);
         hf::load_weights(op, &m.vs, &files, NameRules::default())?;
         m.source = dir;
         Ok(m)
     }
 
     pub fn save(&self, op: &'static str, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
-        hf::write_config(op, &dir.join("config.json"), &self.unet.config.to_json())?;
-        hf::save_weights(
-            op,
-            &self.vs,
-            &dir.join("diffusion_pytorch_model.safetensors"),
-        )
+        hf::save_diffusers(op, &self.vs, &self.unet.config.to_json(), dir)
     }
 }

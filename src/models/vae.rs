@@ -17,7 +17,6 @@ use super::nn::{SpatialSelfAttention, Upsample2d};
 use super::perceptual::PerceptualLoss;
 use super::schedulers::Noise;
 use super::train::{fit, History, LossTask, Metrics, TrainConfig};
-use super::unet::DIFFUSERS_WEIGHTS;
 use crate::error::{Error, Result};
 use crate::tensor::{shape_text, tc};
 
@@ -446,24 +445,17 @@ impl VaeModel {
         }
     }
 
+    /// A diffusers `vae/` folder (config.json + diffusion_pytorch_model.safetensors).
     pub fn load(op: &'static str, dir: &Path, device: Device) -> Result<VaeModel> {
-        let dir = hf::model_dir(op, dir)?;
-        let cfg = VaeConfig::from_config(op, &hf::read_config(op, &dir)?)?;
-        let mut m = VaeModel::build(&cfg, device);
-        let files = hf::weight_files(op, &dir, DIFFUSERS_WEIGHTS)?;
+        let (dir, cfg, files) = hf::diffusers_folder(op, dir)?;
+        let mut m = VaeModel::build(&VaeConfig::from_config(op, &cfg)?, device);
         hf::load_weights(op, &m.vs, &files, NameRules::default())?;
         m.source = dir;
         Ok(m)
     }
 
     pub fn save(&self, op: &'static str, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
-        hf::write_config(op, &dir.join("config.json"), &self.vae.config.to_json())?;
-        hf::save_weights(
-            op,
-            &self.vs,
-            &dir.join("diffusion_pytorch_model.safetensors"),
-        )
+        hf::save_diffusers(op, &self.vs, &self.vae.config.to_json(), dir)
     }
 }
 
