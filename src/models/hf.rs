@@ -322,8 +322,26 @@ fn matches_any(name: &str, patterns: &[&str]) -> bool {
         .any(|p| name.starts_with(p) || name.ends_with(p))
 }
 
-/// Old BERT checkpoints name LayerNorm parameters gamma and beta.
+/// diffusers' attention blocks of the VAE's mid-block were named
+/// query/key/value/proj_attn before diffusers 0.14; Stable Diffusion v1
+/// repositories still ship those names.
+const OLD_DIFFUSERS_ATTENTION: &[(&str, &str)] = &[
+    (".query.", ".to_q."),
+    (".key.", ".to_k."),
+    (".value.", ".to_v."),
+    (".proj_attn.", ".to_out.0."),
+];
+
+/// Old BERT checkpoints name LayerNorm parameters gamma and beta; old
+/// diffusers VAEs name their mid-block attention differently.
 fn modern_name(name: &str) -> String {
+    if name.contains("mid_block.attentions.") {
+        for (old, new) in OLD_DIFFUSERS_ATTENTION {
+            if name.contains(old) {
+                return name.replacen(old, new, 1);
+            }
+        }
+    }
     if let Some(stem) = name.strip_suffix(".gamma") {
         format!("{stem}.weight")
     } else if let Some(stem) = name.strip_suffix(".beta") {

@@ -471,3 +471,41 @@ fn performance_doc_quotes_the_recorded_diffusion_benchmark() {
         "performance.md should quote the sample difference {diff}"
     );
 }
+
+#[test]
+fn vae_with_pre_0_14_attention_names_loads() {
+    let src = dir("tiny-sd").join("vae");
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::copy(src.join("config.json"), tmp.path().join("config.json")).expect("copy");
+    let tensors =
+        Tensor::read_safetensors(src.join("diffusion_pytorch_model.safetensors")).expect("read");
+    let renamed: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| {
+            let old = n
+                .replace(".to_q.", ".query.")
+                .replace(".to_k.", ".key.")
+                .replace(".to_v.", ".value.")
+                .replace(".to_out.0.", ".proj_attn.");
+            (old, t)
+        })
+        .collect();
+    assert!(renamed
+        .iter()
+        .any(|(n, _)| n.ends_with("mid_block.attentions.0.proj_attn.weight")));
+    Tensor::write_safetensors(
+        &renamed,
+        tmp.path().join("diffusion_pytorch_model.safetensors"),
+    )
+    .expect("write");
+    let old = voxlab::models::vae::VaeModel::load("test", tmp.path(), Device::Cpu)
+        .expect("old names load");
+    let r = reference(&dir("tiny-sd"));
+    let decoded = tch::no_grad(|| old.vae.decode(&get(&r, "vae.z"), false));
+    assert_close(
+        "decode with old names",
+        &decoded,
+        &get(&r, "vae.decoded"),
+        1e-4,
+    );
+}
