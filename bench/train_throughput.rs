@@ -37,6 +37,7 @@ impl Encoder {
             pre_norm: false,
             cross_dim: None,
             dropout: 0.0,
+            qkv_bias: true,
         };
         Encoder {
             tokens: nn::embedding(&(p / "tokens"), 1000, 256),

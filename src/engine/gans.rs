@@ -189,7 +189,8 @@ fn reconstruct(gan: &VoxelGan, betas: &Tensor, ids: Vec<String>, opts: Map) -> R
     const OP: &str = "reconstruct";
     let o = form_options("VoxelGan", &["samples", "seed", "condition_noise"], opts)?;
     let samples = o.i64("samples")?;
-    let seed = o.i64("seed")?;
+    // The shared entry documents "none" (the diffusion form's default); the GAN draws from 0.
+    let seed = o.opt_i64("seed")?.unwrap_or(0);
     if samples < 1 || seed < 0 {
         let (key, v) = if samples < 1 {
             ("samples", samples)

@@ -232,6 +232,10 @@ pub const DOMAINS: &[(&str, &str)] = &[
         "Evaluation: identification, image similarity, feature correlations",
     ),
     (
+        "diffusion",
+        "Latent diffusion: Stable Diffusion pipelines in diffusers' layout, latents, generation",
+    ),
+    (
         "reconstruction",
         "Image reconstruction: the one verb reconstruct and the models it serves",
     ),

@@ -3,6 +3,7 @@
 
 pub mod captions;
 pub mod data;
+pub mod diffusion;
 pub mod error;
 pub mod eval;
 pub mod gans;
@@ -155,6 +156,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     train::register(&mut engine, &mut help, &session);
     eval::register(&mut engine, &mut help);
     reconstruction::register(&mut engine, &mut help);
+    diffusion::register(&mut engine, &mut help, &session);
     plot::register(&mut engine, &mut help, &session);
     runs::register(&mut engine, &mut help);
     let help = Rc::new(help);

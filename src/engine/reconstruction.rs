@@ -25,18 +25,23 @@ use crate::tensor::Tensor;
 pub static RECONSTRUCT: FnDoc = FnDoc {
     name: "reconstruct",
     domain: "reconstruction",
-    signature: "reconstruct(model: RidgeModel, betas: Tensor, opts?: map) -> ImageSet\nreconstruct(gan: VoxelGan, betas: Tensor | Dataset, opts?: map) -> ImageSet",
+    signature: "reconstruct(model: RidgeModel, betas: Tensor, opts?: map) -> ImageSet\nreconstruct(gan: VoxelGan, betas: Tensor | Dataset, opts?: map) -> ImageSet\nreconstruct(pipe: DiffusionPipeline, #{z: Tensor, c: Tensor | captions: array}, opts?: map) -> ImageSet",
     summary: "The one verb of every reconstruction model: brain responses in, stimulus images (N×3×H×W in [0, 1]) out, one per input row. \
 Forms: a RidgeModel fitted from voxels to flattened RGB pixels (3·H·W targets in C order) is the linear baseline: its predictions reshaped to images and clipped to [0, 1]. \
 A VoxelGan (train_voxel_gan, Yu et al. 2020) draws `samples` images per trial from betas (trials × its voxels, standardised as its training betas were) or from a Dataset (its betas, or the GAN's ROIs' voxels; ids are the trials' stimuli, with _1, _2, … for several samples, a trial's samples together): c = μ + σ·ε and z drawn from seed, the generator with batch norm's running statistics. \
+A DiffusionPipeline (load_diffusion, diffusion_pipeline) reconstructs as Takagi & Nishimoto: the predicted latents z (scaled, N×latent_channels×h×w, as encode_images gives) are decoded, the decoded images re-encoded (a posterior sample), noised to `strength` of the schedule and denoised in the last ⌊steps·strength⌋ DDIM steps with classifier-free guidance, conditioned on c (predicted conditioning, N×tokens×cond_dim) or on captions through the pipeline's text encoder (e.g. brain-generated captions); `samples` images per row, grouped by row. \
 Each form takes only its own options (others are an error naming the form). Score the result with reconstruction_scores and draw it with plot_reconstructions.",
     options: &[
         OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "RidgeModel: the images' size (default: square, from the number of targets)" },
-        OptDoc { name: "samples", ty: "int", default: "1", meaning: "VoxelGan: images per trial" },
-        OptDoc { name: "seed", ty: "int", default: "0", meaning: "VoxelGan: seed of z and ε (SplitMix64: the same images on every machine)" },
+        OptDoc { name: "strength", ty: "float", default: "0.8", meaning: "DiffusionPipeline: how far the decoded z is noised, in (0, 1] (1: from pure noise)" },
+        OptDoc { name: "steps", ty: "int", default: "50", meaning: "DiffusionPipeline: DDIM steps of the full schedule (≥ 1); strength·steps of them run" },
+        OptDoc { name: "guidance", ty: "float", default: "5.0", meaning: "DiffusionPipeline: classifier-free guidance scale (≤ 1: none)" },
+        OptDoc { name: "eta", ty: "float", default: "0.0", meaning: "DiffusionPipeline: DDIM's eta (0: deterministic given the seed)" },
+        OptDoc { name: "seed", ty: "int", default: "none", meaning: "VoxelGan: seed of z and ε (SplitMix64: the same images on every machine; default 0); DiffusionPipeline: seed of the draws (default: set_seed's generator as it is)" },
         OptDoc { name: "condition_noise", ty: "bool", default: "true", meaning: "VoxelGan: c = μ + σ·ε as in training and StackGAN's sampling (false: c = μ, the condition's mean)" },
+        OptDoc { name: "samples", ty: "int", default: "1", meaning: "VoxelGan, DiffusionPipeline: images per trial / conditioning row, grouped by row" },
     ],
-    example: "set_seed(0);\nlet images = rand([40, 3, 12, 12]);\nlet betas = images.reshape([40, 432]).matmul(randn([432, 60])) + 0.5 * randn([40, 60]);\nlet decoder = fit_ridge(betas, images.reshape([40, 432]), #{alphas: [1.0, 10.0, 100.0]});\nlet recon = reconstruct(decoder, betas);\nprint(recon);   // ImageSet[40 images; 3×12×12; …]\nlet ds = simulate_subject(#{n_train: 20, n_test: 2, test_repeats: 1, image_size: 16, grid: [12, 12, 12], save: false});\nlet gan = train_voxel_gan(ds, #{epochs: 1, batch: 10, seed: 0, verbose: false});\nprint(reconstruct(gan, ds.test(), #{samples: 2, seed: 1}));",
+    example: "set_seed(0);\nlet images = rand([40, 3, 12, 12]);\nlet betas = images.reshape([40, 432]).matmul(randn([432, 60])) + 0.5 * randn([40, 60]);\nlet decoder = fit_ridge(betas, images.reshape([40, 432]), #{alphas: [1.0, 10.0, 100.0]});\nlet recon = reconstruct(decoder, betas);\nprint(recon);   // ImageSet[40 images; 3×12×12; …]\n\nlet pipe = diffusion_pipeline(#{image_size: 32, seed: 0});\nlet z = encode_images(pipe, rand([2, 3, 32, 32]));\nlet r = reconstruct(pipe, #{z: z, c: randn([2, 4, 32])}, #{strength: 0.8, steps: 5, guidance: 5.0, seed: 0, samples: 2});\nprint(r);   // ImageSet[4 images; 3×32×32; recon0000_0, …]\nlet ds = simulate_subject(#{n_train: 20, n_test: 2, test_repeats: 1, image_size: 16, grid: [12, 12, 12], save: false});\nlet gan = train_voxel_gan(ds, #{epochs: 1, batch: 10, seed: 0, verbose: false});\nprint(reconstruct(gan, ds.test(), #{samples: 2, seed: 1}));",
 };
 
 pub static RECONSTRUCTION_SCORES: FnDoc = FnDoc {

@@ -168,6 +168,7 @@ impl BlipVision {
             pre_norm: true,
             cross_dim: None,
             dropout: 0.0,
+            qkv_bias: true,
         };
         BlipVision {
             class_embedding: e.randn_standard("class_embedding", &[1, 1, h]),
@@ -247,6 +248,7 @@ impl BlipTextDecoder {
             pre_norm: false,
             cross_dim: Some(c.encoder_hidden_size),
             dropout: c.hidden_dropout_prob,
+            qkv_bias: true,
         };
         let head = p / "cls" / "predictions";
         BlipTextDecoder {

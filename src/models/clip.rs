@@ -68,6 +68,7 @@ impl TowerConfig {
             pre_norm: true,
             cross_dim: None,
             dropout: 0.0,
+            qkv_bias: true,
         }
     }
 }

@@ -103,6 +103,95 @@ impl Config {
         }
     }
 
+    pub fn bool_or(&self, op: &'static str, key: &str, default: bool) -> Result<bool> {
+        if self.has(key) {
+            self.value
+                .get(key)
+                .and_then(Value::as_bool)
+                .ok_or_else(|| self.bad(op, key, "true or false"))
+        } else {
+            Ok(default)
+        }
+    }
+
+    /// A list of positive integers (diffusers' `block_out_channels`).
+    pub fn ints(&self, op: &'static str, key: &str, default: &[i64]) -> Result<Vec<i64>> {
+        if !self.has(key) {
+            return Ok(default.to_vec());
+        }
+        let list = self.value.get(key).and_then(Value::as_array);
+        let ints: Option<Vec<i64>> =
+            list.and_then(|l| l.iter().map(|v| v.as_i64().filter(|&i| i > 0)).collect());
+        match ints {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(self.bad(op, key, "a non-empty list of positive integers")),
+        }
+    }
+
+    /// One positive integer per block: a list of `n`, or one integer for
+    /// all (diffusers' `layers_per_block`, `attention_head_dim`).
+    pub fn ints_per(
+        &self,
+        op: &'static str,
+        key: &str,
+        n: usize,
+        default: i64,
+    ) -> Result<Vec<i64>> {
+        match self.value.get(key) {
+            None | Some(Value::Null) => Ok(vec![default; n]),
+            Some(Value::Number(x)) => match x.as_i64() {
+                Some(v) if v > 0 => Ok(vec![v; n]),
+                _ => Err(self.bad(op, key, "a positive integer")),
+            },
+            Some(_) => {
+                let v = self.ints(op, key, &[])?;
+                if v.len() != n {
+                    return Err(self.bad(
+                        op,
+                        key,
+                        &format!("one integer or a list of {n} (one per block)"),
+                    ));
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    /// A list of strings (diffusers' `down_block_types`).
+    pub fn strs(&self, op: &'static str, key: &str, default: &[&str]) -> Result<Vec<String>> {
+        if !self.has(key) {
+            return Ok(default.iter().map(|s| s.to_string()).collect());
+        }
+        let list = self.value.get(key).and_then(Value::as_array);
+        let strs: Option<Vec<String>> =
+            list.and_then(|l| l.iter().map(|v| v.as_str().map(str::to_string)).collect());
+        match strs {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(self.bad(op, key, "a non-empty list of strings")),
+        }
+    }
+
+    /// Refuses a setting the architecture does not implement: `key` must
+    /// be absent, null, or equal to one of `allowed`.
+    pub fn only(&self, op: &'static str, key: &str, allowed: &[Value]) -> Result<()> {
+        match self.value.get(key) {
+            None | Some(Value::Null) => Ok(()),
+            Some(v) if allowed.contains(v) => Ok(()),
+            Some(_) => {
+                let shown: Vec<String> = allowed.iter().map(Value::to_string).collect();
+                let expected = if shown.is_empty() {
+                    "null (voxlab does not implement this setting)".to_string()
+                } else {
+                    format!(
+                        "null or {} (voxlab does not implement the others)",
+                        shown.join(" or ")
+                    )
+                };
+                Err(self.bad(op, key, &expected))
+            }
+        }
+    }
+
     /// A nested config object (`text_config`, `vision_config`); an empty
     /// one when absent, so every key takes its default.
     pub fn sub(&self, op: &'static str, key: &str) -> Result<Config> {
@@ -130,6 +219,26 @@ pub fn model_dir(op: &'static str, dir: &Path) -> Result<PathBuf> {
         return Err(Error::invalid(op, format!("{}: {why}", dir.display())));
     }
     Ok(dir.to_path_buf())
+}
+
+/// Weight-file stems diffusers writes, in order of preference.
+pub const DIFFUSERS_WEIGHTS: &[&str] = &["diffusion_pytorch_model", "model"];
+
+/// A diffusers model folder (`unet/`, `vae/`): the folder, its config.json
+/// and its weight files.
+pub fn diffusers_folder(op: &'static str, dir: &Path) -> Result<(PathBuf, Config, Vec<PathBuf>)> {
+    let dir = model_dir(op, dir)?;
+    let cfg = read_config(op, &dir)?;
+    let files = weight_files(op, &dir, DIFFUSERS_WEIGHTS)?;
+    Ok((dir, cfg, files))
+}
+
+/// Writes a diffusers model folder: config.json and
+/// diffusion_pytorch_model.safetensors.
+pub fn save_diffusers(op: &'static str, vs: &VarStore, config: &Value, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
+    write_config(op, &dir.join("config.json"), config)?;
+    save_weights(op, vs, &dir.join("diffusion_pytorch_model.safetensors"))
 }
 
 /// The folder's config.json.
@@ -213,8 +322,26 @@ fn matches_any(name: &str, patterns: &[&str]) -> bool {
         .any(|p| name.starts_with(p) || name.ends_with(p))
 }
 
-/// Old BERT checkpoints name LayerNorm parameters gamma and beta.
+/// diffusers' attention blocks of the VAE's mid-block were named
+/// query/key/value/proj_attn before diffusers 0.14; Stable Diffusion v1
+/// repositories still ship those names.
+const OLD_DIFFUSERS_ATTENTION: &[(&str, &str)] = &[
+    (".query.", ".to_q."),
+    (".key.", ".to_k."),
+    (".value.", ".to_v."),
+    (".proj_attn.", ".to_out.0."),
+];
+
+/// Old BERT checkpoints name LayerNorm parameters gamma and beta; old
+/// diffusers VAEs name their mid-block attention differently.
 fn modern_name(name: &str) -> String {
+    if name.contains("mid_block.attentions.") {
+        for (old, new) in OLD_DIFFUSERS_ATTENTION {
+            if name.contains(old) {
+                return name.replacen(old, new, 1);
+            }
+        }
+    }
     if let Some(stem) = name.strip_suffix(".gamma") {
         format!("{stem}.weight")
     } else if let Some(stem) = name.strip_suffix(".beta") {

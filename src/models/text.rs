@@ -105,6 +105,7 @@ impl Bert {
             pre_norm: false,
             cross_dim: None,
             dropout: c.hidden_dropout_prob,
+            qkv_bias: true,
         };
         let layers = (0..c.num_hidden_layers)
             .map(|i| TransformerBlock::new(&(p / "encoder" / "layer" / i), block, BlockNames::BERT))

@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod data;
 mod dataset;
+mod diffusion;
 mod engine;
 mod eval;
 mod figures;

@@ -202,3 +202,70 @@ fn takagi_doc_quotes_its_recorded_run() {
         "takagi.md should quote the run's {seconds} s"
     );
 }
+
+#[test]
+fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
+    let (record, _dir) = run_quick(
+        "scripts/takagi_reconstruct.rhai",
+        &["reconstructions.png", "generated.png"],
+    );
+    let m = &record["metrics"];
+    let f = |k: &str| {
+        m[k].as_f64()
+            .unwrap_or_else(|| panic!("metric {k} missing: {m}"))
+    };
+    // Every route is scored under reconstruction_scores' names.
+    for prefix in ["", "z_only_", "caption_", "decoded_z_"] {
+        for key in [
+            "pixcorr",
+            "ssim",
+            "two_way_pixels",
+            "two_way_resnet_layer2",
+            "two_way_resnet_layer2_p",
+        ] {
+            assert!(f(&format!("{prefix}{key}")).is_finite(), "{prefix}{key}");
+        }
+    }
+    // Ridge predicts the latents from early visual cortex.
+    assert!(f("z_r") > 0.1, "z_r {}", f("z_r"));
+    let share = f("caption_route_better_share");
+    assert!((0.0..=1.0).contains(&share) && (0.0..=1.0).contains(&f("caption_route_better_p")));
+    assert!(f("category_chance") > 0.0 && f("generated_category_accuracy") >= 0.0);
+}
+
+/// docs/papers/takagi.md's reconstruction half quotes the recorded run of takagi_reconstruct.rhai.
+#[test]
+fn takagi_doc_quotes_its_recorded_reconstruction_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/papers/takagi.md")).expect("doc");
+    let run: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("docs/papers/runs/takagi_reconstruct_quick.json"))
+            .expect("run"),
+    )
+    .expect("json");
+    let m = &run["metrics"];
+    for key in [
+        "z_r",
+        "c_r",
+        "pixcorr",
+        "ssim",
+        "two_way_resnet_layer2",
+        "z_only_two_way_resnet_layer2",
+        "caption_two_way_resnet_layer2",
+        "decoded_z_two_way_resnet_layer2",
+        "caption_route_better_share",
+        "caption_route_better_p",
+        "generated_category_accuracy",
+        "real_category_accuracy",
+        "category_chance",
+    ] {
+        let v = m[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} not recorded"));
+        let shown = format!("{v:.3}");
+        assert!(
+            doc.contains(&shown),
+            "takagi.md should quote {key} = {shown} from the recorded run"
+        );
+    }
+}

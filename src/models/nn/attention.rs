@@ -340,3 +340,37 @@ pub fn attention_bias(
     };
     keep.map(|k| Tensor::zeros(k.size(), (kind, device)).masked_fill(&k.logical_not(), min))
 }
+
+/// diffusers' `Attention` as the VAE's mid-block uses it: group norm, one
+/// head self-attention over the H·W positions (all projections biased),
+/// plus the input.
+pub struct SpatialSelfAttention {
+    group_norm: tch::nn::GroupNorm,
+    attn: MultiHeadAttention,
+}
+
+impl SpatialSelfAttention {
+    pub fn new(p: &nn::Path, channels: i64, groups: i64, eps: f64) -> SpatialSelfAttention {
+        SpatialSelfAttention {
+            group_norm: super::layers::group_norm(&(p / "group_norm"), groups, channels, eps),
+            attn: MultiHeadAttention::new(
+                p,
+                AttentionConfig::new(channels, 1),
+                AttentionNames::DIFFUSERS,
+            ),
+        }
+    }
+
+    /// `x`: B×C×H×W.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let s = x.size();
+        let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+        let t = self
+            .group_norm
+            .forward(x)
+            .view([b, c, h * w])
+            .transpose(1, 2);
+        let y = self.attn.forward(&t, None, None, false);
+        y.transpose(1, 2).contiguous().view([b, c, h, w]) + x
+    }
+}

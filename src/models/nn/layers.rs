@@ -153,6 +153,9 @@ pub enum Activation {
     /// x·σ(x) ("silu", "swish").
     Silu,
     Tanh,
+    /// diffusers' GEGLU gate: the input's first half times gelu of its
+    /// second half (the feed-forward's first projection is twice as wide).
+    Geglu,
 }
 
 impl Activation {
@@ -185,6 +188,16 @@ impl Activation {
             Activation::Relu => "relu",
             Activation::Silu => "silu",
             Activation::Tanh => "tanh",
+            Activation::Geglu => "geglu",
+        }
+    }
+
+    /// How many times wider than its output the activation's input is.
+    pub fn input_factor(self) -> i64 {
+        if self == Activation::Geglu {
+            2
+        } else {
+            1
         }
     }
 
@@ -196,6 +209,10 @@ impl Activation {
             Activation::Relu => x.relu(),
             Activation::Silu => x.silu(),
             Activation::Tanh => x.tanh(),
+            Activation::Geglu => {
+                let half = x.size().last().copied().unwrap_or(0) / 2;
+                x.narrow(-1, 0, half) * x.narrow(-1, half, half).gelu("none")
+            }
         }
     }
 }

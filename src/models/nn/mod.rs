@@ -17,7 +17,10 @@ pub mod embeddings;
 pub mod layers;
 pub mod transformer;
 
-pub use attention::{attention_bias, AttentionConfig, AttentionNames, KvCache, MultiHeadAttention};
+pub use attention::{
+    attention_bias, AttentionConfig, AttentionNames, KvCache, MultiHeadAttention,
+    SpatialSelfAttention,
+};
 pub use conv::{
     ConvDownBlock, Downsample2d, ResnetBlock2d, ResnetBlockConfig, UpBlock, Upsample2d,
 };
@@ -28,4 +31,7 @@ pub use layers::{
     at, batch_norm, conv1d, conv2d, dropout, embedding, group_norm, layer_norm, leaky_relu, linear,
     Activation,
 };
-pub use transformer::{BlockCache, BlockConfig, BlockNames, FeedForward, TransformerBlock};
+pub use transformer::{
+    BlockCache, BlockConfig, BlockNames, FeedForward, SpatialTransformer, SpatialTransformerConfig,
+    TransformerBlock,
+};

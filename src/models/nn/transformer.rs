@@ -56,6 +56,19 @@ impl BlockNames {
         cross_attn_names: AttentionNames::BLIP_VISION,
         ..BlockNames::CLIP
     };
+    /// diffusers' BasicTransformerBlock (Stable Diffusion's UNet): attn1,
+    /// attn2 (cross), and a GEGLU feed-forward `ff.net.0.proj` → `ff.net.2`.
+    pub const DIFFUSERS: BlockNames = BlockNames {
+        self_attn: "attn1",
+        self_attn_names: AttentionNames::DIFFUSERS,
+        self_attn_norm: "norm1",
+        cross_attn: "attn2",
+        cross_attn_names: AttentionNames::DIFFUSERS,
+        cross_attn_norm: "norm2",
+        fc1: "ff.net.0.proj",
+        fc2: "ff.net.2",
+        mlp_norm: "norm3",
+    };
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,9 +84,13 @@ pub struct BlockConfig {
     pub cross_dim: Option<i64>,
     /// Dropout on attention probabilities and after each sub-layer (training).
     pub dropout: f64,
+    /// Whether the q, k and v projections have a bias (transformers: yes;
+    /// diffusers' `attention_bias`: no by default).
+    pub qkv_bias: bool,
 }
 
-/// The position-wise feed-forward network fc2(act(fc1(x))).
+/// The position-wise feed-forward network fc2(act(fc1(x))); with a gated
+/// activation (GEGLU) fc1 is twice `hidden` wide and the gate halves it.
 pub struct FeedForward {
     fc1: nn::Linear,
     fc2: nn::Linear,
@@ -83,7 +100,7 @@ pub struct FeedForward {
 impl FeedForward {
     pub fn new(p: &nn::Path, fc1: &str, fc2: &str, dim: i64, hidden: i64, act: Activation) -> Self {
         FeedForward {
-            fc1: linear(&at(p, fc1), dim, hidden, true),
+            fc1: linear(&at(p, fc1), dim, hidden * act.input_factor(), true),
             fc2: linear(&at(p, fc2), hidden, dim, true),
             act,
         }
@@ -108,6 +125,7 @@ impl TransformerBlock {
     pub fn new(p: &nn::Path, c: BlockConfig, names: BlockNames) -> TransformerBlock {
         let mut ac = AttentionConfig::new(c.dim, c.heads);
         ac.dropout = c.dropout;
+        ac.qkv_bias = c.qkv_bias;
         let cross = c.cross_dim.map(|cd| {
             (
                 MultiHeadAttention::new(
@@ -191,4 +209,97 @@ impl TransformerBlock {
 pub struct BlockCache {
     pub self_kv: KvCache,
     pub cross_kv: KvCache,
+}
+
+/// diffusers' Transformer2DModel over a feature map (Stable Diffusion's
+/// spatial transformer): group norm → `proj_in` (1×1 conv, or a linear on
+/// the flattened positions with `use_linear_projection`) → BasicTransformer
+/// blocks attending over the H·W positions and cross-attending to the
+/// context → `proj_out`, plus the input.
+pub struct SpatialTransformer {
+    norm: nn::GroupNorm,
+    proj_in: Projection,
+    blocks: Vec<TransformerBlock>,
+    proj_out: Projection,
+}
+
+enum Projection {
+    Conv(nn::Conv2D),
+    Linear(nn::Linear),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SpatialTransformerConfig {
+    pub channels: i64,
+    pub heads: i64,
+    pub layers: i64,
+    pub context_dim: i64,
+    pub groups: i64,
+    pub linear_projection: bool,
+    pub dropout: f64,
+}
+
+impl SpatialTransformer {
+    pub fn new(p: &nn::Path, c: SpatialTransformerConfig) -> SpatialTransformer {
+        let proj = |name: &str| {
+            if c.linear_projection {
+                Projection::Linear(linear(&(p / name), c.channels, c.channels, true))
+            } else {
+                Projection::Conv(super::layers::conv2d(
+                    &(p / name),
+                    c.channels,
+                    c.channels,
+                    1,
+                    1,
+                    0,
+                    true,
+                ))
+            }
+        };
+        let block = BlockConfig {
+            dim: c.channels,
+            heads: c.heads,
+            mlp_dim: 4 * c.channels,
+            act: Activation::Geglu,
+            eps: 1e-5,
+            pre_norm: true,
+            cross_dim: Some(c.context_dim),
+            dropout: c.dropout,
+            qkv_bias: false,
+        };
+        SpatialTransformer {
+            norm: super::layers::group_norm(&(p / "norm"), c.groups, c.channels, 1e-6),
+            proj_in: proj("proj_in"),
+            blocks: (0..c.layers)
+                .map(|i| {
+                    TransformerBlock::new(
+                        &(p / "transformer_blocks" / i),
+                        block,
+                        BlockNames::DIFFUSERS,
+                    )
+                })
+                .collect(),
+            proj_out: proj("proj_out"),
+        }
+    }
+
+    /// `x`: B×C×H×W; `context`: B×L×context_dim.
+    pub fn forward(&self, x: &Tensor, context: &Tensor, train: bool) -> Tensor {
+        let s = x.size();
+        let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+        let to_tokens = |t: Tensor| t.view([b, c, h * w]).transpose(1, 2);
+        let mut t = match &self.proj_in {
+            Projection::Conv(conv) => to_tokens(conv.forward(&self.norm.forward(x))),
+            Projection::Linear(l) => l.forward(&to_tokens(self.norm.forward(x))),
+        };
+        for block in &self.blocks {
+            t = block.forward(&t, None, Some(context), None, train);
+        }
+        let to_map = |t: Tensor| t.transpose(1, 2).contiguous().view([b, c, h, w]);
+        let y = match &self.proj_out {
+            Projection::Conv(conv) => conv.forward(&to_map(t)),
+            Projection::Linear(l) => to_map(l.forward(&t)),
+        };
+        y + x
+    }
 }
