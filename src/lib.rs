@@ -5,6 +5,7 @@
 //! them to Rhai, one registration file per domain; `cli` is the command line,
 //! the REPL and the run records.
 
+pub mod cancel;
 pub mod cli;
 pub mod data;
 pub mod device;
@@ -15,6 +16,7 @@ pub mod io;
 pub mod models;
 pub mod plot;
 pub mod random;
+pub mod sandbox;
 pub mod stats;
 pub mod tensor;
 

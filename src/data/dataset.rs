@@ -168,6 +168,7 @@ fn must_exist(path: &Path, manifest: &Path, key: &str) -> Result<()> {
 /// Reads and validates a dataset folder.
 pub fn load(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
     let file = dir.join("dataset.json");
+    crate::sandbox::check_read(OP, file.as_ref())?;
     let text = std::fs::read_to_string(&file).map_err(|e| Error::io(OP, &file, e))?;
     let json: Value = serde_json::from_str(&text)
         .map_err(|e| Error::format(OP, &file, format!("not valid JSON: {e}")))?;
@@ -485,6 +486,7 @@ pub fn load(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
         None => None,
         Some(p) => {
             must_exist(&p, &file, "captions")?;
+            crate::sandbox::check_read(OP, p.as_ref())?;
             let t = std::fs::read_to_string(&p).map_err(|e| Error::io(OP, &p, e))?;
             let v: Value = serde_json::from_str(&t)
                 .map_err(|e| Error::format(OP, &p, format!("not valid JSON: {e}")))?;
@@ -573,10 +575,25 @@ pub fn load(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
     let mut ratings = Vec::new();
     if let Some((p, t, rows)) = per_stimulus("ratings")? {
         for (name, col) in &t.columns {
-            let Column::Number(v) = col else { continue };
             if name == "stimulus" {
                 continue;
             }
+            let v = match col {
+                Column::Number(v) => v,
+                Column::Text(cells) => {
+                    // Ratings are numbers: name the first cell that is not.
+                    let (row, cell) = cells
+                        .iter()
+                        .enumerate()
+                        .find(|(_, c)| !c.is_empty() && c.parse::<f64>().is_err())
+                        .map_or((0, ""), |(r, c)| (r + 1, c.as_str()));
+                    return Err(Error::format(
+                        OP,
+                        &p,
+                        format!("row {row}, column '{name}': {cell:?} is not a number (ratings are numbers; empty cells are missing)"),
+                    ));
+                }
+            };
             let mut out = Vec::with_capacity(n_trials);
             for (i, tr) in trials.iter().enumerate() {
                 out.push(v[row_of(&p, &rows, tr, i)?]);
@@ -817,6 +834,7 @@ impl Dataset {
 pub fn save(ds: &Dataset, dir: &Path, op: &'static str) -> Result<()> {
     use serde_json::json;
     let io = |p: &Path, e| Error::io(op, p, e);
+    crate::sandbox::check_write(OP, dir.join("rois").as_ref())?;
     std::fs::create_dir_all(dir.join("rois")).map_err(|e| io(dir, e))?;
     let betas = Tensor(tc(op, ds.betas.0.f_to_device(tch::Device::Cpu))?);
     ds.mask

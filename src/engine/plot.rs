@@ -937,6 +937,15 @@ fn slab(op: &'static str, v: &crate::data::Volume) -> Result<Slab> {
             ),
         ));
     }
+    if s.len() < 3 || s.iter().take(3).any(|&d| d == 0) {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "expected a 3-D volume with every axis at least 1 long, got {}",
+                crate::tensor::shape_text(&s)
+            ),
+        ));
+    }
     let dims = [s[0] as usize, s[1] as usize, s[2] as usize];
     let vals: Vec<f32> = v
         .data

@@ -201,6 +201,23 @@ pub fn identification(
     }
     let s = similarity(pred, truth, o.metric)?;
     let n = n as usize;
+    // A NaN similarity loses every comparison silently (mean 0, p = 1):
+    // name the items instead.
+    let bad: Vec<usize> = (0..n)
+        .filter(|&i| s[i * n..(i + 1) * n].iter().any(|x| x.is_nan()))
+        .collect();
+    if !bad.is_empty() {
+        let shown: Vec<String> = bad.iter().take(10).map(|i| i.to_string()).collect();
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "the similarities of {} of {n} items are NaN (rows {}{}): pred or truth holds NaN, or a row is constant under a correlation metric",
+                bad.len(),
+                shown.join(", "),
+                if bad.len() > 10 { ", …" } else { "" }
+            ),
+        ));
+    }
     let ways = o.ways as usize;
     let row = |i: usize| &s[i * n..(i + 1) * n];
     let mut rng = SplitMix64::new(o.seed);
