@@ -632,9 +632,18 @@ fn with_file(e: Error, file: &Path) -> Error {
     }
 }
 
-/// Fails on NaN betas naming the first voxel and trial, or drops the voxels.
+/// Fails on NaN or infinite betas naming the first voxel and trial, or
+/// drops the voxels.
 fn check_nan(path: &Path, mask: Mask, betas: Tensor, drop: bool) -> Result<(Mask, Tensor)> {
-    let nan = tc(OP, betas.0.f_isnan())?;
+    // Infinite betas break every statistic as NaN does: both fail (or drop).
+    let nan = tc(OP, tc(OP, betas.0.f_isfinite())?.f_logical_not())?;
+    let has_nan = tc(OP, tc(OP, betas.0.f_isnan())?.f_any())?.int64_value(&[]) != 0;
+    let has_inf = tc(OP, tc(OP, betas.0.f_isinf())?.f_any())?.int64_value(&[]) != 0;
+    let kind = match (has_nan, has_inf) {
+        (true, true) => "NaN or infinite",
+        (false, true) => "infinite",
+        _ => "NaN",
+    };
     let per_voxel = tc(OP, nan.f_any_dim(0, false))?;
     let bad = tc(OP, per_voxel.f_nonzero())?;
     let n_bad = bad.size()[0];
@@ -651,7 +660,7 @@ fn check_nan(path: &Path, mask: Mask, betas: Tensor, drop: bool) -> Result<(Mask
         xyz.int64_value(&[first_v, 2]),
     );
     let what = format!(
-        "{n_bad} voxels have NaN betas (the first: voxel ({x}, {y}, {z}), column {first_v}, trial row {})",
+        "{n_bad} voxels have {kind} betas (the first: voxel ({x}, {y}, {z}), column {first_v}, trial row {})",
         first_t + 1
     );
     if !drop {

@@ -1040,7 +1040,15 @@ fn register_more(engine: &mut Engine) {
                 None => vec![(String::new(), values_1d(OP, &d)?)],
             };
             let bins = o.i64("bins")?;
-            let mut h = Hist::new(series, bins.max(0) as usize)?;
+            if bins < 1 {
+                return Err(Error::BadOption {
+                    op: "plot_hist",
+                    key: "bins".into(),
+                    expected: "a number of bins ≥ 1".into(),
+                    got: bins.to_string(),
+                });
+            }
+            let mut h = Hist::new(series, bins as usize)?;
             h.density = o.bool("density")?;
             h.x_label = o.string("x_label")?;
             h.marks = o.opt_f64_list("marks")?.unwrap_or_default();

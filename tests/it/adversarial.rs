@@ -250,6 +250,10 @@ fn libtorch_arguments_are_validated_first() {
         ),
         ("set_threads(100000)", "set_threads: n must be 1 to"),
         ("set_threads(0)", "set_threads: n must be 1 to"),
+        (
+            "plot_hist(randn([10]), #{bins: -5})",
+            "plot_hist: option 'bins' expects a number of bins ≥ 1, got -5",
+        ),
     ] {
         let err = eval_in(&vox, script).expect_err(script);
         assert!(err.contains(needle), "{script}: {err}");
