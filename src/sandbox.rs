@@ -82,8 +82,13 @@ fn refuse(op: &'static str, path: &Path, rule: &str) -> Error {
     )
 }
 
-/// A primitive is about to read `path`.
-pub fn check_read(op: &'static str, path: &Path) -> Result<()> {
+/// Refuses `path` when sandbox mode is on and `allowed` says no.
+fn check(
+    op: &'static str,
+    path: &Path,
+    allowed: impl Fn(&Policy, &Path) -> bool,
+    rule: &str,
+) -> Result<()> {
     let Ok(guard) = POLICY.read() else {
         return Ok(());
     };
@@ -94,36 +99,29 @@ pub fn check_read(op: &'static str, path: &Path) -> Result<()> {
     if real
         .components()
         .any(|c| c == std::path::Component::ParentDir)
-        || !policy.read.iter().any(|root| real.starts_with(root))
+        || !allowed(policy, &real)
     {
-        return Err(refuse(
-            op,
-            path,
-            "scripts read only inside the script's folder, the output folder and folders given with --allow-read",
-        ));
+        return Err(refuse(op, path, rule));
     }
     Ok(())
 }
 
+/// A primitive is about to read `path`.
+pub fn check_read(op: &'static str, path: &Path) -> Result<()> {
+    check(
+        op,
+        path,
+        |p, real| p.read.iter().any(|root| real.starts_with(root)),
+        "scripts read only inside the script's folder, the output folder and folders given with --allow-read",
+    )
+}
+
 /// A primitive is about to write `path`.
 pub fn check_write(op: &'static str, path: &Path) -> Result<()> {
-    let Ok(guard) = POLICY.read() else {
-        return Ok(());
-    };
-    let Some(policy) = guard.as_ref() else {
-        return Ok(());
-    };
-    let real = resolved(path);
-    if real
-        .components()
-        .any(|c| c == std::path::Component::ParentDir)
-        || !real.starts_with(&policy.write)
-    {
-        return Err(refuse(
-            op,
-            path,
-            "scripts write only inside the output folder",
-        ));
-    }
-    Ok(())
+    check(
+        op,
+        path,
+        |p, real| real.starts_with(&p.write),
+        "scripts write only inside the output folder",
+    )
 }

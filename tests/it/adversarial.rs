@@ -608,7 +608,7 @@ fn identification_of_nan_predictions_is_an_error() {
     )
     .expect_err("NaN predictions");
     assert!(
-        err.starts_with("identification: the similarities of 6 of 6 items are NaN"),
+        err.starts_with("identification: pred holds NaN in 6 of 6 rows (0, 1, 2, 3, 4, 5)"),
         "{err}"
     );
 }
