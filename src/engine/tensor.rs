@@ -1240,6 +1240,22 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         guard("std", || {
             let a = ts::axis("std", t, axis)?;
             let x = t.as_floating("std")?;
+            let len = t.shape()[a as usize];
+            if ddof < 0 {
+                return Err(Error::invalid("std", format!("ddof must be ≥ 0, got {ddof}")));
+            }
+            if len - ddof <= 0 {
+                // NaN as numpy gives, with voxlab's warning instead of libtorch's raw one.
+                eprintln!(
+                    "warning: std: axis {a} has {len} values and ddof {ddof} leaves no degrees of freedom; the result is NaN"
+                );
+                let mut shape = t.shape();
+                shape.remove(a as usize);
+                return Ok(Tensor(tc(
+                    "std",
+                    TchTensor::f_full(&shape, f64::NAN, (x.kind(), x.device())),
+                )?));
+            }
             Ok(Tensor(tc(
                 "std",
                 x.f_std_correction(Some([a].as_slice()), tch::Scalar::int(ddof), false),

@@ -614,6 +614,21 @@ fn identification_of_nan_predictions_is_an_error() {
 }
 
 #[test]
+fn libtorch_warnings_come_as_voxlab_warnings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = expr_in(dir.path(), "randn([3, 2]).std(0, 3).shape", &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("[2]"), "{}", o.stdout);
+    assert!(
+        o.stderr
+            .contains("warning: std: axis 0 has 3 values and ddof 3 leaves no degrees of freedom"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("[W"), "{}", o.stderr);
+}
+
+#[test]
 fn paired_tests_refuse_matrices_and_warn_about_nan() {
     let dir = tempfile::tempdir().expect("temp dir");
     let vox = engine_in(dir.path());
