@@ -29,7 +29,7 @@ CARGO ?= cargo
 
 demo: $(STAMP) $(MINILM)
 	$(CARGO) build --release
-	./target/release/voxlab run scripts/quickstart.rhai --out runs/quickstart
+	./target/release/voxlab run scripts/quickstart.rhai --out runs/quickstart --overwrite
 
 test: $(STAMP) $(DCM2NIIX) $(NIBABEL) $(MINILM)
 	$(CARGO) test --quiet

@@ -132,7 +132,7 @@ pub fn init_threads(threads: Option<usize>) {
     let n = threads
         .or_else(|| std::env::var("VOXLAB_THREADS").ok()?.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+        .clamp(1, max_threads());
     // Fails only when the global pool exists already (a second init in tests).
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
@@ -140,6 +140,13 @@ pub fn init_threads(threads: Option<usize>) {
     // After the pool: in this libtorch the setting is process-wide, and a
     // worker that set it would change it for everyone.
     tch::set_num_threads(n as i32);
+}
+
+/// Most threads a script may ask for: 4 × the machine's cores. More only
+/// slow the work down, and libtorch creates them all at once (100,000
+/// threads hang the machine).
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 pub fn set_threads(n: usize) {

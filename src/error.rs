@@ -39,7 +39,7 @@ pub enum Error {
         got: String,
     },
     /// The operating system refused a file operation.
-    #[error("{op}: {path}: {source}")]
+    #[error("{op}: {}: {}", .path.display(), plain_io(.source))]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -56,6 +56,22 @@ pub enum Error {
     /// libtorch refused an operation; `msg` is the first line of its message.
     #[error("{op}: {msg}")]
     Torch { op: &'static str, msg: String },
+    /// A limit or a signal stopped the run while `op` was working.
+    #[error("{op}: script stopped: {stop}")]
+    Stopped {
+        op: &'static str,
+        stop: crate::cancel::Stop,
+    },
+}
+
+/// An operating-system error as a sentence ("No such file or directory"),
+/// without Rust's " (os error 2)".
+pub fn plain_io(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 impl Error {

@@ -5,6 +5,7 @@
 //! them to Rhai, one registration file per domain; `cli` is the command line,
 //! the REPL and the run records.
 
+pub mod cancel;
 pub mod cli;
 pub mod data;
 pub mod device;
@@ -16,6 +17,7 @@ pub mod models;
 pub mod numfmt;
 pub mod plot;
 pub mod random;
+pub mod sandbox;
 pub mod stats;
 pub mod tensor;
 

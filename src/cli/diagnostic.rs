@@ -45,6 +45,12 @@ fn bare_message(err: &EvalAltResult) -> String {
             "script stopped: it ran more operations than --max-operations allows".to_string()
         }
         EvalAltResult::ErrorFunctionNotFound(sig, _) => format!("no function {sig}"),
+        EvalAltResult::ErrorDataTooLarge(what, _) => format!(
+            "{what}: scripts may build strings of up to {} MB, arrays of up to {}M elements (counting nested ones) and maps of up to {}M entries",
+            crate::engine::MAX_STRING_BYTES >> 20,
+            crate::engine::MAX_ARRAY_ELEMENTS >> 20,
+            crate::engine::MAX_MAP_ENTRIES >> 20
+        ),
         EvalAltResult::ErrorParsing(p, _) => p.to_string(),
         other => {
             // Rhai appends " (line N, position M)"; the caret shows that.

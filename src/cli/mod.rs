@@ -8,7 +8,7 @@ pub mod run;
 pub mod sweep;
 
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rhai::{Array, Dynamic, Map};
 
@@ -34,14 +34,34 @@ usage:
 
 options for run and -e:
   --set KEY=VALUE      a parameter read by param(\"KEY\", default); repeatable
-  --out DIR            output folder (run default: runs/<script>-<timestamp>/)
+  --out DIR            output folder (run default: runs/<script>-<timestamp>/, a new
+                       folder each run); a folder holding an earlier run's run.json
+                       is refused unless --overwrite is given
+  --overwrite          replace the earlier run in --out (its run.json and listed files)
+  --sandbox            the script reads only its own folder, the output folder and
+                       --allow-read folders, and writes only the output folder
+                       (any --max-* limit turns this on too)
+  --allow-read DIR     a data folder a sandboxed script may read; repeatable
   --seed N             initial random seed (default 0)
-  --threads N          CPU threads for libtorch
+  --threads N          CPU threads for libtorch (at most 4 × the cores)
   --max-seconds S      stop the script after S seconds of running
-  --max-memory MB      stop the script when the process uses more than MB of memory
+  --max-memory MB      stop the script when the process's resident memory passes MB
+                       (an allocation of known size that would pass it is refused)
   --max-operations N   stop the script after N Rhai operations
+  (a limit stops the script at the next check, inside long functions too; run.json
+   then has status \"stopped\" and stopped_by naming the limit)
 
-exit codes: 0 ok, 1 script error, 2 usage error";
+signals: the first SIGINT/SIGTERM/SIGHUP stops the script at the next check and
+writes run.json with status \"interrupted\"; a second one ends voxlab at once.
+Scripts run on a thread with a 1 GiB stack (deeply nested values).
+
+exit codes: 0 ok, 1 script error or limit, 2 usage error,
+            130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP";
+
+/// Stack of the thread scripts run on: Rhai and voxlab recurse over nested
+/// values (printing, dropping, converting), and a 20,000-deep array needs
+/// far more than the default 8 MiB. Only the pages used are committed.
+pub const SCRIPT_STACK_BYTES: usize = 1 << 30;
 
 /// A short, readable form of any script value (tensors as summaries).
 pub fn show(v: &Dynamic) -> String {
@@ -99,6 +119,10 @@ struct UsageError(String);
 struct Common {
     sets: Vec<(String, String)>,
     out: Option<PathBuf>,
+    overwrite: bool,
+    /// `--sandbox`, or any `--max-*` limit.
+    sandbox: bool,
+    allow_read: Vec<PathBuf>,
     seed: i64,
     threads: Option<usize>,
     limits: Limits,
@@ -108,6 +132,9 @@ fn parse_common(args: &[String]) -> Result<(Common, Vec<String>), UsageError> {
     let mut c = Common {
         sets: vec![],
         out: None,
+        overwrite: false,
+        sandbox: false,
+        allow_read: Vec::new(),
         seed: 0,
         threads: None,
         limits: Limits::default(),
@@ -133,6 +160,12 @@ fn parse_common(args: &[String]) -> Result<(Common, Vec<String>), UsageError> {
                 .filter(|x| x.is_finite() && *x > 0.0)
                 .ok_or_else(|| UsageError(format!("{name} expects a positive number, got '{v}'")))
         };
+        let count = |name: &str, v: String| -> Result<u64, UsageError> {
+            v.parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| UsageError(format!("{name} expects a positive integer, got '{v}'")))
+        };
         match flag.as_str() {
             "--set" => {
                 let kv = value("--set")?;
@@ -144,28 +177,67 @@ fn parse_common(args: &[String]) -> Result<(Common, Vec<String>), UsageError> {
                 }
                 c.sets.push((k.trim().to_string(), v.to_string()));
             }
-            "--out" => c.out = Some(PathBuf::from(value("--out")?)),
+            "--out" => {
+                let dir = value("--out")?;
+                if dir.trim().is_empty() {
+                    return Err(UsageError("--out needs a folder name, got ''".into()));
+                }
+                c.out = Some(PathBuf::from(dir))
+            }
+            "--overwrite" => c.overwrite = true,
+            "--sandbox" => c.sandbox = true,
+            "--allow-read" => {
+                let dir = PathBuf::from(value("--allow-read")?);
+                if !dir.is_dir() {
+                    return Err(UsageError(format!(
+                        "--allow-read expects an existing folder, got '{}'",
+                        dir.display()
+                    )));
+                }
+                c.allow_read.push(dir)
+            }
             "--seed" => {
                 let v = value("--seed")?;
                 c.seed = v
                     .parse()
                     .map_err(|_| UsageError(format!("--seed expects an integer, got '{v}'")))?;
             }
-            "--threads" => c.threads = Some(number("--threads", value("--threads")?)? as usize),
+            "--threads" => {
+                let n = count("--threads", value("--threads")?)?;
+                let most = crate::device::max_threads();
+                if n > most as u64 {
+                    return Err(UsageError(format!(
+                        "--threads {n} is more than {most} (4 × this machine's cores)"
+                    )));
+                }
+                c.threads = Some(n as usize)
+            }
             "--max-seconds" => {
                 c.limits.max_seconds = Some(number("--max-seconds", value("--max-seconds")?)?)
             }
             "--max-memory" => {
-                c.limits.max_memory_mb =
-                    Some(number("--max-memory", value("--max-memory")?)? as u64)
+                c.limits.max_memory_mb = Some(count("--max-memory", value("--max-memory")?)?)
             }
             "--max-operations" => {
                 c.limits.max_operations =
-                    Some(number("--max-operations", value("--max-operations")?)? as u64)
+                    Some(count("--max-operations", value("--max-operations")?)?)
             }
             f if f.starts_with("--") => return Err(UsageError(format!("unknown option {f}"))),
             _ => rest.push(a.clone()),
         }
+    }
+    // A limit says the script is not trusted (a teaching lab): confine it too.
+    let limits = &c.limits;
+    if limits.max_seconds.is_some()
+        || limits.max_memory_mb.is_some()
+        || limits.max_operations.is_some()
+    {
+        c.sandbox = true;
+    }
+    if !c.allow_read.is_empty() && !c.sandbox {
+        return Err(UsageError(
+            "--allow-read needs --sandbox (or a --max-* limit)".into(),
+        ));
     }
     Ok((c, rest))
 }
@@ -226,6 +298,26 @@ fn doc(args: &[String]) -> Result<i32, UsageError> {
     }
 }
 
+/// Sandbox mode for `-e`, piped scripts and the REPL: reads in the current
+/// folder, the output folder and `--allow-read`; writes in the output folder
+/// (default: the current one). Some(exit code) when it cannot be set up.
+fn sandbox_here(c: &Common) -> Option<i32> {
+    if !c.sandbox {
+        return None;
+    }
+    let out = c.out.clone().unwrap_or_else(|| PathBuf::from("."));
+    let made = std::fs::create_dir_all(&out)
+        .map_err(|e| crate::Error::io("--sandbox", &out, e))
+        .and_then(|_| crate::sandbox::enable(Path::new("."), &out, &c.allow_read));
+    match made {
+        Ok(()) => None,
+        Err(e) => {
+            eprintln!("voxlab: {e}");
+            Some(2)
+        }
+    }
+}
+
 fn dispatch(args: &[String]) -> Result<i32, UsageError> {
     let first = args.first().map(String::as_str);
     match first {
@@ -261,6 +353,8 @@ fn dispatch(args: &[String]) -> Result<i32, UsageError> {
                 script: PathBuf::from(script),
                 sets: c.sets,
                 out: c.out,
+                overwrite: c.overwrite,
+                sandbox: c.sandbox.then_some(c.allow_read),
                 seed: c.seed,
                 limits: c.limits,
                 argv: std::env::args().collect(),
@@ -272,6 +366,9 @@ fn dispatch(args: &[String]) -> Result<i32, UsageError> {
                 return Err(UsageError("-e needs one expression (quote it)".into()));
             };
             crate::device::init_threads(c.threads);
+            if let Some(code) = sandbox_here(&c) {
+                return Ok(code);
+            }
             Ok(run::run_inline(
                 "<expr>", expr, c.sets, c.out, c.seed, c.limits,
             ))
@@ -279,8 +376,8 @@ fn dispatch(args: &[String]) -> Result<i32, UsageError> {
         None
         | Some("repl")
         | Some(
-            "--set" | "--out" | "--seed" | "--threads" | "--max-seconds" | "--max-memory"
-            | "--max-operations",
+            "--set" | "--out" | "--overwrite" | "--seed" | "--threads" | "--max-seconds"
+            | "--max-memory" | "--max-operations" | "--sandbox" | "--allow-read",
         ) => {
             let skip = usize::from(first == Some("repl"));
             let (c, rest) = parse_common(&args[skip..])?;
@@ -291,6 +388,9 @@ fn dispatch(args: &[String]) -> Result<i32, UsageError> {
                 )));
             }
             crate::device::init_threads(c.threads);
+            if let Some(code) = sandbox_here(&c) {
+                return Ok(code);
+            }
             if std::io::stdin().is_terminal() {
                 Ok(repl::run(c.sets, c.out, c.seed, c.limits))
             } else {
@@ -314,14 +414,29 @@ fn dispatch(args: &[String]) -> Result<i32, UsageError> {
     }
 }
 
-/// Entry point of the binary; returns the process exit code.
+/// Entry point of the binary; returns the process exit code. Everything runs
+/// on one thread with [`SCRIPT_STACK_BYTES`] of stack.
 pub fn main(args: Vec<String>) -> i32 {
     crate::engine::error::install_panic_hook();
-    match dispatch(&args) {
-        Ok(code) => code,
-        Err(UsageError(msg)) => {
-            eprintln!("voxlab: {msg}\n(voxlab --help shows the usage)");
-            2
+    let worker = std::thread::Builder::new()
+        .name("voxlab".into())
+        .stack_size(SCRIPT_STACK_BYTES)
+        .spawn(move || match dispatch(&args) {
+            Ok(code) => code,
+            Err(UsageError(msg)) => {
+                eprintln!("voxlab: {msg}\n(voxlab --help shows the usage)");
+                2
+            }
+        });
+    match worker.map(|w| w.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => {
+            eprintln!("voxlab: internal error — this is a bug in voxlab, please report it");
+            70
+        }
+        Err(e) => {
+            eprintln!("voxlab: cannot start the script thread: {e}");
+            70
         }
     }
 }

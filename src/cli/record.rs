@@ -44,6 +44,15 @@ pub fn compact_timestamp(t: SystemTime) -> String {
         .to_string()
 }
 
+/// "20261123-191205-042": [`compact_timestamp`] with milliseconds.
+pub fn compact_timestamp_ms(t: SystemTime) -> String {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .subsec_millis();
+    format!("{}-{ms:03}", compact_timestamp(t))
+}
+
 /// Days since 1970-01-01 to (year, month, day) — Howard Hinnant's algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -64,22 +73,54 @@ pub struct RunInfo<'a> {
     pub started: SystemTime,
     pub duration: Duration,
     pub error: Option<&'a crate::cli::diagnostic::Diagnostic>,
+    pub ending: Ending,
     pub args: &'a [String],
 }
 
-/// "failed" when the script failed, "interrupted" when Ctrl-C stopped a
-/// training run (the script went on with the best weights so far), else "ok".
-pub fn status(failed: bool) -> &'static str {
-    if failed {
-        "failed"
-    } else if crate::models::train::interrupted() {
-        "interrupted"
-    } else {
-        "ok"
+/// How a run ended, as run.json records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    Ok,
+    Failed,
+    /// A signal stopped the script, or Ctrl-C stopped a training run (the
+    /// script went on with the best weights so far).
+    Interrupted(i32),
+    /// A limit stopped the script: "max_seconds", "max_memory" or
+    /// "max_operations".
+    Stopped(String),
+}
+
+impl Ending {
+    /// run.json's "status".
+    pub fn status(&self) -> &'static str {
+        match self {
+            Ending::Ok => "ok",
+            Ending::Failed => "failed",
+            Ending::Interrupted(_) => "interrupted",
+            Ending::Stopped(_) => "stopped",
+        }
+    }
+
+    /// run.json's "stopped_by": the limit's name or the signal's.
+    pub fn stopped_by(&self) -> Option<String> {
+        match self {
+            Ending::Interrupted(sig) => Some(crate::cancel::signal_name(*sig).to_string()),
+            Ending::Stopped(limit) => Some(limit.clone()),
+            _ => None,
+        }
+    }
+
+    /// The exit code: 0, 1, or 128 + the signal's number as shells report it.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Ending::Ok => 0,
+            Ending::Failed | Ending::Stopped(_) => 1,
+            Ending::Interrupted(sig) => 128 + sig,
+        }
     }
 }
 
-/// Exit code of an interrupted run (128 + SIGINT, as shells report it).
+/// Exit code of a run Ctrl-C interrupted (128 + SIGINT).
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Builds the record from what the session saw.
@@ -121,7 +162,8 @@ pub fn build(info: &RunInfo, session: &Session) -> Value {
     let device = crate::device::current();
     json!({
         "format": RECORD_FORMAT,
-        "status": status(info.error.is_some()),
+        "status": info.ending.status(),
+        "stopped_by": info.ending.stopped_by(),
         "error": error,
         "script": {
             "path": info.script.display().to_string(),

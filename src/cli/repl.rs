@@ -399,6 +399,11 @@ impl ReplState {
 
 /// Runs the interactive REPL; returns the exit code.
 pub fn run(sets: Vec<(String, String)>, out: Option<PathBuf>, seed: i64, limits: Limits) -> i32 {
+    // Ctrl-C during an evaluation stops it at the next check (a Rhai
+    // operation, a step of a long primitive) and returns to the prompt with
+    // the session's variables; while typing, the line editor reads Ctrl-C
+    // itself.
+    crate::cancel::install_signal_handlers();
     crate::device::seed(seed);
     let mut session = ReplState::new(sets, out, limits);
     session.vox.session.state_mut().seed = Some(seed);
@@ -435,7 +440,10 @@ pub fn run(sets: Vec<(String, String)>, out: Option<PathBuf>, seed: i64, limits:
     );
     let mut count = 0;
     loop {
-        match editor.readline("voxlab> ") {
+        crate::cancel::set_idle(true);
+        let read = editor.readline("voxlab> ");
+        crate::cancel::set_idle(false);
+        match read {
             Ok(line) => {
                 let input = line.trim();
                 if input.is_empty() {
@@ -452,6 +460,10 @@ pub fn run(sets: Vec<(String, String)>, out: Option<PathBuf>, seed: i64, limits:
                     // not stop this one's (in a script run it ends the run).
                     crate::models::train::clear_interrupt();
                     session.eval_input(&format!("<input {count}>"), &line);
+                    if crate::cancel::interrupt_signal().is_some() {
+                        crate::models::train::clear_interrupt();
+                        println!("(interrupted; the session's variables are kept)");
+                    }
                 }
                 *variables.borrow_mut() = session.variables();
             }

@@ -35,6 +35,7 @@ options:
   --force               rerun points whose run.json says ok
   --set KEY=VALUE       a parameter fixed for every point; repeatable
   --seed N --threads N --max-seconds S --max-memory MB --max-operations N
+  --sandbox --allow-read DIR
                         as for voxlab run (--threads: in total, divided between jobs)
 SLURM (a job array, one task per point still to run):
   --slurm               write DIR/sweep.sbatch and submit it with sbatch
@@ -75,7 +76,7 @@ struct Args {
     sets: Vec<(String, String)>,
     seed: Option<String>,
     threads: Option<usize>,
-    /// --max-* limits, passed on to every run as given.
+    /// --max-* limits, --sandbox and --allow-read, passed on to every run as given.
     limits: Vec<String>,
     slurm: Option<Slurm>,
     dry_run: bool,
@@ -219,11 +220,30 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--max-seconds" | "--max-memory" | "--max-operations" => {
                 let v = value(&flag)?;
-                if !v.parse::<f64>().is_ok_and(|x| x.is_finite() && x > 0.0) {
+                // As `voxlab run` checks them: seconds a positive number,
+                // memory and operations positive integers.
+                let ok = if flag == "--max-seconds" {
+                    v.parse::<f64>().is_ok_and(|x| x.is_finite() && x > 0.0)
+                } else {
+                    v.parse::<u64>().is_ok_and(|n| n > 0)
+                };
+                if !ok {
+                    let what = if flag == "--max-seconds" {
+                        "number"
+                    } else {
+                        "integer"
+                    };
                     return Err(format!(
-                        "sweep: {flag} expects a positive number, got '{v}'"
+                        "sweep: {flag} expects a positive {what}, got '{v}'"
                     ));
                 }
+                a.limits.push(flag.clone());
+                a.limits.push(v);
+            }
+            // Passed on to every run with the limits (see `voxlab run --sandbox`).
+            "--sandbox" => a.limits.push(flag.clone()),
+            "--allow-read" => {
+                let v = value(&flag)?;
                 a.limits.push(flag.clone());
                 a.limits.push(v);
             }

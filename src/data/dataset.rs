@@ -168,6 +168,7 @@ fn must_exist(path: &Path, manifest: &Path, key: &str) -> Result<()> {
 /// Reads and validates a dataset folder.
 pub fn load(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
     let file = dir.join("dataset.json");
+    crate::sandbox::check_read(OP, file.as_ref())?;
     let text = std::fs::read_to_string(&file).map_err(|e| Error::io(OP, &file, e))?;
     let json: Value = serde_json::from_str(&text)
         .map_err(|e| Error::format(OP, &file, format!("not valid JSON: {e}")))?;
@@ -485,6 +486,7 @@ pub fn load(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
         None => None,
         Some(p) => {
             must_exist(&p, &file, "captions")?;
+            crate::sandbox::check_read(OP, p.as_ref())?;
             let t = std::fs::read_to_string(&p).map_err(|e| Error::io(OP, &p, e))?;
             let v: Value = serde_json::from_str(&t)
                 .map_err(|e| Error::format(OP, &p, format!("not valid JSON: {e}")))?;
@@ -573,10 +575,25 @@ pub fn load(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
     let mut ratings = Vec::new();
     if let Some((p, t, rows)) = per_stimulus("ratings")? {
         for (name, col) in &t.columns {
-            let Column::Number(v) = col else { continue };
             if name == "stimulus" {
                 continue;
             }
+            let v = match col {
+                Column::Number(v) => v,
+                Column::Text(cells) => {
+                    // Ratings are numbers: name the first cell that is not.
+                    let (row, cell) = cells
+                        .iter()
+                        .enumerate()
+                        .find(|(_, c)| !c.is_empty() && c.parse::<f64>().is_err())
+                        .map_or((0, ""), |(r, c)| (r + 1, c.as_str()));
+                    return Err(Error::format(
+                        OP,
+                        &p,
+                        format!("row {row}, column '{name}': {cell:?} is not a number (ratings are numbers; empty cells are missing)"),
+                    ));
+                }
+            };
             let mut out = Vec::with_capacity(n_trials);
             for (i, tr) in trials.iter().enumerate() {
                 out.push(v[row_of(&p, &rows, tr, i)?]);
@@ -615,8 +632,8 @@ fn with_file(e: Error, file: &Path) -> Error {
     }
 }
 
-/// Fails on NaN betas naming the first voxel and trial, or drops the voxels
-/// (`op` is the loader named in the message).
+/// Fails on NaN or infinite betas naming the first voxel and trial, or
+/// drops the voxels (`op` is the loader named in the message).
 pub(crate) fn check_nan(
     op: &'static str,
     path: &Path,
@@ -624,7 +641,15 @@ pub(crate) fn check_nan(
     betas: Tensor,
     drop: bool,
 ) -> Result<(Mask, Tensor)> {
-    let nan = tc(op, betas.0.f_isnan())?;
+    // Infinite betas break every statistic as NaN does: both fail (or drop).
+    let nan = tc(op, tc(op, betas.0.f_isfinite())?.f_logical_not())?;
+    let has_nan = tc(op, tc(op, betas.0.f_isnan())?.f_any())?.int64_value(&[]) != 0;
+    let has_inf = tc(op, tc(op, betas.0.f_isinf())?.f_any())?.int64_value(&[]) != 0;
+    let kind = match (has_nan, has_inf) {
+        (true, true) => "NaN or infinite",
+        (false, true) => "infinite",
+        _ => "NaN",
+    };
     let per_voxel = tc(op, nan.f_any_dim(0, false))?;
     let bad = tc(op, per_voxel.f_nonzero())?;
     let n_bad = bad.size()[0];
@@ -641,7 +666,7 @@ pub(crate) fn check_nan(
         xyz.int64_value(&[first_v, 2]),
     );
     let what = format!(
-        "{n_bad} voxels have NaN betas (the first: voxel ({x}, {y}, {z}), column {first_v}, trial row {})",
+        "{n_bad} voxels have {kind} betas (the first: voxel ({x}, {y}, {z}), column {first_v}, trial row {})",
         first_t + 1
     );
     if !drop {
@@ -824,6 +849,7 @@ impl Dataset {
 pub fn save(ds: &Dataset, dir: &Path, op: &'static str) -> Result<()> {
     use serde_json::json;
     let io = |p: &Path, e| Error::io(op, p, e);
+    crate::sandbox::check_write(OP, dir.join("rois").as_ref())?;
     std::fs::create_dir_all(dir.join("rois")).map_err(|e| io(dir, e))?;
     let betas = Tensor(tc(op, ds.betas.0.f_to_device(tch::Device::Cpu))?);
     ds.mask

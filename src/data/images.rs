@@ -53,6 +53,7 @@ fn is_image(p: &Path) -> bool {
 
 /// The PNG and JPEG files of a folder, sorted by file name.
 pub fn list_dir(op: &'static str, dir: &Path) -> Result<Vec<PathBuf>> {
+    crate::sandbox::check_read(op, dir.as_ref())?;
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(op, dir, e))?;
     let mut files = Vec::new();
     for e in entries {
@@ -94,6 +95,20 @@ pub fn load(op: &'static str, paths: &[PathBuf], opts: LoadOptions) -> Result<Im
                 ),
             ));
         }
+    }
+    if let Some((h, w)) = opts.size {
+        if h == 0 || w == 0 {
+            return Err(Error::invalid(
+                op,
+                format!("size must be at least 1×1, got {h}×{w}"),
+            ));
+        }
+        // Each image is resized in 8 bits (and its float copy), then stacked as float32.
+        crate::cancel::reserve(
+            op,
+            &format!("{} images of {h}×{w}", paths.len()),
+            paths.len() as f64 * (h as f64 * w as f64 * 3.0) * (4.0 + 1.0 + 8.0),
+        )?;
     }
     let decoded: Vec<Rgb8> = paths
         .par_iter()
@@ -225,15 +240,38 @@ pub fn save(
             ids.len().to_string(),
         ));
     }
+    check_ids(op, ids)?;
+    crate::sandbox::check_write(op, dir.as_ref())?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
     let mut paths = Vec::with_capacity(n);
     for (i, id) in ids.iter().enumerate() {
+        crate::cancel::check(op)?;
         let img = to_rgb8(op, &tc(op, batch.f_select(0, i as i64))?)?;
         let path = dir.join(format!("{id}.{ext}"));
         images::write_rgb(op, &path, &img)?;
         paths.push(path);
     }
     Ok(paths)
+}
+
+/// Image ids become file names: each must be unique (two images under one
+/// name lose one) and a plain name that stays in its folder.
+pub fn check_ids(op: &'static str, ids: &[String]) -> Result<()> {
+    for (i, id) in ids.iter().enumerate() {
+        if id.is_empty() || id == "." || id == ".." || id.contains(['/', '\\', '\0']) {
+            return Err(Error::invalid(
+                op,
+                format!("image id {id:?} cannot be a file name: ids are plain names (no '/', '\\', '..' or empty)"),
+            ));
+        }
+        if ids[..i].contains(id) {
+            return Err(Error::invalid(
+                op,
+                format!("two images have the id {id:?}; each saved image needs its own id"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Tiles N×3×H×W images into one 3×H'×W' image, as torchvision's
@@ -257,8 +295,13 @@ pub fn grid(
     }
     let xmaps = cols.min(n);
     let ymaps = n.div_ceil(xmaps);
-    let (h, w, p) = (s[2], s[3], padding as i64);
+    let (h, w, p) = (s[2], s[3], padding.min(1 << 40) as i64);
     let (hh, ww) = (h + p, w + p);
+    crate::cancel::reserve_tensor(
+        op,
+        &[3, ymaps as i64 * hh + p, xmaps as i64 * ww + p],
+        batch.kind(),
+    )?;
     let out = tc(
         op,
         TchTensor::f_full(

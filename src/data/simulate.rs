@@ -155,6 +155,23 @@ fn check(opts: &SimOptions) -> Result<()> {
             format!("image_size must be 16–512, got {}", opts.image_size),
         ));
     }
+    // The subject lives in memory at once: rendered images (float32, with a
+    // copy while quantising) and trials × voxels responses (betas, signal
+    // and noise). Refuse sizes the machine or --max-memory cannot hold.
+    let stimuli = opts.n_train as f64
+        + opts.n_test as f64
+        + opts.n_extra_fmri as f64
+        + opts.n_extra_images as f64;
+    let trials = opts.n_train as f64
+        + opts.n_test as f64 * opts.test_repeats as f64
+        + opts.n_extra_fmri as f64;
+    let voxels: f64 = opts.grid.iter().map(|&g| g as f64).product();
+    let side = opts.image_size as f64;
+    crate::cancel::reserve(
+        OP,
+        &format!("a subject of {stimuli} stimuli and {trials} trials"),
+        stimuli * 3.0 * side * side * 4.0 * 2.0 + trials * voxels * 4.0 * 3.0,
+    )?;
     if !(opts.snr > 0.0 && opts.snr.is_finite()) {
         return Err(Error::invalid(
             OP,
@@ -634,6 +651,7 @@ pub fn save(sim: &Simulated, dir: &std::path::Path, name: &str) -> Result<Datase
     let ds = sim.to_dataset(name)?;
     dataset::save(&ds, dir, OP)?;
     let io = |p: &std::path::Path, e| Error::io(OP, p, e);
+    crate::sandbox::check_write(OP, dir.join("ground_truth").as_ref())?;
     std::fs::create_dir_all(dir.join("ground_truth")).map_err(|e| io(dir, e))?;
     let n_fmri = sim.signal.size()[0] as usize;
     ds.mask

@@ -24,18 +24,43 @@ fn kernel(sigma: f64) -> Vec<f64> {
     w.into_iter().map(|x| x / sum).collect()
 }
 
-/// Source index of padded positions −r … n+r−1 in scipy's `reflect` mode.
-fn reflect_indices(n: i64, r: i64) -> Vec<i64> {
-    (-r..n + r)
-        .map(|i| {
-            let m = i.rem_euclid(2 * n);
-            if m >= n {
-                2 * n - 1 - m
-            } else {
-                m
-            }
-        })
-        .collect()
+/// Source index of padded position i on an axis of n in scipy's `reflect`
+/// mode (d c b a | a b c d | d c b a).
+fn reflect_one(i: i64, n: i64) -> i64 {
+    let m = i.rem_euclid(2 * n);
+    if m >= n {
+        2 * n - 1 - m
+    } else {
+        m
+    }
+}
+
+/// Kernels with more taps than this are folded as uniform (see [`folded`]).
+const MAX_TAPS: i64 = 1 << 24;
+
+/// The kernel folded onto one period of the reflected axis. `reflect` mode
+/// repeats the axis with period 2n, so tap x of the kernel reads the same
+/// voxel as tap x mod 2n: summing the taps per residue gives at most 2n
+/// weights W[d] (offset d − r, r = the returned radius) whose filter equals
+/// scipy's, however wide the kernel (a 1e6 mm FWHM is millions of taps).
+/// A kernel wider than [`MAX_TAPS`] has σ > 2·10⁶ voxels, where the folded
+/// weights are uniform to 1e-8 relative (below float32's precision), and is
+/// taken as uniform without summing its taps.
+fn folded(sigma: f64, n: i64) -> (Vec<f64>, i64) {
+    let period = 2 * n;
+    let radius = (4.0 * sigma + 0.5).min(9e15) as i64;
+    if 2 * radius + 1 <= period {
+        return (kernel(sigma), radius);
+    }
+    if 2 * radius + 1 > MAX_TAPS {
+        return (vec![1.0 / period as f64; period as usize], 0);
+    }
+    let w = kernel(sigma);
+    let mut out = vec![0.0; period as usize];
+    for (k, wk) in w.iter().enumerate() {
+        out[(k as i64 - radius).rem_euclid(period) as usize] += wk;
+    }
+    (out, 0)
 }
 
 fn filter_axis(
@@ -46,12 +71,17 @@ fn filter_axis(
     store: Kind,
 ) -> Result<TchTensor> {
     let n = t.size()[axis as usize];
-    let w = kernel(sigma);
-    let r = (w.len() as i64 - 1) / 2;
-    let idx = TchTensor::from_slice(&reflect_indices(n, r)).to_device(t.device());
+    let (w, r) = folded(sigma, n);
+    let taps = w.len() as i64;
+    // Padded positions −r … n − 1 − r + taps − 1: the first tap reads −r.
+    let idx: Vec<i64> = (-r..n + taps - 1 - r).map(|i| reflect_one(i, n)).collect();
+    let padded_numel = t.numel() as f64 / n as f64 * (n + taps - 1) as f64;
+    crate::cancel::reserve(op, "the padded volume", padded_numel * 8.0 * 2.0)?;
+    let idx = TchTensor::from_slice(&idx).to_device(t.device());
     let padded = tc(op, t.f_index_select(axis, &idx))?;
     let mut acc = tc(op, t.f_zeros_like())?;
     for (k, &wk) in w.iter().enumerate() {
+        crate::cancel::check(op)?;
         let part = tc(op, padded.f_narrow(axis, k as i64, n))?;
         acc = tc(op, acc.f_add(&tc(op, part.f_mul_scalar(wk))?))?;
     }
@@ -108,6 +138,22 @@ pub fn sigmas(op: &'static str, affine: &[[f64; 4]; 4], fwhm: &[f64]) -> Result<
 /// so memory stays near one volume's f64 copy). The result keeps the input's
 /// dtype (integers become float32), affine, voxel sizes and TR.
 pub fn smooth(op: &'static str, v: &Volume, fwhm: &[f64]) -> Result<Volume> {
+    let size = v.data.0.size();
+    if !(3..=4).contains(&size.len()) {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "smoothing needs a 3-D or 4-D volume, got {} dimensions",
+                size.len()
+            ),
+        ));
+    }
+    if let Some(axis) = size.iter().take(3).position(|&d| d == 0) {
+        return Err(Error::invalid(
+            op,
+            format!("the volume's spatial axis {axis} has length 0"),
+        ));
+    }
     let sig = sigmas(op, &v.affine, fwhm)?;
     let kind = if v.data.kind() == Kind::Double {
         Kind::Double
@@ -129,7 +175,10 @@ pub fn smooth(op: &'static str, v: &Volume, fwhm: &[f64]) -> Result<Volume> {
     let out = if data.dim() == 4 {
         let n = data.size()[3];
         let vols = (0..n)
-            .map(|i| one(&tc(op, data.f_select(3, i))?))
+            .map(|i| {
+                crate::cancel::check(op)?;
+                one(&tc(op, data.f_select(3, i))?)
+            })
             .collect::<Result<Vec<_>>>()?;
         tc(op, TchTensor::f_stack(&vols, 3))?
     } else {

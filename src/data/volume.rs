@@ -142,6 +142,7 @@ impl Volume {
     pub fn save(&self, path: &Path) -> Result<()> {
         const OP: &str = "save_nifti";
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::sandbox::check_write(OP, parent.as_ref())?;
             std::fs::create_dir_all(parent).map_err(|e| Error::io(OP, parent, e))?;
         }
         let dims: Vec<usize> = self.shape().iter().map(|&d| d as usize).collect();

@@ -767,6 +767,7 @@ fn register_images(engine: &mut Engine, session: &Session) {
                 .unwrap_or(false);
             let out = s.output_path(path);
             if single {
+                s.check_replaceable(&out)?;
                 let t = to_tensor(OP, &v)?;
                 let b = images::as_batch(OP, &t)?;
                 let img = images::to_rgb8(OP, &crate::tensor::tc(OP, b.f_select(0, 0))?)?;
@@ -775,6 +776,10 @@ fn register_images(engine: &mut Engine, session: &Session) {
                 return Ok(Dynamic::from(out.display().to_string()));
             }
             let (data, ids) = images_of(OP, &v)?;
+            images::check_ids(OP, &ids)?;
+            for id in &ids {
+                s.check_replaceable(&out.join(format!("{id}.{ext}")))?;
+            }
             let paths = images::save(OP, &data, &ids, &out, &ext)?;
             Ok(Dynamic::from_array(
                 paths

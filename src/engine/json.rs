@@ -8,7 +8,21 @@ use super::tensor::to_nested_array;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+/// Deepest nesting written as JSON: serde_json (and so voxlab) refuses to
+/// read deeper documents back, and the recursion stays far from the stack's end.
+pub const MAX_JSON_DEPTH: usize = 128;
+
 pub fn dynamic_to_json(op: &'static str, v: &Dynamic) -> Result<Value> {
+    to_json_at(op, v, 0)
+}
+
+fn to_json_at(op: &'static str, v: &Dynamic, depth: usize) -> Result<Value> {
+    if depth > MAX_JSON_DEPTH {
+        return Err(Error::invalid(
+            op,
+            format!("the value is nested more than {MAX_JSON_DEPTH} deep (arrays or maps inside each other); JSON readers refuse deeper documents"),
+        ));
+    }
     if v.is_unit() {
         return Ok(Value::Null);
     }
@@ -27,20 +41,20 @@ pub fn dynamic_to_json(op: &'static str, v: &Dynamic) -> Result<Value> {
     if let Some(arr) = v.read_lock::<Array>() {
         return arr
             .iter()
-            .map(|x| dynamic_to_json(op, x))
+            .map(|x| to_json_at(op, x, depth + 1))
             .collect::<Result<Vec<_>>>()
             .map(Value::Array);
     }
     if let Some(map) = v.read_lock::<Map>() {
         let mut out = serde_json::Map::new();
         for (k, x) in map.iter() {
-            out.insert(k.to_string(), dynamic_to_json(op, x)?);
+            out.insert(k.to_string(), to_json_at(op, x, depth + 1)?);
         }
         return Ok(Value::Object(out));
     }
     if let Some(t) = v.read_lock::<Tensor>() {
         let nested = to_nested_array(op, &t)?;
-        return dynamic_to_json(op, &nested);
+        return to_json_at(op, &nested, depth);
     }
     Err(Error::invalid(
         op,

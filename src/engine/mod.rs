@@ -25,11 +25,12 @@ pub mod train;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Dynamic, Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 
+use crate::cancel;
 pub use help::HelpRegistry;
 pub use session::Session;
 
@@ -55,6 +56,9 @@ pub struct Voxlab {
     pub engine: Engine,
     pub help: Rc<HelpRegistry>,
     pub session: Session,
+    /// The run's stop flag; evaluation makes it current on its thread so
+    /// primitives can check it between steps.
+    pub token: Arc<cancel::Token>,
 }
 
 /// `import "name"`: the embedded stdlib first, then files relative to the
@@ -73,6 +77,15 @@ impl ModuleResolver for Resolver {
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         let Some((name, code)) = stdlib::STDLIB.iter().find(|(name, _)| *name == path) else {
+            if crate::sandbox::active() {
+                // As FileModuleResolver finds it: beside the importing script.
+                let base = source
+                    .and_then(|s| std::path::Path::new(s).parent())
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                let file = base.join(format!("{path}.rhai"));
+                crate::sandbox::check_read("import", &file).map_err(error::to_rhai)?;
+            }
             return self.files.resolve(engine, source, path, pos);
         };
         if let Some(m) = self.cache.borrow().get(*name) {
@@ -96,46 +109,30 @@ impl ModuleResolver for Resolver {
     }
 }
 
-/// Resident memory of this process in MiB (Linux), for `--max-memory`.
-fn resident_mb() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * page.max(4096) as u64 / (1024 * 1024))
-}
+/// Largest string a script may build (bytes), array (elements, counted over
+/// nested arrays) and map (entries): far above any analysis's needs, and
+/// below sizes whose allocation would abort the process (a string doubled 40
+/// times asks for a terabyte).
+pub const MAX_STRING_BYTES: usize = 256 << 20;
+pub const MAX_ARRAY_ELEMENTS: usize = 64 << 20;
+pub const MAX_MAP_ENTRIES: usize = 16 << 20;
 
-fn apply_limits(engine: &mut Engine, limits: Limits) {
+/// The engine reads the run's stop flag (deadline, memory ceiling, signals;
+/// see [`crate::cancel`]) on every operation: one relaxed atomic load until a stop is asked for.
+fn apply_limits(engine: &mut Engine, limits: Limits) -> Arc<cancel::Token> {
     if let Some(n) = limits.max_operations {
         engine.set_max_operations(n);
     }
-    if limits.max_seconds.is_none() && limits.max_memory_mb.is_none() {
-        return;
-    }
-    let start = Instant::now();
-    let deadline = limits.max_seconds.map(Duration::from_secs_f64);
-    engine.on_progress(move |ops| {
-        // Checking the clock and /proc on every operation would dominate.
-        if ops % 4096 != 0 {
-            return None;
-        }
-        if let Some(d) = deadline {
-            if start.elapsed() > d {
-                return Some(Dynamic::from(format!(
-                    "script stopped: it ran longer than --max-seconds {}",
-                    d.as_secs_f64()
-                )));
-            }
-        }
-        if let Some(limit) = limits.max_memory_mb {
-            if resident_mb().is_some_and(|mb| mb > limit) {
-                return Some(Dynamic::from(format!(
-                    "script stopped: memory use passed --max-memory {limit} MB"
-                )));
-            }
-        }
-        None
+    engine.set_max_string_size(MAX_STRING_BYTES);
+    engine.set_max_array_size(MAX_ARRAY_ELEMENTS);
+    engine.set_max_map_size(MAX_MAP_ENTRIES);
+    let token = cancel::Token::new(limits.max_seconds, limits.max_memory_mb);
+    let t = token.clone();
+    engine.on_progress(move |_| {
+        t.stop()
+            .map(|stop| Dynamic::from(format!("script stopped: {stop}")))
     });
+    token
 }
 
 /// Builds the engine for one session (a run, a REPL, a `-e` expression).
@@ -169,7 +166,7 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
     // Rhai's defaults (tighter in debug builds) reject ordinary method chains
     // such as x.reshape(...).mean(5).mean(3).reshape(...) inside a function.
     engine.set_max_expr_depths(256, 128);
-    apply_limits(&mut engine, limits);
+    let token = apply_limits(&mut engine, limits);
     engine.on_debug(|text, source, pos| match (source, pos.line()) {
         (Some(src), Some(line)) => eprintln!("[{src}:{line}] {text}"),
         (None, Some(line)) => eprintln!("[line {line}] {text}"),
@@ -179,5 +176,6 @@ pub fn build(session: Session, limits: Limits) -> Voxlab {
         engine,
         help,
         session,
+        token,
     }
 }

@@ -989,6 +989,15 @@ fn slab(op: &'static str, v: &crate::data::Volume) -> Result<Slab> {
             ),
         ));
     }
+    if s.len() < 3 || s.iter().take(3).any(|&d| d == 0) {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "expected a 3-D volume with every axis at least 1 long, got {}",
+                crate::tensor::shape_text(&s)
+            ),
+        ));
+    }
     let dims = [s[0] as usize, s[1] as usize, s[2] as usize];
     let vals: Vec<f32> = v
         .data
@@ -1084,7 +1093,15 @@ fn register_more(engine: &mut Engine) {
                 None => vec![(String::new(), values_1d(OP, &d)?)],
             };
             let bins = o.i64("bins")?;
-            let mut h = Hist::new(series, bins.max(0) as usize)?;
+            if bins < 1 {
+                return Err(Error::BadOption {
+                    op: "plot_hist",
+                    key: "bins".into(),
+                    expected: "a number of bins ≥ 1".into(),
+                    got: bins.to_string(),
+                });
+            }
+            let mut h = Hist::new(series, bins as usize)?;
             h.density = o.bool("density")?;
             h.x_label = o.string("x_label")?;
             h.marks = o.opt_f64_list("marks")?.unwrap_or_default();

@@ -64,7 +64,7 @@ pub static SET_THREADS: FnDoc = FnDoc {
     name: "set_threads",
     domain: "session",
     signature: "set_threads(n: int)",
-    summary: "Number of CPU threads libtorch uses.",
+    summary: "Number of CPU threads libtorch uses: 1 to 4 × the machine's cores.",
     options: &[],
     example: "set_threads(2);",
 };
@@ -191,10 +191,11 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     });
     engine.register_fn("set_threads", |n: INT| -> RhaiResult<()> {
         guard("set_threads", || {
-            if n < 1 {
+            let most = device::max_threads() as INT;
+            if !(1..=most).contains(&n) {
                 return Err(Error::invalid(
                     "set_threads",
-                    format!("n must be ≥ 1, got {n}"),
+                    format!("n must be 1 to {most} (4 × this machine's cores), got {n}"),
                 ));
             }
             device::set_threads(n as usize);

@@ -20,6 +20,8 @@ pub struct SessionState {
     pub metrics: Vec<(String, Value)>,
     pub files: Vec<PathBuf>,
     pub seed: Option<i64>,
+    /// The script being run (`voxlab run`), which no save may replace.
+    pub script: Option<PathBuf>,
 }
 
 /// Shared handle: the engine's functions and the runner hold clones.
@@ -67,9 +69,43 @@ impl Session {
         write: impl FnOnce(&Path) -> crate::error::Result<()>,
     ) -> crate::error::Result<String> {
         let out = self.output_path(path);
+        self.check_replaceable(&out)?;
         write(&out)?;
         self.wrote(&out);
         Ok(out.display().to_string())
+    }
+
+    /// A save must not replace the running script, the run record, or a
+    /// file this run already wrote (two outputs under one name lose one; in
+    /// `voxlab run` only), nor leave the sandbox.
+    pub fn check_replaceable(&self, out: &Path) -> crate::error::Result<()> {
+        crate::sandbox::check_write("save", out)?;
+        let s = self.0.borrow();
+        let same = |a: &Path, b: &Path| {
+            a == b
+                || matches!(
+                    (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                    (Ok(x), Ok(y)) if x == y
+                )
+        };
+        let refuse = |why: &str| {
+            Err(crate::error::Error::invalid(
+                "save",
+                format!("{}: {why}", out.display()),
+            ))
+        };
+        if s.script.as_deref().is_some_and(|script| same(script, out)) {
+            return refuse("that is the script being run; choose another name");
+        }
+        if same(&s.out_dir.join("run.json"), out) {
+            return refuse("run.json is the run's record, written by voxlab; choose another name");
+        }
+        // In a `voxlab run` (a record lists what it wrote); the REPL and
+        // `-e` may save a figure again after changing it.
+        if s.script.is_some() && s.files.iter().any(|f| same(f, out)) {
+            return refuse("this run already wrote that file; give each output its own name");
+        }
+        Ok(())
     }
 
     pub fn wrote(&self, path: &Path) {

@@ -128,15 +128,57 @@ fn values(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
     to_tensor(op, v)?.to_f64_vec(op)
 }
 
+/// Puts the name argument `index` of `doc`'s function has in its signature
+/// in front of an error about that argument.
+fn name_arg(doc: &'static FnDoc, index: usize, e: crate::Error) -> crate::Error {
+    match doc.forms().first().and_then(|f| f.params.get(index)) {
+        Some(p) => super::tensor::name_argument(e, &p.name),
+        None => e,
+    }
+}
+
 /// [`values`] of argument `index` of `doc`'s function, named in errors by
 /// the parameter its signature gives.
 fn arg_values(doc: &'static FnDoc, index: usize, v: &Dynamic) -> Result<Vec<f64>> {
-    values(doc.name, v).map_err(
-        |e| match doc.forms().first().and_then(|f| f.params.get(index)) {
-            Some(p) => super::tensor::name_argument(e, &p.name),
-            None => e,
-        },
-    )
+    values(doc.name, v).map_err(|e| name_arg(doc, index, e))
+}
+
+/// Values of a 1-D input: a matrix would be flattened into one long sample
+/// silently, mixing its rows and columns.
+fn values_1d(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
+    let shape = if let Some(arr) = v.read_lock::<rhai::Array>() {
+        super::tensor::array_to_values(op, &arr)?.1
+    } else if let Some(t) = v.read_lock::<crate::tensor::Tensor>() {
+        t.shape()
+    } else {
+        Vec::new()
+    };
+    if shape.iter().filter(|&&d| d != 1).count() > 1 {
+        return Err(crate::Error::invalid(
+            op,
+            format!(
+                "expects 1-D samples, got shape {}; test each column with pearson_columns, or pick rows/columns first",
+                crate::tensor::shape_text(&shape)
+            ),
+        ));
+    }
+    values(op, v)
+}
+
+/// Why a two-sample statistic came out NaN, for the warning.
+fn nan_reason(x: &[f64], y: &[f64]) -> String {
+    let constant = |v: &[f64]| v.windows(2).all(|w| w[0] == w[1]);
+    if x.is_empty() || y.is_empty() {
+        "an input is empty".into()
+    } else if x.iter().chain(y).any(|v| v.is_nan()) {
+        "the inputs hold NaN (nan_policy: \"omit\" leaves those pairs out)".into()
+    } else if x.len() < 2 || y.len() < 2 {
+        format!("too few observations ({} and {})", x.len(), y.len())
+    } else if constant(x) || constant(y) {
+        "an input is constant (its variance is 0)".into()
+    } else {
+        "the differences have variance 0 or the inputs are degenerate".into()
+    }
 }
 
 fn alternative(opts: &Opts, op: &'static str) -> Result<Alternative> {
@@ -188,7 +230,14 @@ fn pair_test(
     let f = move |a: Dynamic, b: Dynamic, opts: Map| -> RhaiResult<Map> {
         guard(op, || {
             let opts = Opts::parse(doc, opts)?;
-            let r = run(&arg_values(doc, 0, &a)?, &arg_values(doc, 1, &b)?, &opts)?;
+            let (x, y) = (
+                values_1d(op, &a).map_err(|e| name_arg(doc, 0, e))?,
+                values_1d(op, &b).map_err(|e| name_arg(doc, 1, e))?,
+            );
+            let r = run(&x, &y, &opts)?;
+            if r.statistic.is_nan() {
+                eprintln!("warning: {op}: the {stat} is NaN: {}", nan_reason(&x, &y));
+            }
             Ok(result_map(stat, &r))
         })
     };

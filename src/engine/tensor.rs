@@ -15,6 +15,9 @@ use crate::tensor::{self as ts, kind_name, shape_text, tc, Tensor};
 // ---------------------------------------------------------------------------
 // Conversions shared by all registration files.
 
+/// Most dimensions a tensor may have (libtorch's own limit).
+pub const MAX_DIMS: usize = 64;
+
 /// Flattens a (nested) Rhai array of numbers/bools into values and a shape.
 pub fn array_to_values(op: &'static str, arr: &Array) -> Result<(Vec<f64>, Vec<i64>)> {
     fn walk(
@@ -25,6 +28,12 @@ pub fn array_to_values(op: &'static str, arr: &Array) -> Result<(Vec<f64>, Vec<i
         out: &mut Vec<f64>,
     ) -> Result<()> {
         if let Some(arr) = v.read_lock::<Array>() {
+            if depth >= MAX_DIMS {
+                return Err(Error::invalid(
+                    op,
+                    format!("the array is nested more than {MAX_DIMS} deep; a tensor has at most {MAX_DIMS} dimensions"),
+                ));
+            }
             if depth == shape.len() {
                 shape.push(arr.len() as i64);
             } else if shape[depth] != arr.len() as i64 {
@@ -67,6 +76,7 @@ pub fn array_to_values(op: &'static str, arr: &Array) -> Result<(Vec<f64>, Vec<i
     }
     let mut shape = Vec::new();
     let mut values = Vec::new();
+    crate::cancel::reserve(op, "the array's values", arr.len() as f64 * 8.0)?;
     walk(
         op,
         &Dynamic::from_array(arr.clone()),
@@ -75,6 +85,60 @@ pub fn array_to_values(op: &'static str, arr: &Array) -> Result<(Vec<f64>, Vec<i
         &mut values,
     )?;
     Ok((values, shape))
+}
+
+/// The leaves of a nested array as integers, when every one is an integer
+/// or a bool (so that i64 tensors are built exactly, not through floats).
+/// The nesting was checked by [`array_to_values`].
+fn array_ints(v: &Dynamic, out: &mut Vec<i64>) -> bool {
+    if let Some(arr) = v.read_lock::<Array>() {
+        return arr.iter().all(|x| array_ints(x, out));
+    }
+    if let Ok(i) = v.as_int() {
+        out.push(i);
+        true
+    } else if let Ok(b) = v.as_bool() {
+        out.push(i64::from(b));
+        true
+    } else {
+        false
+    }
+}
+
+/// The values an integer or bool dtype holds, for range checks.
+fn int_range(kind: Kind) -> Option<(f64, f64)> {
+    Some(match kind {
+        Kind::Uint8 => (0.0, 255.0),
+        Kind::Int8 => (-128.0, 127.0),
+        Kind::Int16 => (-32768.0, 32767.0),
+        Kind::Int => (-2147483648.0, 2147483647.0),
+        Kind::Int64 => (-9.223372036854776e18, 9.223372036854776e18),
+        Kind::Bool => (0.0, 1.0),
+        _ => return None,
+    })
+}
+
+/// An integer dtype holds `x` exactly, or an error naming the dtype's range.
+fn check_fits(op: &'static str, kind: Kind, x: f64) -> Result<()> {
+    let Some((lo, hi)) = int_range(kind) else {
+        return Ok(());
+    };
+    if !x.is_finite() || x < lo || x > hi {
+        return Err(Error::invalid(
+            op,
+            format!("{x} does not fit in {} ({lo} to {hi})", kind_name(kind)),
+        ));
+    }
+    if x.fract() != 0.0 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "{x} is not an integer, so it does not fit in {}",
+                kind_name(kind)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A tensor from a script value: a Tensor as is, an array of numbers, or a number.
@@ -117,6 +181,23 @@ pub fn name_argument(err: Error, arg: &str) -> Error {
         },
         other => other,
     }
+}
+
+/// Indices along an axis of `len`: as [`to_indices`], but a boolean mask
+/// must have exactly `len` entries (a shorter one would silently select
+/// from the start only).
+pub fn to_indices_along(op: &'static str, v: &Dynamic, len: i64) -> Result<Vec<i64>> {
+    if let Some(t) = v.read_lock::<Tensor>() {
+        if t.kind() == Kind::Bool && (t.ndim() != 1 || t.numel() as i64 != len) {
+            return Err(Error::shape(
+                op,
+                "boolean mask",
+                format!("{len} entries (one per element of the axis)"),
+                shape_text(&t.shape()),
+            ));
+        }
+    }
+    to_indices(op, v)
 }
 
 /// Indices from an array of integers or an integer/bool Tensor (bool = mask).
@@ -177,36 +258,47 @@ pub fn to_shape(op: &'static str, arr: &Array) -> Result<Vec<i64>> {
         .collect()
 }
 
-/// Nested Rhai arrays of a tensor's values (ints stay ints, bools bools).
+/// Nested Rhai arrays of a tensor's values (ints stay ints, exactly; bools bools).
 pub fn to_nested_array(op: &'static str, t: &Tensor) -> Result<Dynamic> {
-    let values = t.to_f64_vec(op)?;
     let shape = t.shape();
     let kind = t.kind();
-    let leaf = |x: f64| -> Dynamic {
-        if kind == Kind::Bool {
-            Dynamic::from_bool(x != 0.0)
-        } else if ts::is_floating(kind) {
-            Dynamic::from_float(x)
-        } else {
-            Dynamic::from_int(x as INT)
-        }
+    let leaves: Vec<Dynamic> = if kind == Kind::Bool {
+        t.to_f64_vec(op)?
+            .into_iter()
+            .map(|x| Dynamic::from_bool(x != 0.0))
+            .collect()
+    } else if ts::is_floating(kind) {
+        t.to_f64_vec(op)?
+            .into_iter()
+            .map(Dynamic::from_float)
+            .collect()
+    } else {
+        let flat = tc(op, t.0.f_reshape([-1]))?;
+        let flat = tc(
+            op,
+            tc(op, flat.f_to_kind(Kind::Int64))?.f_to_device(tch::Device::Cpu),
+        )?;
+        tc(op, Vec::<i64>::try_from(&flat))?
+            .into_iter()
+            .map(Dynamic::from_int)
+            .collect()
     };
-    fn build(values: &[f64], shape: &[i64], leaf: &dyn Fn(f64) -> Dynamic) -> Dynamic {
+    fn build(values: &[Dynamic], shape: &[i64]) -> Dynamic {
         match shape.split_first() {
-            None => leaf(values[0]),
+            None => values[0].clone(),
             Some((&n, rest)) => {
                 let stride: usize = rest.iter().map(|&d| d as usize).product();
                 let arr: Array = (0..n as usize)
-                    .map(|i| build(&values[i * stride..(i + 1) * stride], rest, leaf))
+                    .map(|i| build(&values[i * stride..(i + 1) * stride], rest))
                     .collect();
                 Dynamic::from_array(arr)
             }
         }
     }
-    if values.is_empty() && shape.is_empty() {
+    if leaves.is_empty() && shape.is_empty() {
         return Ok(Dynamic::from_array(Array::new()));
     }
-    Ok(build(&values, &shape, &leaf))
+    Ok(build(&leaves, &shape))
 }
 
 fn dtype_opt(opts: &Opts, op: &'static str) -> Result<Kind> {
@@ -603,11 +695,36 @@ fn creator(
             let opts = Opts::parse(doc, opts)?;
             let kind = dtype_opt(&opts, op)?;
             let shape = to_shape(op, &shape)?;
+            if (op == "rand" || op == "randn") && !ts::is_floating(kind) {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "random numbers need a float dtype (f32, f64, f16), got {}",
+                        kind_name(kind)
+                    ),
+                ));
+            }
+            check_shape(op, &shape, kind)?;
             on_device(op, tc(op, make(&shape, kind))?)
         })
     };
     engine.register_fn(op, move |shape: Array| build(shape, Map::new()));
     engine.register_fn(op, build);
+}
+
+/// A shape a constructor can allocate: at most [`MAX_DIMS`] axes, and the
+/// memory is there (see [`crate::cancel::reserve`]).
+fn check_shape(op: &'static str, shape: &[i64], kind: Kind) -> Result<()> {
+    if shape.len() > MAX_DIMS {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "a tensor has at most {MAX_DIMS} dimensions, got {}",
+                shape.len()
+            ),
+        ));
+    }
+    crate::cancel::reserve_tensor(op, shape, kind)
 }
 
 fn binary(op: &'static str, a: &Tensor, b: &Tensor) -> RhaiResult<Tensor> {
@@ -651,14 +768,19 @@ fn binary(op: &'static str, a: &Tensor, b: &Tensor) -> RhaiResult<Tensor> {
     })
 }
 
-/// A 0-dim tensor that broadcasts and keeps `like`'s dtype for floats.
-fn scalar_tensor(x: f64, like: &Tensor) -> Result<Tensor> {
-    let kind = if ts::is_floating(like.kind()) {
-        like.kind()
+/// A 0-dim tensor that broadcasts and keeps `like`'s dtype for floats; an
+/// integer with an integer tensor stays an integer (i64 + 1 is i64).
+fn scalar_tensor(x: f64, like: &Tensor, is_int: bool) -> Result<Tensor> {
+    let t = if is_int && int_range(like.kind()).is_some() && like.kind() != Kind::Bool {
+        TchTensor::from(x as i64)
     } else {
-        Kind::Float
+        let kind = if ts::is_floating(like.kind()) {
+            like.kind()
+        } else {
+            Kind::Float
+        };
+        tc("tensor arithmetic", TchTensor::from(x).f_to_kind(kind))?
     };
-    let t = tc("tensor arithmetic", TchTensor::from(x).f_to_kind(kind))?;
     Ok(Tensor(tc(
         "tensor arithmetic",
         t.f_to_device(like.device()),
@@ -667,7 +789,17 @@ fn scalar_tensor(x: f64, like: &Tensor) -> Result<Tensor> {
 
 /// `tensor op number` and `number op tensor`.
 fn with_scalar(op: &'static str, t: &Tensor, x: f64, scalar_first: bool) -> RhaiResult<Tensor> {
-    let s = guard(op, || scalar_tensor(x, t))?;
+    with_scalar_of(op, t, x, false, scalar_first)
+}
+
+fn with_scalar_of(
+    op: &'static str,
+    t: &Tensor,
+    x: f64,
+    is_int: bool,
+    scalar_first: bool,
+) -> RhaiResult<Tensor> {
+    let s = guard(op, || scalar_tensor(x, t, is_int))?;
     if scalar_first {
         binary(op, &s, t)
     } else {
@@ -680,11 +812,11 @@ fn register_operators(engine: &mut Engine) {
         engine.register_fn(op, move |a: Tensor, b: Tensor| binary(op, &a, &b));
         engine.register_fn(op, move |a: Tensor, b: FLOAT| with_scalar(op, &a, b, false));
         engine.register_fn(op, move |a: Tensor, b: INT| {
-            with_scalar(op, &a, b as f64, false)
+            with_scalar_of(op, &a, b as f64, true, false)
         });
         engine.register_fn(op, move |a: FLOAT, b: Tensor| with_scalar(op, &b, a, true));
         engine.register_fn(op, move |a: INT, b: Tensor| {
-            with_scalar(op, &b, a as f64, true)
+            with_scalar_of(op, &b, a as f64, true, true)
         });
     }
     engine.register_fn("-", |a: Tensor| {
@@ -826,8 +958,37 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         guard("tensor", || {
             let opts = Opts::parse(&TENSOR, opts)?;
             let kind = dtype_opt(&opts, "tensor")?;
-            let t = to_tensor("tensor", &v)?;
-            Ok(Tensor(tc("tensor", t.0.f_to_kind(kind))?))
+            // Built in the requested dtype from the script's numbers (f64 or
+            // i64), never through float32.
+            let (values, shape) = if let Some(arr) = v.read_lock::<Array>() {
+                array_to_values("tensor", &arr)?
+            } else if let Some(t) = v.read_lock::<Tensor>() {
+                return Ok(Tensor(tc("tensor", t.0.f_to_kind(kind))?));
+            } else if let Ok(x) = v.as_float() {
+                (vec![x], vec![])
+            } else if let Ok(i) = v.as_int() {
+                (vec![i as f64], vec![])
+            } else {
+                return Err(Error::invalid(
+                    "tensor",
+                    format!("expected an array of numbers, got {}", v.type_name()),
+                ));
+            };
+            if int_range(kind).is_some() {
+                let mut ints = Vec::with_capacity(values.len());
+                if array_ints(&v, &mut ints) {
+                    for &i in &ints {
+                        check_fits("tensor", kind, i as f64)?;
+                    }
+                    let t = tc("tensor", TchTensor::f_from_slice(&ints))?;
+                    let t = tc("tensor", t.f_reshape(&shape))?;
+                    return on_device("tensor", tc("tensor", t.f_to_kind(kind))?);
+                }
+                for &x in &values {
+                    check_fits("tensor", kind, x)?;
+                }
+            }
+            Tensor::from_f64("tensor", &values, &shape, kind)
         })
     };
     engine.register_fn("tensor", move |v: Dynamic| tensor_fn(v, Map::new()));
@@ -839,20 +1000,10 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         TchTensor::f_ones(s, (k, tch::Device::Cpu))
     });
     creator(engine, &RANDN, |s, k| {
-        if ts::is_floating(k) {
-            TchTensor::f_randn(s, (k, tch::Device::Cpu))
-        } else {
-            TchTensor::f_randn(s, (Kind::Float, tch::Device::Cpu))?.f_to_kind(k)
-        }
+        TchTensor::f_randn(s, (k, tch::Device::Cpu))
     });
     creator(engine, &RAND, |s, k| {
-        TchTensor::f_rand(
-            s,
-            (
-                if ts::is_floating(k) { k } else { Kind::Float },
-                tch::Device::Cpu,
-            ),
-        )
+        TchTensor::f_rand(s, (k, tch::Device::Cpu))
     });
     let full = |shape: Array, value: Dynamic, opts: Map| -> RhaiResult<Tensor> {
         guard("full", || {
@@ -869,6 +1020,8 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                         format!("value must be a number, got {}", value.type_name()),
                     )
                 })?;
+            check_fits("full", kind, x)?;
+            check_shape("full", &shape, kind)?;
             on_device(
                 "full",
                 tc(
@@ -886,6 +1039,8 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
             if n < 0 {
                 return Err(Error::invalid("eye", format!("n must be ≥ 0, got {n}")));
             }
+            let kind = dtype_opt(&opts, "eye")?;
+            check_shape("eye", &[n, n], kind)?;
             on_device(
                 "eye",
                 tc(
@@ -905,6 +1060,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                     format!("n must be ≥ 0, got {n}"),
                 ));
             }
+            check_shape("randperm", &[n], Kind::Int64)?;
             let p = tc(
                 "randperm",
                 TchTensor::f_randperm(n, (Kind::Int64, tch::Device::Cpu)),
@@ -938,7 +1094,23 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                     format!("step must be a non-zero number, got {st}"),
                 ));
             }
+            if !s.is_finite() || !e.is_finite() {
+                return Err(Error::invalid(
+                    "arange",
+                    format!("start and end must be finite numbers, got {s} and {e}"),
+                ));
+            }
+            if (e - s) * st < 0.0 {
+                return Err(Error::invalid(
+                    "arange",
+                    format!(
+                        "step must be {} to go from {s} to {e}, got {st}",
+                        if e > s { "positive" } else { "negative" }
+                    ),
+                ));
+            }
             let kind = if all_int { Kind::Int64 } else { Kind::Float };
+            check_shape("arange", &[((e - s) / st).ceil().min(9e18) as i64], kind)?;
             on_device(
                 "arange",
                 tc(
@@ -976,6 +1148,14 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                         format!("n must be ≥ 0, got {n}"),
                     ));
                 }
+                let (a, b) = (num(&s)?, num(&e)?);
+                if !a.is_finite() || !b.is_finite() {
+                    return Err(Error::invalid(
+                        "linspace",
+                        format!("start and end must be finite numbers, got {a} and {b}"),
+                    ));
+                }
+                check_shape("linspace", &[n], Kind::Float)?;
                 on_device(
                     "linspace",
                     tc(
@@ -1071,9 +1251,17 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
     });
 
     // Reductions.
-    reduction(engine, "sum", |x, a| match a {
-        None => x.f_sum(x.kind()),
-        Some(a) => x.f_sum_dim_intlist(Some([a].as_slice()), false, x.kind()),
+    // As numpy: bool and integer sums count in int64 (a u8 sum does not wrap).
+    reduction(engine, "sum", |x, a| {
+        let kind = if ts::is_floating(x.kind()) {
+            x.kind()
+        } else {
+            Kind::Int64
+        };
+        match a {
+            None => x.f_sum(kind),
+            Some(a) => x.f_sum_dim_intlist(Some([a].as_slice()), false, kind),
+        }
     });
     reduction(engine, "mean", |x, a| match a {
         None => x.f_mean(x.kind()),
@@ -1095,6 +1283,22 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         guard("std", || {
             let a = ts::axis("std", t, axis)?;
             let x = t.as_floating("std")?;
+            let len = t.shape()[a as usize];
+            if ddof < 0 {
+                return Err(Error::invalid("std", format!("ddof must be ≥ 0, got {ddof}")));
+            }
+            if len - ddof <= 0 {
+                // NaN as numpy gives, with voxlab's warning instead of libtorch's raw one.
+                eprintln!(
+                    "warning: std: axis {a} has {len} values and ddof {ddof} leaves no degrees of freedom; the result is NaN"
+                );
+                let mut shape = t.shape();
+                shape.remove(a as usize);
+                return Ok(Tensor(tc(
+                    "std",
+                    TchTensor::f_full(&shape, f64::NAN, (x.kind(), x.device())),
+                )?));
+            }
             Ok(Tensor(tc(
                 "std",
                 x.f_std_correction(Some([a].as_slice()), tch::Scalar::int(ddof), false),
@@ -1131,7 +1335,8 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
     // Selection.
     engine.register_fn("rows", |t: &mut Tensor, idx: Dynamic| {
         guard("rows", || {
-            ts::take("rows", t, 0, &to_indices("rows", &idx)?)
+            let len = t.shape().first().copied().unwrap_or(0);
+            ts::take("rows", t, 0, &to_indices_along("rows", &idx, len)?)
         })
     });
     engine.register_fn("cols", |t: &mut Tensor, idx: Dynamic| {
@@ -1145,12 +1350,15 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                     ),
                 ));
             }
-            ts::take("cols", t, 1, &to_indices("cols", &idx)?)
+            let len = t.shape()[1];
+            ts::take("cols", t, 1, &to_indices_along("cols", &idx, len)?)
         })
     });
     engine.register_fn("take", |t: &mut Tensor, idx: Dynamic, axis: INT| {
         guard("take", || {
-            ts::take("take", t, axis, &to_indices("take", &idx)?)
+            let a = ts::axis("take", t, axis)?;
+            let len = t.shape()[a as usize];
+            ts::take("take", t, axis, &to_indices_along("take", &idx, len)?)
         })
     });
     engine.register_fn(

@@ -201,6 +201,26 @@ pub fn identification(
     }
     let s = similarity(pred, truth, o.metric)?;
     let n = n as usize;
+    // NaN in the inputs would lose every comparison silently (mean 0,
+    // p = 1): name the rows instead. (A constant row under a correlation
+    // metric is defined to lose: it carries no pattern.)
+    for (what, t) in [("pred", pred), ("truth", truth)] {
+        let rows = tc(OP, tc(OP, t.0.f_isnan())?.f_any_dim(1, false))?;
+        let rows = tc(OP, tc(OP, rows.f_nonzero())?.f_reshape([-1]))?;
+        let bad = tc(OP, Vec::<i64>::try_from(&rows))?;
+        if !bad.is_empty() {
+            let shown: Vec<String> = bad.iter().take(10).map(|i| i.to_string()).collect();
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "{what} holds NaN in {} of {n} rows ({}{}); identification cannot rank them",
+                    bad.len(),
+                    shown.join(", "),
+                    if bad.len() > 10 { ", …" } else { "" }
+                ),
+            ));
+        }
+    }
     let ways = o.ways as usize;
     let row = |i: usize| &s[i * n..(i + 1) * n];
     let mut rng = SplitMix64::new(o.seed);

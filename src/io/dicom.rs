@@ -56,6 +56,7 @@ fn is_nifti(p: &Path) -> bool {
 /// (created if needed), named by dcm2niix's default `%f_%p_%t_%s`. Returns
 /// the NIfTI files written, sorted.
 pub fn dicom_to_nifti(op: &'static str, dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
+    crate::sandbox::check_read(op, dir)?;
     if !dir.is_dir() {
         return Err(Error::invalid(
             op,
@@ -77,6 +78,7 @@ pub fn dicom_to_nifti(op: &'static str, dir: &Path, out_dir: &Path) -> Result<Ve
             ),
         )
     })?;
+    crate::sandbox::check_write(op, out_dir.as_ref())?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(op, out_dir, e))?;
     let before = snapshot(out_dir);
     let out = Command::new(&exe)

@@ -23,6 +23,7 @@ pub struct Rgb8 {
 /// Reads a PNG or JPEG (by content) as RGB: greyscale is repeated into the
 /// three channels, alpha is dropped, 16-bit channels are scaled to 8 bits.
 pub fn read_rgb(op: &'static str, path: &Path) -> Result<Rgb8> {
+    crate::sandbox::check_read(op, path)?;
     let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(op, path, e))?
         .with_guessed_format()
@@ -60,6 +61,7 @@ pub fn write_rgb(op: &'static str, path: &Path, img: &Rgb8) -> Result<()> {
     };
     if let Some(parent) = path.parent() {
         if !parent.as_os_str().is_empty() {
+            crate::sandbox::check_write(op, parent.as_ref())?;
             std::fs::create_dir_all(parent).map_err(|e| Error::io(op, parent, e))?;
         }
     }

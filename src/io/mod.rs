@@ -19,6 +19,7 @@ pub fn write_atomic(op: &'static str, path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    crate::sandbox::check_write(op, dir.as_ref())?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
     let name = path
         .file_name()

@@ -1221,6 +1221,7 @@ struct Source {
 
 impl Source {
     fn open(path: &Path) -> Result<Source> {
+        crate::sandbox::check_read(OP_LOAD, path)?;
         let file = File::open(path).map_err(|e| Error::io(OP_LOAD, path, e))?;
         let meta = file.metadata().map_err(|e| Error::io(OP_LOAD, path, e))?;
         if meta.is_dir() {

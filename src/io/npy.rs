@@ -99,6 +99,7 @@ fn dtype(op: &'static str, path: &Path, descr: &str) -> Result<(char, usize, boo
 /// Loads an .npy file into a tensor on the CPU.
 pub fn load_npy(path: &Path) -> Result<Tensor> {
     const OP: &str = "load_npy";
+    crate::sandbox::check_read(OP, path)?;
     let file = File::open(path).map_err(|e| Error::io(OP, path, e))?;
     let mut r = BufReader::new(file);
     let mut magic = [0u8; 8];
@@ -278,6 +279,7 @@ pub fn save_npy(t: &Tensor, path: &Path) -> Result<()> {
     let len = u16::try_from(header.len())
         .map_err(|_| Error::invalid(OP, "too many axes for an .npy header"))?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::sandbox::check_write(OP, parent.as_ref())?;
         std::fs::create_dir_all(parent).map_err(|e| Error::io(OP, parent, e))?;
     }
     let file = File::create(path).map_err(|e| Error::io(OP, path, e))?;

@@ -100,6 +100,7 @@ pub fn write(
         views.push((name.clone(), Bytes::from_tensor(op, t)?));
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::sandbox::check_write(op, dir.as_ref())?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
     }
     safetensors::tensor::serialize_to_file(views, &metadata, path)
@@ -114,6 +115,7 @@ pub struct File {
 
 impl File {
     pub fn open(op: &'static str, path: &Path) -> Result<File> {
+        crate::sandbox::check_read(op, path.as_ref())?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(op, path, e))?;
         // Parse once now so a corrupt file fails here, naming itself.
         safetensors::SafeTensors::deserialize(&bytes)

@@ -45,6 +45,7 @@ impl Table {
 
 pub fn load_csv(path: &Path, delimiter: u8) -> Result<Table> {
     const OP: &str = "load_csv";
+    crate::sandbox::check_read(OP, path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(OP, path, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -59,6 +60,15 @@ pub fn load_csv(path: &Path, delimiter: u8) -> Result<Table> {
         .collect();
     if headers.is_empty() || headers.iter().all(String::is_empty) {
         return Err(Error::format(OP, path, "the file has no header row"));
+    }
+    for (i, name) in headers.iter().enumerate() {
+        if headers[..i].contains(name) {
+            return Err(Error::format(
+                OP,
+                path,
+                format!("the header names column {name:?} twice (columns {} and {}); each column needs its own name", headers[..i].iter().position(|h| h == name).unwrap_or(0) + 1, i + 1),
+            ));
+        }
     }
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
     for (i, record) in reader.records().enumerate() {
@@ -101,6 +111,7 @@ pub fn save_csv(table: &Table, path: &Path) -> Result<()> {
         ));
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::sandbox::check_write(OP, parent.as_ref())?;
         std::fs::create_dir_all(parent).map_err(|e| Error::io(OP, parent, e))?;
     }
     let mut w = csv::Writer::from_path(path).map_err(|e| Error::format(OP, path, e.to_string()))?;

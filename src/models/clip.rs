@@ -755,6 +755,7 @@ impl Clip {
         if super::text::is_single_file(path) {
             return hf::save_single(op, path, &self.vs, SINGLE_FORMAT, &config, &files);
         }
+        crate::sandbox::check_write(op, path.as_ref())?;
         std::fs::create_dir_all(path).map_err(|e| Error::io(op, path, e))?;
         hf::write_config(op, &path.join("config.json"), &config)?;
         hf::save_weights(op, &self.vs, &path.join("model.safetensors"))?;

@@ -32,6 +32,7 @@ pub struct Config {
 
 impl Config {
     pub fn read(op: &'static str, path: &Path) -> Result<Config> {
+        crate::sandbox::check_read(op, path.as_ref())?;
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(op, path, e))?;
         let value: Value = serde_json::from_str(&text)
             .map_err(|e| Error::format(op, path, format!("not valid JSON: {e}")))?;
@@ -264,6 +265,7 @@ pub fn weight_files(op: &'static str, dir: &Path, stems: &[&str]) -> Result<Vec<
         }
         let index = dir.join(format!("{stem}.safetensors.index.json"));
         if index.is_file() {
+            crate::sandbox::check_read(op, index.as_ref())?;
             let text = std::fs::read_to_string(&index).map_err(|e| Error::io(op, &index, e))?;
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| Error::format(op, &index, format!("not valid JSON: {e}")))?;
@@ -523,6 +525,7 @@ pub fn read_side_files(
     for name in names {
         let p = dir.join(name);
         if p.is_file() {
+            crate::sandbox::check_read(op, p.as_ref())?;
             let text = std::fs::read_to_string(&p).map_err(|e| Error::io(op, &p, e))?;
             out.push((name.to_string(), text));
         }
@@ -603,6 +606,7 @@ pub fn unpack_single(op: &'static str, path: &Path, format: &str) -> Result<Unpa
     static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("voxlab-model-{}-{n}", std::process::id()));
+    crate::sandbox::check_write(op, dir.as_ref())?;
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(op, &dir, e))?;
     let unpacked = Unpacked { dir: dir.clone() };
     let config = v.get("config").cloned().unwrap_or(Value::Null);
@@ -629,6 +633,7 @@ pub fn load_tokenizer(
     vocab_size: i64,
 ) -> Result<tokenizers::Tokenizer> {
     let path = dir.join("tokenizer.json");
+    crate::sandbox::check_read(op, &path)?;
     if !path.is_file() {
         return Err(Error::format(
             op,

@@ -155,6 +155,12 @@ impl ResNet {
                 format!("classes must be ≥ 1, got {classes}"),
             ));
         }
+        // The fc layer is (512 × expansion) × classes float32 weights.
+        crate::cancel::reserve(
+            OP,
+            &format!("the fc layer for {classes} classes"),
+            classes as f64 * (512 * arch.expansion() + 1) as f64 * 4.0,
+        )?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let stem = ConvBn::new(&root, "conv1", "bn1", "conv1".into(), 3, 64, 7, 2, 3);
@@ -432,6 +438,7 @@ impl ResNet {
             })
             .collect::<Result<_>>()?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::sandbox::check_write(OP, parent.as_ref())?;
             std::fs::create_dir_all(parent).map_err(|e| Error::io(OP, parent, e))?;
         }
         tc(OP, TchTensor::write_safetensors(&vars, path))
@@ -449,6 +456,7 @@ impl ResNet {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "No such file"),
             ));
         }
+        crate::sandbox::check_read(OP, path)?;
         let tensors = TchTensor::read_safetensors(path).map_err(|e| {
             Error::format(
                 OP,

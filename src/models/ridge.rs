@@ -787,6 +787,7 @@ impl RidgeModel {
     }
 
     pub fn load(op: &'static str, path: &Path, device: Device) -> Result<RidgeModel> {
+        crate::sandbox::check_read(op, path.as_ref())?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(op, path, e))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::format(op, path, format!("not a safetensors file: {e}")))?;

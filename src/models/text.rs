@@ -264,6 +264,7 @@ fn sentence_settings(op: &'static str, dir: &Path) -> Result<(Option<usize>, Poo
         if !p.is_file() {
             return Ok(None);
         }
+        crate::sandbox::check_read(op, p.as_ref())?;
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(op, &p, e))?;
         serde_json::from_str(&text)
             .map(Some)
@@ -562,6 +563,7 @@ impl TextEncoder {
                 &files,
             );
         }
+        crate::sandbox::check_write(op, path.as_ref())?;
         std::fs::create_dir_all(path).map_err(|e| Error::io(op, path, e))?;
         hf::write_config(op, &path.join("config.json"), &self.saved_config())?;
         hf::save_weights(op, &self.vs, &path.join("model.safetensors"))?;

@@ -33,7 +33,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -922,66 +921,24 @@ impl History {
 // Ctrl-C
 // ---------------------------------------------------------------------------
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+// Signals arrive through crate::cancel, the one stop mechanism; a training
+// loop takes an interrupt over (stops after its current step, keeps its best
+// weights, and the script goes on).
 
-/// Whether Ctrl-C stopped a training run in this process (run.json's status
-/// becomes "interrupted"; later training calls stop at once).
+/// Whether a signal interrupted this run (run.json's status becomes
+/// "interrupted"; later training calls stop at once).
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    crate::cancel::interrupt_signal().is_some()
 }
 
 /// Forgets an interrupt (the REPL, before the next input).
 pub fn clear_interrupt() {
-    INTERRUPTED.store(false, Ordering::SeqCst);
+    crate::cancel::clear_interrupt();
 }
 
 /// Marks the run interrupted, as Ctrl-C does (tests).
 pub fn request_interrupt() {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-extern "C" fn on_sigint(_signal: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// Installs the Ctrl-C handler for as long as it lives and restores the
-/// previous one when dropped. SA_RESETHAND makes a second Ctrl-C (while the
-/// step finishes) act as usual and end the process.
-struct SigintGuard {
-    previous: Option<libc::sigaction>,
-}
-
-impl SigintGuard {
-    fn install() -> SigintGuard {
-        // SAFETY: sigaction with a zeroed, then filled struct; the handler
-        // only stores to an atomic.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESETHAND;
-            libc::sigemptyset(&mut action.sa_mask);
-            let mut previous: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGINT, &action, &mut previous) == 0 {
-                SigintGuard {
-                    previous: Some(previous),
-                }
-            } else {
-                SigintGuard { previous: None }
-            }
-        }
-    }
-}
-
-impl Drop for SigintGuard {
-    fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
-            // SAFETY: restores the action saved by install().
-            unsafe {
-                libc::sigaction(libc::SIGINT, &previous, std::ptr::null_mut());
-            }
-        }
-    }
+    crate::cancel::request_interrupt();
 }
 
 // ---------------------------------------------------------------------------
@@ -1191,6 +1148,7 @@ pub fn find_checkpoint(op: &'static str, path: &Path) -> Result<PathBuf> {
             ),
         ));
     }
+    crate::sandbox::check_read(op, path.as_ref())?;
     let entries = std::fs::read_dir(path).map_err(|e| Error::io(op, path, e))?;
     let latest = entries
         .flatten()
@@ -1382,6 +1340,7 @@ impl Trainer<'_> {
             return Err(Error::invalid(op, "option 'checkpoint_dir' is not set"));
         };
         let folder = dir.join(format!("epoch-{epoch}"));
+        crate::sandbox::check_write(op, folder.as_ref())?;
         std::fs::create_dir_all(&folder).map_err(|e| Error::io(op, &folder, e))?;
         write_tensors(op, &task.state(), &folder.join("model.safetensors"))?;
         write_tensors(
@@ -1402,6 +1361,7 @@ impl Trainer<'_> {
         let op = self.cfg.op;
         let folder = find_checkpoint(op, path)?;
         let state_path = folder.join("trainer_state.json");
+        crate::sandbox::check_read(op, state_path.as_ref())?;
         let text =
             std::fs::read_to_string(&state_path).map_err(|e| Error::io(op, &state_path, e))?;
         let bad = |msg: &str| Error::format(op, &state_path, format!("option 'resume': {msg}"));
@@ -1678,7 +1638,7 @@ pub fn fit(task: &mut dyn Task, cfg: &TrainConfig) -> Result<History> {
     if interrupted() {
         status = Status::Interrupted;
     }
-    let _sigint = SigintGuard::install();
+    let _interrupts = crate::cancel::InterruptHandledHere::new();
     let _malloc = MallocForTraining::install();
     let progress = Progress::new(cfg, ((cfg.epochs - t.start_epoch) * batches) as u64);
     let mut epoch = t.start_epoch;
@@ -1699,6 +1659,7 @@ pub fn fit(task: &mut dyn Task, cfg: &TrainConfig) -> Result<History> {
                 total_steps,
                 train: true,
             };
+            crate::cancel::check_limits(op)?;
             let m = tch::autocast(amp, || task.train_step(idx, &mut ctx))?;
             for (name, v) in m.0 {
                 match sums.iter_mut().find(|(s, _)| *s == name) {

@@ -169,6 +169,7 @@ impl Figure {
     pub fn save(&self, path: &Path) -> Result<()> {
         ensure_font();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::sandbox::check_write("save", parent.as_ref())?;
             std::fs::create_dir_all(parent).map_err(|e| Error::io("save", parent, e))?;
         }
         let ext = path

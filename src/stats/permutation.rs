@@ -170,6 +170,35 @@ fn binomial_upto(n: usize, k: usize, limit: usize) -> Option<usize> {
     Some(c as usize)
 }
 
+/// Relabellings evaluated between two checks of the run's stop flag.
+const CHUNK: u64 = 1024;
+
+/// `f(k)` for k in 0..count, in parallel, a chunk at a time: the run's stop
+/// flag (deadline, memory, signals) is checked between chunks, and the
+/// null distribution's memory is reserved before it is allocated.
+fn par_null(count: u64, f: impl Fn(u64) -> Result<f64> + Sync) -> Result<Vec<f64>> {
+    const OP: &str = "permutation_test";
+    crate::cancel::reserve(
+        OP,
+        &format!("the null distribution of {count} relabellings"),
+        count as f64 * 8.0,
+    )?;
+    let mut out = Vec::with_capacity(count as usize);
+    let mut start = 0;
+    while start < count {
+        crate::cancel::check(OP)?;
+        let end = (start + CHUNK).min(count);
+        out.extend(
+            (start..end)
+                .into_par_iter()
+                .map(&f)
+                .collect::<Result<Vec<f64>>>()?,
+        );
+        start = end;
+    }
+    Ok(out)
+}
+
 /// Every permutation of 0..n in lexicographic order.
 pub fn all_permutations(n: usize) -> Vec<Vec<usize>> {
     let mut p: Vec<usize> = (0..n).collect();
@@ -280,9 +309,17 @@ pub fn permutation_test(
             };
             let observed = np_mean(x) - np_mean(y);
             if let Some(total) = binomial_upto(n, nx, np) {
+                crate::cancel::reserve(
+                    OP,
+                    &format!("the null distribution of {total} splits"),
+                    total as f64 * 8.0,
+                )?;
                 let mut null = Vec::with_capacity(total);
                 let mut comb: Vec<usize> = (0..nx).collect();
                 loop {
+                    if null.len() % CHUNK as usize == 0 {
+                        crate::cancel::check(OP)?;
+                    }
                     null.push(diff(&comb));
                     // next combination
                     let Some(i) = (0..nx).rev().find(|&i| comb[i] != i + n - nx) else {
@@ -295,10 +332,9 @@ pub fn permutation_test(
                 }
                 return Ok(finish(observed, null, true, opts.alternative));
             }
-            let null: Vec<f64> = (0..np as u64)
-                .into_par_iter()
-                .map(|k| diff(&random_permutation(opts.seed, k, n)[..nx]))
-                .collect();
+            let null = par_null(np as u64, |k| {
+                Ok(diff(&random_permutation(opts.seed, k, n)[..nx]))
+            })?;
             Ok(finish(observed, null, false, opts.alternative))
         }
         PermStatistic::MeanPairedDiff => {
@@ -315,20 +351,14 @@ pub fn permutation_test(
             };
             let observed = np_mean(&d);
             if n < 63 && (1usize << n) <= np {
-                let null: Vec<f64> = (0..1u64 << n)
-                    .into_par_iter()
-                    .map(|m| flipped(&|i| (m >> i) & 1 == 1))
-                    .collect();
+                let null = par_null(1u64 << n, |m| Ok(flipped(&|i| (m >> i) & 1 == 1)))?;
                 return Ok(finish(observed, null, true, opts.alternative));
             }
-            let null: Vec<f64> = (0..np as u64)
-                .into_par_iter()
-                .map(|k| {
-                    let mut rng = Rng::new(opts.seed, k);
-                    let signs: Vec<bool> = (0..n).map(|_| rng.next() >> 63 == 1).collect();
-                    flipped(&|i| signs[i])
-                })
-                .collect();
+            let null = par_null(np as u64, |k| {
+                let mut rng = Rng::new(opts.seed, k);
+                let signs: Vec<bool> = (0..n).map(|_| rng.next() >> 63 == 1).collect();
+                Ok(flipped(&|i| signs[i]))
+            })?;
             Ok(finish(observed, null, false, opts.alternative))
         }
         _ => {
@@ -346,6 +376,15 @@ pub fn permutation_test(
             run_perms(n, np, opts, eval)
         }
     }
+}
+
+/// The exact test holds every permutation of n items at once.
+fn reserve_permutations(total: usize, n: usize) -> Result<()> {
+    crate::cancel::reserve(
+        "permutation_test",
+        &format!("all {total} permutations of {n} items"),
+        total as f64 * (n as f64 * 8.0 + 32.0),
+    )
 }
 
 fn finish(observed: f64, null: Vec<f64>, exact: bool, alt: Alternative) -> PermutationResult {
@@ -366,20 +405,13 @@ fn run_perms(
 ) -> Result<PermutationResult> {
     let identity: Vec<usize> = (0..n).collect();
     let observed = eval(&identity)?;
-    let (null, exact) = if factorial_upto(n, np).is_some() {
+    let (null, exact) = if let Some(total) = factorial_upto(n, np) {
+        reserve_permutations(total, n)?;
         let all = all_permutations(n);
-        (
-            all.par_iter()
-                .map(|p| eval(p))
-                .collect::<Result<Vec<f64>>>()?,
-            true,
-        )
+        (par_null(total as u64, |k| eval(&all[k as usize]))?, true)
     } else {
         (
-            (0..np as u64)
-                .into_par_iter()
-                .map(|k| eval(&random_permutation(opts.seed, k, n)))
-                .collect::<Result<Vec<f64>>>()?,
+            par_null(np as u64, |k| eval(&random_permutation(opts.seed, k, n)))?,
             false,
         )
     };
@@ -404,21 +436,32 @@ pub fn permutation_test_with(
             format!("need at least 2 items to permute, got {n}"),
         ));
     }
+    crate::cancel::reserve(OP, &format!("a permutation of {n} items"), n as f64 * 8.0)?;
     let identity: Vec<usize> = (0..n).collect();
     let observed = stat(&identity)?;
     let np = opts.n_permutations;
-    let (null, exact) = if factorial_upto(n, np).is_some() {
+    let mut checked = |p: &[usize]| {
+        crate::cancel::check(OP)?;
+        stat(p)
+    };
+    let (null, exact) = if let Some(total) = factorial_upto(n, np) {
+        reserve_permutations(total, n)?;
         (
             all_permutations(n)
                 .iter()
-                .map(|p| stat(p))
+                .map(|p| checked(p))
                 .collect::<Result<Vec<f64>>>()?,
             true,
         )
     } else {
+        crate::cancel::reserve(
+            OP,
+            &format!("the null distribution of {np} relabellings"),
+            np as f64 * 8.0,
+        )?;
         (
             (0..np as u64)
-                .map(|k| stat(&random_permutation(opts.seed, k, n)))
+                .map(|k| checked(&random_permutation(opts.seed, k, n)))
                 .collect::<Result<Vec<f64>>>()?,
             false,
         )

@@ -89,6 +89,22 @@ fn load_error(edit: &str) -> String {
 
 #[test]
 fn dataset_validation_names_file_and_row() {
+    // Issue 15: infinite betas fail as NaN ones do; a text cell in a ratings
+    // column is named instead of the column vanishing.
+    let e = load_error(
+        r#"let b = randn([4, 4, 3, 7]); b = b / (b - b + (arange(7) - 2).astype("f32")); save_nifti(b, d + "/betas.nii.gz");"#,
+    );
+    assert!(
+        e.contains("voxels have infinite betas") && e.contains("trial row 3"),
+        "{e}"
+    );
+    let e = load_error(
+        r#"save_csv(#{stimulus: ["s1", "s2", "s3", "t1", "t2"], valence: [1.5, "high", 3, 4, 5]}, d + "/ratings.csv");"#,
+    );
+    assert!(
+        e.contains("ratings.csv: row 2, column 'valence': \"high\" is not a number"),
+        "{e}"
+    );
     let e = load_error(r#"save_csv(#{stimulus: ["s1", "s2"]}, d + "/trials.csv");"#);
     assert!(
         e.contains("load_dataset:")
