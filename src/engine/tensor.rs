@@ -1553,7 +1553,7 @@ fn remainder_operand(x: Dynamic, like: &Tensor) -> RhaiResult<Tensor> {
             .as_float()
             .or_else(|_| x.as_int().map(|i| i as f64))
             .map_err(|_| Error::invalid("%", "expected a number or a Tensor"))?;
-        scalar_tensor(v, like)
+        scalar_tensor(v, like, false)
     })
 }
 
