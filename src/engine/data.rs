@@ -174,7 +174,7 @@ pub static LOAD_DATASET: FnDoc = FnDoc {
 };
 pub static DATASET: FnDoc = FnDoc {
     name: "Dataset", domain: "data",
-    signature: "ds.betas -> Tensor (trials × voxels)\nds.trials -> map {stimulus, split, repeat} of arrays\nds.images -> ImageSet (one per trial) or ()\nds.captions -> array or ()\nds.labels -> array or ()\nds.ratings -> map name → Tensor\nds.rois -> map name → Mask\nds.mask -> Mask\nds.len -> int\nds.train() / ds.test() -> Dataset\nds.average_repeats() -> Dataset\nds.roi(name) -> Tensor (trials × ROI voxels)\nds.select(trials) -> Dataset\nds.save(dir) -> string (the folder written)",
+    signature: "ds.betas -> Tensor (trials × voxels)\nds.trials -> map {stimulus, split, repeat} of arrays\nds.images -> ImageSet (one per trial) or ()\nds.captions -> array or ()\nds.labels -> array or ()\nds.ratings -> map name → Tensor\nds.rois -> map name → Mask\nds.mask -> Mask\nds.len -> int\nds.dir -> string (the folder it was read from or written to; \"\" for none)\nds.train() / ds.test() -> Dataset\nds.average_repeats() -> Dataset\nds.roi(name) -> Tensor (trials × ROI voxels)\nds.select(trials) -> Dataset\nds.save(dir) -> string (the folder written)",
     summary: "Stimulus–response pairs: betas with their trials, images, captions, labels, ratings and ROIs, all aligned trial by trial. average_repeats() averages the trials of each stimulus (as GOD's test set is used; repeat becomes the count).",
     options: &[],
     example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([3, 3, 2, 3]), d + \"/betas.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\"], split: [\"train\", \"train\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\"}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.train().len);   // 2",
@@ -820,6 +820,7 @@ fn register_datasets(engine: &mut Engine, session: &Session) {
     engine.register_get("betas", |d: &mut Dataset| d.betas.clone());
     engine.register_get("len", |d: &mut Dataset| d.len() as i64);
     engine.register_get("name", |d: &mut Dataset| d.name.clone());
+    engine.register_get("dir", |d: &mut Dataset| d.dir.display().to_string());
     engine.register_get("mask", |d: &mut Dataset| d.mask.clone());
     engine.register_get("trials", |d: &mut Dataset| -> Map {
         let mut m = Map::new();

@@ -6,6 +6,7 @@ pub mod captioner;
 pub mod classifier;
 pub mod clip;
 pub mod hf;
+pub mod beliy;
 pub mod nn;
 pub mod perceptual;
 pub mod reconstruct;

@@ -2,6 +2,7 @@
 //! Science modules are tested through their Rust API; the platform through
 //! the real binary and the engine in-process.
 
+mod beliy;
 mod captions;
 mod captions_metrics;
 mod cli;
