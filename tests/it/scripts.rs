@@ -228,3 +228,36 @@ fn takagi_doc_quotes_its_recorded_run() {
         "takagi.md should quote the run's {seconds} s"
     );
 }
+
+/// docs/papers/bnu.md quotes the recorded quick run of bnu_emotion.rhai's part 4.
+#[test]
+fn bnu_doc_quotes_its_recorded_reconstruction_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/papers/bnu.md")).expect("doc");
+    let run: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("docs/papers/runs/bnu_emotion_quick.json"))
+            .expect("run"),
+    )
+    .expect("json");
+    let m = &run["metrics"];
+    for method in ["beliy", "beliy_pairs_only"] {
+        for key in [
+            "pixcorr",
+            "ssim",
+            "two_way_pixels",
+            "two_way_resnet_layer1",
+            "two_way_resnet_layer2",
+            "two_way_resnet_layer3",
+            "two_way_resnet_layer4",
+        ] {
+            let v = m[method][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{method}.{key} not recorded"));
+            let shown = format!("{v:.3}");
+            assert!(
+                doc.contains(&shown),
+                "bnu.md should quote {method}.{key} = {shown} from the recorded run"
+            );
+        }
+    }
+}
