@@ -224,7 +224,7 @@ pub static LOAD_BOLD5000: FnDoc = FnDoc {
 };
 pub static DATASET: FnDoc = FnDoc {
     name: "Dataset", domain: "data",
-    signature: "ds.betas -> Tensor (trials × voxels)\nds.trials -> map {stimulus, split, repeat} of arrays\nds.images -> ImageSet (one per trial) or ()\nds.captions -> array or ()\nds.labels -> array or ()\nds.ratings -> map name → Tensor\nds.rois -> map name → Mask\nds.mask -> Mask\nds.len -> int\nds.train() / ds.test() -> Dataset\nds.average_repeats() -> Dataset\nds.roi(name) -> Tensor (trials × ROI voxels)\nds.select(trials) -> Dataset\nds.save(dir) -> string (the folder written)",
+    signature: "ds.betas -> Tensor (trials × voxels)\nds.trials -> map {stimulus, split, repeat} of arrays\nds.images -> ImageSet (one per trial) or ()\nds.captions -> array or ()\nds.labels -> array or ()\nds.ratings -> map name → Tensor\nds.rois -> map name → Mask\nds.mask -> Mask\nds.len -> int\nds.dir -> string (the folder it was read from or written to; \"\" for none)\nds.train() / ds.test() -> Dataset\nds.average_repeats() -> Dataset\nds.roi(name) -> Tensor (trials × ROI voxels)\nds.select(trials) -> Dataset\nds.save(dir) -> string (the folder written)",
     summary: "Stimulus–response pairs: betas with their trials, images, captions, labels, ratings and ROIs, all aligned trial by trial. average_repeats() averages the trials of each stimulus (as GOD's test set is used; repeat becomes the count).",
     options: &[],
     example: "let d = out_dir() + \"/ds\";\nsave_nifti(randn([3, 3, 2, 3]), d + \"/betas.nii\");\nsave_csv(#{stimulus: [\"a\", \"b\", \"c\"], split: [\"train\", \"train\", \"test\"]}, d + \"/trials.csv\");\nsave_json(#{betas: \"betas.nii\", trials: \"trials.csv\"}, d + \"/dataset.json\");\nlet ds = load_dataset(d);\nprint(ds.train().len);   // 2",
@@ -465,7 +465,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
 pub static SIMULATE_SUBJECT: FnDoc = FnDoc {
     name: "simulate_subject", domain: "data",
     signature: "simulate_subject(opts?: map) -> Dataset",
-    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs over contrast energy, colour and oriented energy with a preferred orientation per voxel), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials (test stimuli each of a different category while n_test ≤ 54). Written in the dataset layout (betas as a 4-D NIfTI, ROIs disjoint; plus ground_truth/signal.nii.gz, the noiseless responses, and extra_images/ and extra_fmri/) unless save is false, and returned: the subject in memory equals what load_dataset reads from that folder (images quantised to 8 bits as the PNGs).",
+    summary: "A subject with known ground truth: rendered scenes (shape × colour = 54 categories, captions, valence/arousal ratings) and voxel responses from known encoding models in ROIs V1–V3 (retinotopic pRFs over contrast energy, colour and oriented energy with a preferred orientation per voxel), V4 (colour), LOC (shape), LANG (caption words), AMY (valence); GOD-like trials (test stimuli each of a different category while n_test ≤ 54). Returned in memory; nothing is written unless asked: with save: true (or ds.save(dir)) it goes to a folder in the dataset layout (betas as a 4-D NIfTI, ROIs disjoint; with save: true also ground_truth/signal.nii.gz, the noiseless responses, and extra_images/ and extra_fmri/), and the subject in memory equals what load_dataset reads from that folder (images quantised to 8 bits as the PNGs).",
     options: &[
         OptDoc { name: "seed", ty: "int", default: "0", meaning: "everything is deterministic given the seed" },
         OptDoc { name: "n_train", ty: "int", default: "1200", meaning: "training stimuli, each shown once" },
@@ -477,8 +477,8 @@ pub static SIMULATE_SUBJECT: FnDoc = FnDoc {
         OptDoc { name: "snr", ty: "float", default: "1.0", meaning: "signal sd / noise sd of single-trial responses" },
         OptDoc { name: "grid", ty: "array of int", default: "[40, 48, 40]", meaning: "brain grid size (3 mm voxels); each side 12–96" },
         OptDoc { name: "roi_size", ty: "float", default: "1.0", meaning: "multiplier on the ROI ball radii (radii already scale with the grid; 1.0 gives V1 ≈ 900 voxels on the default grid); in (0, 4]" },
-        OptDoc { name: "out", ty: "string", default: "none", meaning: "folder to write the dataset to (default: simulated-sub-SEED in out_dir())" },
-        OptDoc { name: "save", ty: "bool", default: "true", meaning: "write the dataset folder (false: only return the Dataset: faster and nothing on disk, e.g. for classes)" },
+        OptDoc { name: "out", ty: "string", default: "none", meaning: "folder to write the dataset to when save is true (default: simulated-sub-SEED in out_dir()); naming it implies save: true" },
+        OptDoc { name: "save", ty: "bool", default: "false", meaning: "write the dataset folder with its ground truth (about 0.5 GB at the default size); false: only return the Dataset, nothing on disk" },
     ],
     example: "let ds = simulate_subject(#{n_train: 40, n_test: 5, test_repeats: 2, image_size: 32});\nprint(ds.betas.shape);     // [50, voxels]\nprint(ds.captions[0]);",
 };
@@ -524,8 +524,15 @@ pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry, session
             let sim = crate::data::simulate::simulate(&opts)?;
             // The subject in memory is what load_dataset reads back from the
             // folder (tests/it/simulate.rs checks it), so it is not re-read.
-            let mut ds = if o.bool("save")? {
-                let dir = match o.opt_string("out")? {
+            // Scripts write only what they are asked to: the folder is written
+            // when save is true or an out folder is named.
+            let out = o.opt_string("out")?;
+            let save = if o.is_set("save") { o.bool("save")? } else { out.is_some() };
+            if !save && out.is_some() {
+                return Err(Error::invalid(OP, "out names a folder to write, but save is false"));
+            }
+            let mut ds = if save {
+                let dir = match out {
                     Some(d) => s.output_path(&d),
                     None => s.output_path(&format!("simulated-sub-{seed}")),
                 };
@@ -879,6 +886,7 @@ fn register_datasets(engine: &mut Engine, session: &Session) {
     engine.register_get("betas", |d: &mut Dataset| d.betas.clone());
     engine.register_get("len", |d: &mut Dataset| d.len() as i64);
     engine.register_get("name", |d: &mut Dataset| d.name.clone());
+    engine.register_get("dir", |d: &mut Dataset| d.dir.display().to_string());
     engine.register_get("mask", |d: &mut Dataset| d.mask.clone());
     engine.register_get("trials", |d: &mut Dataset| -> Map {
         let mut m = Map::new();

@@ -3,6 +3,8 @@
 //! the standard scores `reconstruction_scores` and the figure
 //! `plot_reconstructions`.
 
+use std::rc::Rc;
+
 use rhai::{Array, Dynamic, Engine, Map};
 
 use super::error::{guard, RhaiResult};
@@ -14,6 +16,7 @@ use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::eval::reconstruction::{reconstruction_scores, ReconstructionScores, ScoreOptions};
 use crate::eval::Metric;
+use crate::models::beliy::{self, Beliy, BeliyConfig, BeliyOptions, BeliyReconstruct, FirstConv};
 use crate::models::reconstruct::{PixelDecoding, Reconstructor};
 use crate::models::ridge::RidgeModel;
 use crate::plot::{Figure, FigureKind};
@@ -25,14 +28,16 @@ use crate::tensor::Tensor;
 pub static RECONSTRUCT: FnDoc = FnDoc {
     name: "reconstruct",
     domain: "reconstruction",
-    signature: "reconstruct(model: RidgeModel, betas: Tensor, opts?: map) -> ImageSet\nreconstruct(gan: VoxelGan, betas: Tensor | Dataset, opts?: map) -> ImageSet\nreconstruct(pipe: DiffusionPipeline, #{z: Tensor, c: Tensor | captions: array}, opts?: map) -> ImageSet",
+    signature: "reconstruct(model: RidgeModel, betas: Tensor, opts?: map) -> ImageSet\nreconstruct(model: Beliy, betas: Tensor | Dataset, opts?: map) -> ImageSet\nreconstruct(gan: VoxelGan, betas: Tensor | Dataset, opts?: map) -> ImageSet\nreconstruct(pipe: DiffusionPipeline, #{z: Tensor, c: Tensor | captions: array}, opts?: map) -> ImageSet",
     summary: "The one verb of every reconstruction model: brain responses in, stimulus images (N×3×H×W in [0, 1]) out, one per input row. \
 Forms: a RidgeModel fitted from voxels to flattened RGB pixels (3·H·W targets in C order) is the linear baseline: its predictions reshaped to images and clipped to [0, 1]. \
+Beliy (train_beliy): the decoder D applied to the responses standardised as in training (trials × the model's voxels, or a Dataset / trials × the training dataset's voxels, from which the model's ROI voxels are taken); images at the model's image_size. \
 A VoxelGan (train_voxel_gan, Yu et al. 2020) draws `samples` images per trial from betas (trials × its voxels, standardised as its training betas were) or from a Dataset (its betas, or the GAN's ROIs' voxels; ids are the trials' stimuli, with _1, _2, … for several samples, a trial's samples together): c = μ + σ·ε and z drawn from seed, the generator with batch norm's running statistics. \
 A DiffusionPipeline (load_diffusion, diffusion_pipeline) reconstructs as Takagi & Nishimoto: the predicted latents z (scaled, N×latent_channels×h×w, as encode_images gives) are decoded, the decoded images re-encoded (a posterior sample), noised to `strength` of the schedule and denoised in the last ⌊steps·strength⌋ DDIM steps with classifier-free guidance, conditioned on c (predicted conditioning, N×tokens×cond_dim) or on captions through the pipeline's text encoder (e.g. brain-generated captions); `samples` images per row, grouped by row. \
 Each form takes only its own options (others are an error naming the form). Score the result with reconstruction_scores and draw it with plot_reconstructions.",
     options: &[
         OptDoc { name: "image_size", ty: "int | [h, w]", default: "none", meaning: "RidgeModel: the images' size (default: square, from the number of targets)" },
+        OptDoc { name: "batch", ty: "int", default: "64", meaning: "Beliy: responses per forward pass" },
         OptDoc { name: "strength", ty: "float", default: "0.8", meaning: "DiffusionPipeline: how far the decoded z is noised, in (0, 1] (1: from pure noise)" },
         OptDoc { name: "steps", ty: "int", default: "50", meaning: "DiffusionPipeline: DDIM steps of the full schedule (≥ 1); strength·steps of them run" },
         OptDoc { name: "guidance", ty: "float", default: "5.0", meaning: "DiffusionPipeline: classifier-free guidance scale (≤ 1: none)" },
@@ -104,6 +109,21 @@ pub fn form_options(form: &str, allowed: &[&str], opts: Map) -> Result<Opts> {
         }
     }
     Opts::parse(&RECONSTRUCT, opts)
+}
+
+fn beliy_text(m: &Beliy) -> String {
+    let h = &m.decoder_history;
+    format!(
+        "Beliy[{} px; {} {}; first conv {}; {}; stage 1 {} epochs, stage 2 {} epochs, final loss {:.4}]",
+        m.config.image_size,
+        m.voxels(),
+        m.voxel_source,
+        m.first_conv,
+        if m.unlabeled { "self-supervised" } else { "pairs only" },
+        m.encoder_history.epochs,
+        h.epochs,
+        h.at("train_loss", h.epochs)
+    )
 }
 
 /// (height, width) from an int or a two-element array.
@@ -321,7 +341,261 @@ fn plot(truth: Dynamic, recon: Dynamic, opts: Map) -> Result<Figure> {
     })
 }
 
+pub static TRAIN_BELIY: FnDoc = FnDoc {
+    name: "train_beliy",
+    domain: "reconstruction",
+    signature: "train_beliy(ds: Dataset, opts?: map) -> Beliy",
+    summary: "Beliy et al. 2019's self-supervised encoder–decoder (the BNU paper's section 3), as the authors' code builds it. \
+Encoder E (image → voxels): a stride-2 first convolution (fixed, from first_conv's pretrained weights, or learned), ReLU, batch norm; two [3×3 stride-2 conv, ReLU, batch norm]; dropout; a dense layer to the voxels with a spatial group-lasso penalty. \
+Decoder D (voxels → image): dense to an S/8 × S/8 map (group lasso), three [3×3 conv, ReLU, ×2 upsampling, batch norm], a 3×3 conv to RGB, sigmoid. \
+Stage 1 trains E on the training pairs (randomly shifted images; MSE + 0.1 × negative cosine; SGD, Nesterov 0.9, lr ÷10 at the paper's milestones scaled to the epochs). \
+Stage 2 trains D with E frozen; each batch mixes `batch` training pairs (D(y) vs x) with `unpaired_batch` unlabeled images (D(E(x)) vs x) and as many unlabeled fMRI samples (E(D(y)) vs y: the test trials' fMRI, each sample the mean over a random third of one stimulus' repeats, and unlabeled_fmri's rows); \
+image loss = 0.7 × conv1 + 0.15 × layer1 perceptual L1 of a fixed ResNet18 + 0.15 × pixel L1 (each normalised per channel by the training images) + total variation ((dx² + dy²)^1.25); voxel loss = SNR-weighted MAE + 0.1 × negative cosine (SNR from the test repeats, mean 1); Adam 1e-3, × 0.2 every fifth of the epochs. \
+Voxels are z-scored with the training trials' mean and sd. Images are resized to image_size (block means or bilinear). Both stages run through the one trainer; m.history has both stages' per-epoch losses. \
+size \"paper\" is the authors' configuration (112 px, 80 + 150 epochs, 48 + 16 per batch; for a GPU and real data); \"small\" the same design at 32 px with half the channels and 20 + 20 epochs (2 CPU cores). unlabeled: false is the ablation (stage 2 on the pairs alone). Differences from the authors': ResNet rather than VGG19 perceptual features, Adam without AMSGrad, PyTorch batch-norm momentum.",
+    options: &[
+        OptDoc { name: "size", ty: "string", default: "small", meaning: "paper (112 px, the authors' epochs and widths) or small (32 px, for CPUs)" },
+        OptDoc { name: "image_size", ty: "int", default: "none", meaning: "image side, a multiple of 8 ≥ 16 (default: the size's)" },
+        OptDoc { name: "encoder_epochs", ty: "int", default: "none", meaning: "stage 1 epochs (default: the size's: paper 80, small 20)" },
+        OptDoc { name: "decoder_epochs", ty: "int", default: "none", meaning: "stage 2 epochs (default: paper 150, small 20)" },
+        OptDoc { name: "batch", ty: "int", default: "none", meaning: "training pairs per step (default 48)" },
+        OptDoc { name: "unpaired_batch", ty: "int", default: "none", meaning: "unlabeled images and unlabeled fMRI samples per stage-2 step (default 16)" },
+        OptDoc { name: "encoder_lr", ty: "float", default: "none", meaning: "stage 1 SGD learning rate (default 0.1)" },
+        OptDoc { name: "decoder_lr", ty: "float", default: "none", meaning: "stage 2 Adam learning rate (default 0.001)" },
+        OptDoc { name: "penalty", ty: "float", default: "none", meaning: "factor on all weight penalties (group lasso, kernel l1/l2); 1 = the paper's per-weight strength (default: the size's)" },
+        OptDoc { name: "rois", ty: "array of string", default: "none", meaning: "ROIs whose voxels the model uses (default: all voxels)" },
+        OptDoc { name: "unlabeled", ty: "bool", default: "true", meaning: "self-supervision in stage 2 (false: the ablation without unlabeled data)" },
+        OptDoc { name: "unlabeled_images", ty: "ImageSet | Tensor", default: "none", meaning: "natural images without fMRI (e.g. the simulated subject's extra_images)" },
+        OptDoc { name: "unlabeled_fmri", ty: "Tensor", default: "none", meaning: "fMRI without images, trials × the dataset's (or the selected) voxels" },
+        OptDoc { name: "test_fmri", ty: "bool", default: "true", meaning: "use the test trials' fMRI (never their images) as unlabeled fMRI, as the authors" },
+        OptDoc { name: "first_conv", ty: "string", default: "none", meaning: "torchvision weights (safetensors) whose first convolution becomes E's fixed first layer: ResNet conv1.weight or AlexNet/VGG features.0 (default: learned)" },
+        OptDoc { name: "perceptual", ty: "ResNet", default: "none", meaning: "the perceptual loss network (default: ResNet18 with fixed random weights; give ImageNet weights for the paper's kind of loss)" },
+        OptDoc { name: "seed", ty: "int", default: "none", meaning: "seed of initialisation, batches, shifts, dropout and unlabeled draws (default: from set_seed's generator)" },
+        OptDoc { name: "verbose", ty: "bool", default: "true", meaning: "a line per epoch on stderr" },
+        OptDoc { name: "progress", ty: "bool", default: "true", meaning: "a progress bar when stderr is a terminal" },
+    ],
+    example: "set_seed(0);\nlet ds = simulate_subject(#{n_train: 96, n_test: 8, test_repeats: 3, n_extra_images: 32, image_size: 32, grid: [16, 20, 16], save: false});\nlet m = train_beliy(ds, #{encoder_epochs: 2, decoder_epochs: 2, batch: 32, unpaired_batch: 8, rois: [\"V1\", \"V2\"], verbose: false});\nlet test = ds.test().average_repeats();\nlet recon = reconstruct(m, test);\nprint(recon);\nprint(m.history.decoder.train_loss);",
+};
+
+pub static BELIY_TYPE: FnDoc = FnDoc {
+    name: "Beliy",
+    domain: "reconstruction",
+    signature: "m.history -> #{encoder, decoder} (each a training history map)\nm.voxels -> int\nm.image_size -> int\nm.first_conv -> string\nm.unlabeled -> bool\nm.snr -> Tensor (per-voxel SNR weights)\nm.encode(images) -> Tensor (predicted standardised voxels)",
+    summary: "A trained Beliy et al. encoder–decoder: reconstruct(m, betas) decodes images; encode predicts voxel responses of images (the encoder E).",
+    options: &[],
+    example: "set_seed(1);\nlet ds = simulate_subject(#{n_train: 64, n_test: 6, test_repeats: 3, image_size: 16, grid: [16, 20, 16], save: false});\nlet m = train_beliy(ds, #{image_size: 16, encoder_epochs: 1, decoder_epochs: 1, batch: 32, verbose: false});\nprint(m.encode(ds.test().images).shape);",
+};
+
+/// A Beliy model as scripts hold it (shared: Rhai clones values freely).
+#[derive(Clone)]
+pub struct BeliyModel(pub Rc<Beliy>);
+
+fn beliy_options(ds: &crate::data::Dataset, opts: Map) -> Result<BeliyOptions> {
+    const OP: &str = "train_beliy";
+    let o = Opts::parse(&TRAIN_BELIY, opts)?;
+    let mut c = match o.choice("size", &["small", "paper"])?.as_str() {
+        "paper" => BeliyConfig::paper(),
+        _ => BeliyConfig::small(),
+    };
+    let positive = |key: &str| -> Result<Option<usize>> {
+        match o.opt_i64(key)? {
+            Some(v) if v < 1 => Err(Error::BadOption {
+                op: OP,
+                key: key.into(),
+                expected: "an integer ≥ 1".into(),
+                got: v.to_string(),
+            }),
+            Some(v) => Ok(Some(v as usize)),
+            None => Ok(None),
+        }
+    };
+    if let Some(s) = o.opt_i64("image_size")? {
+        if s != c.image_size {
+            // Shifts scale with the image (the authors' ±5 px at 112).
+            c.max_shift = ((5.0 * s as f64 / 112.0).round() as i64).max(0);
+        }
+        c.image_size = s;
+    }
+    if let Some(e) = positive("encoder_epochs")? {
+        c.encoder_epochs = e;
+    }
+    if let Some(e) = positive("decoder_epochs")? {
+        c.decoder_epochs = e;
+    }
+    if let Some(b) = positive("batch")? {
+        c.batch = b;
+    }
+    if let Some(b) = o.opt_i64("unpaired_batch")? {
+        if b < 0 {
+            return Err(Error::BadOption {
+                op: OP,
+                key: "unpaired_batch".into(),
+                expected: "an integer ≥ 0".into(),
+                got: b.to_string(),
+            });
+        }
+        c.unpaired_batch = b as usize;
+    }
+    for (key, slot) in [
+        ("encoder_lr", &mut c.encoder_lr),
+        ("decoder_lr", &mut c.decoder_lr),
+    ] {
+        if let Some(lr) = o.opt_f64(key)? {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(Error::BadOption {
+                    op: OP,
+                    key: key.into(),
+                    expected: "a positive number".into(),
+                    got: lr.to_string(),
+                });
+            }
+            *slot = lr;
+        }
+    }
+    if let Some(p) = o.opt_f64("penalty")? {
+        c.penalty = p;
+    }
+    c.validate(OP)?;
+    let (columns, voxel_source) = match o.opt_string_list("rois")? {
+        Some(names) if !names.is_empty() => {
+            let mut cols: Vec<i64> = Vec::new();
+            for name in &names {
+                let Some((_, roi)) = ds.rois.iter().find(|(n, _)| n == name) else {
+                    return Err(Error::invalid(
+                        OP,
+                        format!(
+                            "rois: no ROI '{name}'; the dataset has: {}",
+                            ds.rois
+                                .iter()
+                                .map(|(n, _)| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                };
+                for col in crate::data::dataset::roi_columns(&ds.mask, roi)? {
+                    if col >= 0 && !cols.contains(&col) {
+                        cols.push(col);
+                    }
+                }
+            }
+            (Some(cols), format!("voxels of {}", names.join(", ")))
+        }
+        _ => (None, "voxels".to_string()),
+    };
+    let unlabeled_images = match o.raw("unlabeled_images") {
+        Some(v) => Some(images(OP, &v)?),
+        None => None,
+    };
+    let unlabeled_fmri = match o.raw("unlabeled_fmri") {
+        Some(v) => Some(to_tensor(OP, &v)?.0),
+        None => None,
+    };
+    let first_conv = match o.opt_string("first_conv")? {
+        Some(p) => Some(FirstConv::from_safetensors(OP, std::path::Path::new(&p))?),
+        None => None,
+    };
+    let perceptual = match o.raw("perceptual") {
+        Some(v) => {
+            let m = v
+                .read_lock::<super::models::ResNetModel>()
+                .map(|m| m.net.clone())
+                .ok_or_else(|| Error::BadOption {
+                    op: OP,
+                    key: "perceptual".into(),
+                    expected: "a ResNet (resnet(#{weights: ...}))".into(),
+                    got: v.type_name().into(),
+                })?;
+            Some(m)
+        }
+        None => None,
+    };
+    let seed = match o.opt_i64("seed")? {
+        Some(s) => s,
+        None => super::stats::torch_seed(OP)? as i64,
+    };
+    Ok(BeliyOptions {
+        config: c,
+        columns,
+        voxel_source,
+        unlabeled: o.bool("unlabeled")?,
+        unlabeled_images,
+        unlabeled_fmri,
+        test_fmri: o.bool("test_fmri")?,
+        first_conv,
+        perceptual,
+        seed,
+        device: crate::device::current(),
+        verbose: o.bool("verbose")?,
+        progress: o.bool("progress")?,
+    })
+}
+
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
+    for doc in [&TRAIN_BELIY, &BELIY_TYPE] {
+        help.add(doc);
+    }
+    engine.register_type_with_name::<BeliyModel>("Beliy");
+    engine.register_fn("to_string", |m: &mut BeliyModel| beliy_text(&m.0));
+    engine.register_fn("to_debug", |m: &mut BeliyModel| beliy_text(&m.0));
+    engine.register_get("history", |m: &mut BeliyModel| {
+        let mut h = Map::new();
+        h.insert(
+            "encoder".into(),
+            Dynamic::from_map(super::train::history_map(&m.0.encoder_history)),
+        );
+        h.insert(
+            "decoder".into(),
+            Dynamic::from_map(super::train::history_map(&m.0.decoder_history)),
+        );
+        h
+    });
+    engine.register_get("voxels", |m: &mut BeliyModel| m.0.voxels());
+    engine.register_get("image_size", |m: &mut BeliyModel| m.0.config.image_size);
+    engine.register_get("first_conv", |m: &mut BeliyModel| m.0.first_conv.clone());
+    engine.register_get("unlabeled", |m: &mut BeliyModel| m.0.unlabeled);
+    engine.register_get("snr", |m: &mut BeliyModel| {
+        Tensor(m.0.snr.to_device(tch::Device::Cpu).flatten(0, -1))
+    });
+    engine.register_fn(
+        "encode",
+        |m: &mut BeliyModel, x: Dynamic| -> RhaiResult<Tensor> {
+            guard("encode", || {
+                Ok(Tensor(m.0.encode("encode", &images("encode", &x)?, 64)?))
+            })
+        },
+    );
+    let train = |ds: crate::data::Dataset, opts: Map| -> RhaiResult<BeliyModel> {
+        guard("train_beliy", || {
+            let o = beliy_options(&ds, opts)?;
+            Ok(BeliyModel(Rc::new(beliy::train_beliy(&ds, o)?)))
+        })
+    };
+    engine.register_fn("train_beliy", move |ds: crate::data::Dataset| {
+        train(ds, Map::new())
+    });
+    engine.register_fn("train_beliy", train);
+    // reconstruct(Beliy, betas | Dataset)
+    let rec = |m: BeliyModel, x: Dynamic, opts: Map| -> RhaiResult<ImageSet> {
+        guard("reconstruct", || {
+            let o = form_options("Beliy", &["batch"], opts)?;
+            let betas = match x.read_lock::<crate::data::Dataset>() {
+                Some(ds) => ds.betas.0.shallow_clone(),
+                None => to_tensor("reconstruct", &x)?.0,
+            };
+            m.0.reconstruct(
+                &betas,
+                &BeliyReconstruct {
+                    batch: o.i64("batch")?,
+                },
+            )
+        })
+    };
+    engine.register_fn("reconstruct", move |m: BeliyModel, x: Dynamic| {
+        rec(m, x, Map::new())
+    });
+    engine.register_fn("reconstruct", rec);
+
     for doc in [&RECONSTRUCT, &RECONSTRUCTION_SCORES, &PLOT_RECONSTRUCTIONS] {
         help.add(doc);
     }

@@ -7,6 +7,7 @@ pub mod classifier;
 pub mod clip;
 pub mod diffusion;
 pub mod hf;
+pub mod beliy;
 pub mod nn;
 pub mod perceptual;
 pub mod reconstruct;

@@ -112,6 +112,13 @@ pub enum Schedule {
         step_size: usize,
         gamma: f64,
     },
+    /// torch.optim.lr_scheduler.MultiStepLR stepped once an epoch: the rate
+    /// is multiplied by `gamma` once for every milestone already passed
+    /// (epoch e, 1-based, runs at lr·gamma^#{m in milestones: m < e}).
+    MultiStep {
+        milestones: Vec<usize>,
+        gamma: f64,
+    },
     /// transformers' get_cosine_with_min_lr_schedule_with_warmup, per
     /// optimiser step s of S: lr·s/warmup during the warm-up, then
     /// min_lr + (lr − min_lr)·½(1 + cos(π·(s − warmup)/(S − warmup))).
@@ -126,6 +133,7 @@ impl Schedule {
         match self {
             Schedule::Constant => "constant",
             Schedule::Step { .. } => "step",
+            Schedule::MultiStep { .. } => "multistep",
             Schedule::Cosine { .. } => "cosine",
         }
     }
@@ -138,6 +146,10 @@ impl Schedule {
             Schedule::Step { step_size, gamma } => {
                 lr * gamma.powi((epoch.saturating_sub(1) / step_size.max(1)) as i32)
             }
+            Schedule::MultiStep {
+                ref milestones,
+                gamma,
+            } => lr * gamma.powi(milestones.iter().filter(|&&m| m < epoch).count() as i32),
             Schedule::Cosine {
                 warmup_steps,
                 min_lr,
@@ -384,15 +396,26 @@ impl TrainConfig {
                 positive("eps", eps)?;
             }
         }
-        match o.schedule {
+        match &o.schedule {
             Schedule::Constant => {}
+            Schedule::MultiStep { milestones, gamma } => {
+                if milestones.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(self.bad(
+                        "milestones",
+                        "increasing epochs",
+                        format!("{milestones:?}"),
+                    ));
+                }
+                positive("gamma", *gamma)?;
+            }
             Schedule::Step { step_size, gamma } => {
-                if step_size < 1 {
+                if *step_size < 1 {
                     return Err(self.bad("step_size", "an integer ≥ 1 (epochs)", step_size));
                 }
-                positive("gamma", gamma)?;
+                positive("gamma", *gamma)?;
             }
             Schedule::Cosine { min_lr, .. } => {
+                let min_lr = *min_lr;
                 non_negative("min_lr", min_lr)?;
                 if min_lr > o.lr {
                     return Err(self.bad("min_lr", &format!("at most lr ({})", o.lr), min_lr));

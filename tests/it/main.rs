@@ -3,6 +3,7 @@
 //! the real binary and the engine in-process.
 
 mod adversarial;
+mod beliy;
 mod captions;
 mod captions_metrics;
 mod cli;

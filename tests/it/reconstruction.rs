@@ -338,10 +338,10 @@ fn perceptual_loss_and_total_variation() {
     let g = recon.grad();
     assert!(g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0);
     assert!(loss.loss(op, &recon, &target.narrow(2, 0, 16)).is_err());
-    // Pixel term alone: mean |a − b| / mean |b| per channel.
-    let pix = PerceptualLoss::new(
+    // Pixel term alone: mean |a − b| / the reference images' mean |x| per channel.
+    let mut pix = PerceptualLoss::new(
         op,
-        ResNet::seeded(Arch::ResNet18, 1, tch::Device::Cpu, 1).expect("net"),
+        std::rc::Rc::new(ResNet::seeded(Arch::ResNet18, 1, tch::Device::Cpu, 1).expect("net")),
         vec![],
         1.0,
     )
@@ -352,18 +352,24 @@ fn perceptual_loss_and_total_variation() {
     let b = Tensor::from_slice(&[2.0f32, 2.0, 2.0, 2.0])
         .reshape([1, 1, 2, 2])
         .repeat([1, 3, 1, 1]);
-    // |a − b| = 1, 0, 1, 2 → mean 1, divided by mean |b| = 2 → 0.5.
+    // |a − b| = 1, 0, 1, 2 → mean 1; before calibration the scale is 1 …
     let v = pix.loss(op, &a, &b).expect("pixel").double_value(&[]);
-    assert!((v - 0.5).abs() < 1e-5, "{v}");
-    // Total variation by hand: 3×3 image, β = 2 → mean of dx² + dy² over
-    // the 2×2 pixels that have a right and a lower neighbour.
+    assert!((v - 1.0).abs() < 1e-5, "{v}");
+    // … calibrated on a and 3a (mean |x| 2.5 and 7.5, so 5 per channel): 1/5.
+    pix.calibrate(op, &Tensor::cat(&[&a, &(&a * 3.0)], 0))
+        .expect("calibrate");
+    let v = pix.loss(op, &a, &b).expect("pixel").double_value(&[]);
+    assert!((v - 0.2).abs() < 1e-5, "{v}");
+    // Total variation by hand: 3×3 image, exponent 1 → mean of dx² + dy²
+    // over the 2×2 pixels that have a right and a lower neighbour.
     let x =
         Tensor::from_slice(&[0.0f32, 1.0, 3.0, 1.0, 1.0, 0.0, 2.0, 0.0, 0.0]).reshape([1, 1, 3, 3]);
     // (0,0): dx 1, dy 1 → 2; (0,1): dx 2, dy 0 → 4; (1,0): dx 0, dy 1 → 1; (1,1): dx −1, dy −1 → 2.
-    let tv = total_variation(op, &x, 2.0).expect("tv").double_value(&[]);
+    let tv = total_variation(op, &x, 1.0).expect("tv").double_value(&[]);
     assert!((tv - 2.25).abs() < 1e-6, "{tv}");
+    // Beliy's exponent 1.25 on the sum of squares.
     let tv125 = total_variation(op, &x, 1.25).expect("tv").double_value(&[]);
-    let want = (2f64.powf(0.625) + 4f64.powf(0.625) + 1.0 + 2f64.powf(0.625)) / 4.0;
+    let want = (2f64.powf(1.25) + 4f64.powf(1.25) + 1.0 + 2f64.powf(1.25)) / 4.0;
     assert!((tv125 - want).abs() < 1e-5, "{tv125} vs {want}");
     assert!(total_variation(
         op,

@@ -59,6 +59,7 @@ fn bnu_emotion_runs_its_three_analyses() {
         "group_box.png",
         "rsa_bars.png",
         "rsa_tau.png",
+        "reconstructions.png",
     ];
     let (record, _dir) = run_quick("scripts/bnu_emotion.rhai", &figures);
     let m = &record["metrics"];
@@ -80,6 +81,31 @@ fn bnu_emotion_runs_its_three_analyses() {
         "22 ResNet18 stages"
     );
     assert!(m["rsa_significant_pairs"].as_f64().expect("count") > 0.0);
+    // Part 4 (section 3): Beliy's reconstructions scored and recorded under
+    // reconstruction_scores' names, with and without the unlabeled data.
+    for run in ["beliy", "beliy_pairs_only"] {
+        let r = &m[run];
+        assert_eq!(r["images"], 20, "{run}: the 20 test stimuli");
+        assert_eq!(r["n_way"], 20, "{run}: n-way over all test stimuli");
+        for space in [
+            "pixels",
+            "resnet_layer1",
+            "resnet_layer2",
+            "resnet_layer3",
+            "resnet_layer4",
+        ] {
+            let two = r[format!("two_way_{space}")].as_f64().expect("two-way");
+            let p = r[format!("two_way_{space}_p")].as_f64().expect("p");
+            assert!(
+                (0.0..=1.0).contains(&two) && (0.0..=1.0).contains(&p),
+                "{run} {space}"
+            );
+            assert_eq!(r[format!("two_way_{space}_chance")], 0.5);
+        }
+        for key in ["pixcorr", "ssim"] {
+            assert!(r[key].as_f64().is_some(), "{run}: {key} recorded");
+        }
+    }
 }
 
 #[test]
@@ -267,5 +293,38 @@ fn takagi_doc_quotes_its_recorded_reconstruction_run() {
             doc.contains(&shown),
             "takagi.md should quote {key} = {shown} from the recorded run"
         );
+    }
+}
+
+/// docs/papers/bnu.md quotes the recorded quick run of bnu_emotion.rhai's part 4.
+#[test]
+fn bnu_doc_quotes_its_recorded_reconstruction_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/papers/bnu.md")).expect("doc");
+    let run: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("docs/papers/runs/bnu_emotion_quick.json"))
+            .expect("run"),
+    )
+    .expect("json");
+    let m = &run["metrics"];
+    for method in ["beliy", "beliy_pairs_only"] {
+        for key in [
+            "pixcorr",
+            "ssim",
+            "two_way_pixels",
+            "two_way_resnet_layer1",
+            "two_way_resnet_layer2",
+            "two_way_resnet_layer3",
+            "two_way_resnet_layer4",
+        ] {
+            let v = m[method][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{method}.{key} not recorded"));
+            let shown = format!("{v:.3}");
+            assert!(
+                doc.contains(&shown),
+                "bnu.md should quote {method}.{key} = {shown} from the recorded run"
+            );
+        }
     }
 }

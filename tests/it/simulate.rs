@@ -164,9 +164,9 @@ fn the_script_face_writes_and_loads_a_dataset() {
     let dir = tempfile::tempdir().expect("temp dir");
     let vox = crate::common::engine_in(dir.path());
     let v = crate::common::eval_in(&vox, r#"
-        let ds = simulate_subject(#{n_train: 30, n_test: 4, test_repeats: 3, image_size: 32, seed: 2});
+        let ds = simulate_subject(#{n_train: 30, n_test: 4, test_repeats: 3, image_size: 32, seed: 2, save: true});
         let avg = ds.test().average_repeats();
-        [ds.betas.shape[0], ds.train().betas.shape[0], avg.betas.shape[0], ds.rois.keys().len(), ds.images.data.shape, ds.captions[0].contains(" on "), ds.roi("V1").shape[0]]
+        [ds.betas.shape[0], ds.train().betas.shape[0], avg.betas.shape[0], ds.rois.keys().len(), ds.images.data.shape, ds.captions[0].contains(ds.labels[0].split(" ")[1]), ds.roi("V1").shape[0]]
     "#).expect("simulate_subject");
     assert_eq!(
         voxlab::cli::show(&v),
@@ -188,6 +188,10 @@ fn the_script_face_writes_and_loads_a_dataset() {
         assert!(out.join(f).exists(), "{f} not written");
     }
     assert_script_error(
+        "simulate_subject(#{out: \"ds\", save: false})",
+        &["simulate_subject: out names a folder to write, but save is false"],
+    );
+    assert_script_error(
         "simulate_subject(#{snr: 0.0})",
         &["simulate_subject: snr must be a positive number"],
     );
@@ -195,6 +199,22 @@ fn the_script_face_writes_and_loads_a_dataset() {
         "simulate_subject(#{grid: [10, 10]})",
         &["option 'grid' expects three integers"],
     );
+}
+
+#[test]
+fn the_script_face_writes_nothing_unless_asked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = crate::common::engine_in(dir.path());
+    crate::common::eval_in(
+        &vox,
+        "let ds = simulate_subject(#{n_train: 12, n_test: 3, test_repeats: 2, image_size: 16, grid: [14, 16, 14]}); ds.len",
+    )
+    .expect("simulate_subject");
+    let written: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(written.is_empty(), "wrote {written:?} unasked");
 }
 
 #[test]
