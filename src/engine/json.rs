@@ -12,16 +12,21 @@ use crate::tensor::Tensor;
 /// read deeper documents back, and the recursion stays far from the stack's end.
 pub const MAX_JSON_DEPTH: usize = 128;
 
+/// The error for a value nested deeper than [`MAX_JSON_DEPTH`].
+pub fn too_deep(op: &'static str) -> Error {
+    Error::invalid(
+        op,
+        format!("the value is nested more than {MAX_JSON_DEPTH} deep (arrays or maps inside each other); JSON readers refuse deeper documents"),
+    )
+}
+
 pub fn dynamic_to_json(op: &'static str, v: &Dynamic) -> Result<Value> {
     to_json_at(op, v, 0)
 }
 
 fn to_json_at(op: &'static str, v: &Dynamic, depth: usize) -> Result<Value> {
     if depth > MAX_JSON_DEPTH {
-        return Err(Error::invalid(
-            op,
-            format!("the value is nested more than {MAX_JSON_DEPTH} deep (arrays or maps inside each other); JSON readers refuse deeper documents"),
-        ));
+        return Err(too_deep(op));
     }
     if v.is_unit() {
         return Ok(Value::Null);

@@ -171,7 +171,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                 if name.is_empty() {
                     return Err(Error::invalid("record", "the metric name is empty"));
                 }
-                let json = recorded_value(&s, name, &value)?;
+                let json = recorded_value(&s, name, &value, 0)?;
                 s.record(name, json);
                 Ok(())
             })
@@ -213,8 +213,17 @@ pub const RECORD_INLINE_MAX: i64 = 1000;
 /// A recorded value as JSON: numbers, strings, maps and arrays as they are;
 /// a large tensor as #{shape, mean, sd, npy} with its values saved to
 /// `<name>.npy` (`<name>.<key>.npy` inside maps) in the output folder.
-fn recorded_value(s: &Session, path: &str, v: &Dynamic) -> crate::error::Result<serde_json::Value> {
+fn recorded_value(
+    s: &Session,
+    path: &str,
+    v: &Dynamic,
+    depth: usize,
+) -> crate::error::Result<serde_json::Value> {
     use serde_json::{json, Value};
+    // The same depth limit as every other JSON write (this walk recurses too).
+    if depth > super::json::MAX_JSON_DEPTH {
+        return Err(super::json::too_deep("record"));
+    }
     if let Some(t) = v.read_lock::<crate::tensor::Tensor>() {
         if t.numel() as i64 > RECORD_INLINE_MAX {
             let file: String = path
@@ -242,7 +251,10 @@ fn recorded_value(s: &Session, path: &str, v: &Dynamic) -> crate::error::Result<
     if let Some(map) = v.read_lock::<rhai::Map>() {
         let mut out = serde_json::Map::new();
         for (k, x) in map.iter() {
-            out.insert(k.to_string(), recorded_value(s, &format!("{path}.{k}"), x)?);
+            out.insert(
+                k.to_string(),
+                recorded_value(s, &format!("{path}.{k}"), x, depth + 1)?,
+            );
         }
         return Ok(Value::Object(out));
     }
@@ -250,7 +262,7 @@ fn recorded_value(s: &Session, path: &str, v: &Dynamic) -> crate::error::Result<
         return arr
             .iter()
             .enumerate()
-            .map(|(i, x)| recorded_value(s, &format!("{path}.{i}"), x))
+            .map(|(i, x)| recorded_value(s, &format!("{path}.{i}"), x, depth + 1))
             .collect::<crate::error::Result<Vec<_>>>()
             .map(Value::Array);
     }
