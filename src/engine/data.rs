@@ -527,9 +527,16 @@ pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry, session
             // Scripts write only what they are asked to: the folder is written
             // when save is true or an out folder is named.
             let out = o.opt_string("out")?;
-            let save = if o.is_set("save") { o.bool("save")? } else { out.is_some() };
+            let save = if o.is_set("save") {
+                o.bool("save")?
+            } else {
+                out.is_some()
+            };
             if !save && out.is_some() {
-                return Err(Error::invalid(OP, "out names a folder to write, but save is false"));
+                return Err(Error::invalid(
+                    OP,
+                    "out names a folder to write, but save is false",
+                ));
             }
             let mut ds = if save {
                 let dir = match out {

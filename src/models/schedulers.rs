@@ -127,25 +127,29 @@ impl SchedulerConfig {
             "epsilon" => Prediction::Epsilon,
             "v_prediction" => Prediction::VPrediction,
             "sample" => Prediction::Sample,
-            other => return Err(Error::format(
-                op,
-                &c.path,
-                format!(
+            other => {
+                return Err(Error::format(
+                    op,
+                    &c.path,
+                    format!(
                     "\"prediction_type\" \"{other}\" is not known (epsilon, v_prediction, sample)"
                 ),
-            )),
+                ))
+            }
         };
         let spacing = match c.str_or(op, "timestep_spacing", "leading")?.as_str() {
             "leading" => Spacing::Leading,
             "trailing" => Spacing::Trailing,
             "linspace" => Spacing::Linspace,
-            other => return Err(Error::format(
-                op,
-                &c.path,
-                format!(
+            other => {
+                return Err(Error::format(
+                    op,
+                    &c.path,
+                    format!(
                     "\"timestep_spacing\" \"{other}\" is not known (leading, trailing, linspace)"
                 ),
-            )),
+                ))
+            }
         };
         let variance = match (
             sampler,
@@ -154,13 +158,15 @@ impl SchedulerConfig {
             (_, "fixed_small") => DdpmVariance::FixedSmall,
             (_, "fixed_large") => DdpmVariance::FixedLarge,
             (Sampler::Ddim, _) => DdpmVariance::FixedSmall,
-            (Sampler::Ddpm, other) => return Err(Error::format(
-                op,
-                &c.path,
-                format!(
+            (Sampler::Ddpm, other) => {
+                return Err(Error::format(
+                    op,
+                    &c.path,
+                    format!(
                     "\"variance_type\" \"{other}\" is not implemented (fixed_small, fixed_large)"
                 ),
-            )),
+                ))
+            }
         };
         Ok(SchedulerConfig {
             sampler,
