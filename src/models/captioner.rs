@@ -104,16 +104,7 @@ impl CaptionerConfig {
     }
 
     pub fn parse(op: &'static str, name: &str) -> Result<CaptionerConfig> {
-        match name {
-            "small" => Ok(CaptionerConfig::small()),
-            "paper" => Ok(CaptionerConfig::paper()),
-            other => Err(Error::BadOption {
-                op,
-                key: "size".into(),
-                expected: "small or paper".into(),
-                got: format!("\"{other}\""),
-            }),
-        }
+        super::size_preset(op, name, CaptionerConfig::small, CaptionerConfig::paper)
     }
 
     pub fn validate(&self, op: &'static str) -> Result<()> {

@@ -94,16 +94,7 @@ impl VoxelGanConfig {
     }
 
     pub fn parse(op: &'static str, name: &str) -> Result<VoxelGanConfig> {
-        match name {
-            "small" => Ok(VoxelGanConfig::small()),
-            "paper" => Ok(VoxelGanConfig::paper()),
-            other => Err(Error::BadOption {
-                op,
-                key: "size".into(),
-                expected: "small or paper".into(),
-                got: format!("\"{other}\""),
-            }),
-        }
+        super::size_preset(op, name, VoxelGanConfig::small, VoxelGanConfig::paper)
     }
 
     pub fn validate(&self, op: &'static str) -> Result<()> {
