@@ -3,7 +3,9 @@
 //! test images above chance on two seeds, the sample grid is written, and bad
 //! input gets errors naming what was expected.
 
-use crate::common::{assert_script_error, eval_f64, eval_script, voxlab_in};
+use crate::common::{
+    assert_quotes, assert_script_error, doc_and_record, eval_f64, eval_script, voxlab_in,
+};
 
 const SMALL: &str = "let ds = simulate_subject(#{n_train: 20, n_test: 3, test_repeats: 2, image_size: 16, grid: [12, 12, 12], save: false, seed: 1});";
 
@@ -190,15 +192,12 @@ fn a_dataset_without_images_is_refused() {
 /// mode on seeds 0 and 1).
 #[test]
 fn yu_doc_quotes_its_recorded_runs() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(root.join("docs/papers/yu.md")).expect("doc");
     for run in ["yu_voxel_gan_quick.json", "yu_voxel_gan_quick_seed1.json"] {
-        let path = root.join("docs/papers/runs").join(run);
-        let record: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).expect("run")).expect("json");
+        let (doc, record) = doc_and_record("docs/papers/yu.md", &format!("docs/papers/runs/{run}"));
         assert_eq!(record["status"], "ok", "{run}");
         let m = &record["metrics"];
-        for key in [
+        let name = format!("yu.md ({run})");
+        let keys = [
             "pixcorr",
             "ssim",
             "two_way_pixels",
@@ -207,26 +206,10 @@ fn yu_doc_quotes_its_recorded_runs() {
             "two_way_resnet_layer4",
             "n_way_pixels",
             "n_way_resnet_layer2",
-        ] {
-            let v = m[key]
-                .as_f64()
-                .unwrap_or_else(|| panic!("{run}: {key} not recorded"));
-            let shown = format!("{v:.3}");
-            assert!(
-                doc.contains(&shown),
-                "yu.md should quote {key} = {shown} from {run}"
-            );
-        }
-        for key in ["two_way_pixels_p", "two_way_resnet_layer1_p"] {
-            let v = m[key]
-                .as_f64()
-                .unwrap_or_else(|| panic!("{run}: {key} not recorded"));
-            let shown = format!("{v:.1e}");
-            assert!(
-                doc.contains(&shown),
-                "yu.md should quote {key} = {shown} from {run}"
-            );
-        }
+        ];
+        assert_quotes(&name, &doc, m, &keys, |v| format!("{v:.3}"));
+        let p_keys = ["two_way_pixels_p", "two_way_resnet_layer1_p"];
+        assert_quotes(&name, &doc, m, &p_keys, |v| format!("{v:.1e}"));
         let seconds = record["duration_s"].as_f64().expect("duration").round();
         assert!(
             doc.contains(&format!("{seconds} s")),

@@ -1,7 +1,7 @@
 //! The shipped scripts run end to end at reduced size (`--set quick=true`):
 //! exit 0, run.json with status ok, valid figures, metrics above chance.
 
-use crate::common::voxlab_in;
+use crate::common::{assert_quotes, doc_and_record, voxlab_in};
 
 /// Runs a shipped script at reduced size; returns its run record and output
 /// folder after checking the run succeeded and each figure is a valid image.
@@ -189,39 +189,30 @@ fn takagi_captions_decodes_captions_above_chance_and_maps_language_layers() {
 /// docs/papers/takagi.md quotes the recorded full-size run of takagi_captions.rhai.
 #[test]
 fn takagi_doc_quotes_its_recorded_run() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(root.join("docs/papers/takagi.md")).expect("doc");
-    let run: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("docs/papers/runs/takagi_captions.json")).expect("run"),
-    )
-    .expect("json");
-    let m = &run["metrics"];
-    for (key, digits) in [
-        ("bleu4", 3),
-        ("bleu4_chance", 3),
-        ("bleu4_chance_sd", 3),
-        ("bleu4_image_captions", 3),
-        ("bleu1", 3),
-        ("bleu1_chance", 3),
-        ("rouge_l", 3),
-        ("rouge_l_chance", 3),
-        ("similarity", 3),
-        ("similarity_chance", 3),
-        ("r_LANG", 3),
-        ("r_V1", 3),
-        ("r_decoder_V1", 3),
-        ("unique_LANG", 3),
-        ("unique_V1", 3),
-    ] {
-        let v = m[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key} not recorded"));
-        let shown = format!("{v:.digits$}");
-        assert!(
-            doc.contains(&shown),
-            "takagi.md should quote {key} = {shown} from the recorded run"
-        );
-    }
+    let (doc, run) = doc_and_record(
+        "docs/papers/takagi.md",
+        "docs/papers/runs/takagi_captions.json",
+    );
+    let keys = [
+        "bleu4",
+        "bleu4_chance",
+        "bleu4_chance_sd",
+        "bleu4_image_captions",
+        "bleu1",
+        "bleu1_chance",
+        "rouge_l",
+        "rouge_l_chance",
+        "similarity",
+        "similarity_chance",
+        "r_LANG",
+        "r_V1",
+        "r_decoder_V1",
+        "unique_LANG",
+        "unique_V1",
+    ];
+    assert_quotes("takagi.md", &doc, &run["metrics"], &keys, |v| {
+        format!("{v:.3}")
+    });
     let seconds = run["duration_s"].as_f64().expect("duration").round();
     assert!(
         doc.contains(&format!("{seconds} s")),
@@ -262,15 +253,11 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
 /// docs/papers/takagi.md's reconstruction half quotes the recorded run of takagi_reconstruct.rhai.
 #[test]
 fn takagi_doc_quotes_its_recorded_reconstruction_run() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(root.join("docs/papers/takagi.md")).expect("doc");
-    let run: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("docs/papers/runs/takagi_reconstruct_quick.json"))
-            .expect("run"),
-    )
-    .expect("json");
-    let m = &run["metrics"];
-    for key in [
+    let (doc, run) = doc_and_record(
+        "docs/papers/takagi.md",
+        "docs/papers/runs/takagi_reconstruct_quick.json",
+    );
+    let keys = [
         "z_r",
         "c_r",
         "pixcorr",
@@ -284,47 +271,32 @@ fn takagi_doc_quotes_its_recorded_reconstruction_run() {
         "generated_category_accuracy",
         "real_category_accuracy",
         "category_chance",
-    ] {
-        let v = m[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key} not recorded"));
-        let shown = format!("{v:.3}");
-        assert!(
-            doc.contains(&shown),
-            "takagi.md should quote {key} = {shown} from the recorded run"
-        );
-    }
+    ];
+    assert_quotes("takagi.md", &doc, &run["metrics"], &keys, |v| {
+        format!("{v:.3}")
+    });
 }
 
 /// docs/papers/bnu.md quotes the recorded quick run of bnu_emotion.rhai's part 4.
 #[test]
 fn bnu_doc_quotes_its_recorded_reconstruction_run() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(root.join("docs/papers/bnu.md")).expect("doc");
-    let run: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("docs/papers/runs/bnu_emotion_quick.json"))
-            .expect("run"),
-    )
-    .expect("json");
-    let m = &run["metrics"];
+    let (doc, run) = doc_and_record(
+        "docs/papers/bnu.md",
+        "docs/papers/runs/bnu_emotion_quick.json",
+    );
+    let keys = [
+        "pixcorr",
+        "ssim",
+        "two_way_pixels",
+        "two_way_resnet_layer1",
+        "two_way_resnet_layer2",
+        "two_way_resnet_layer3",
+        "two_way_resnet_layer4",
+    ];
     for method in ["beliy", "beliy_pairs_only"] {
-        for key in [
-            "pixcorr",
-            "ssim",
-            "two_way_pixels",
-            "two_way_resnet_layer1",
-            "two_way_resnet_layer2",
-            "two_way_resnet_layer3",
-            "two_way_resnet_layer4",
-        ] {
-            let v = m[method][key]
-                .as_f64()
-                .unwrap_or_else(|| panic!("{method}.{key} not recorded"));
-            let shown = format!("{v:.3}");
-            assert!(
-                doc.contains(&shown),
-                "bnu.md should quote {method}.{key} = {shown} from the recorded run"
-            );
-        }
+        let name = format!("bnu.md ({method})");
+        assert_quotes(&name, &doc, &run["metrics"][method], &keys, |v| {
+            format!("{v:.3}")
+        });
     }
 }
