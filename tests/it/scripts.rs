@@ -242,6 +242,7 @@ fn docs_quote_their_recorded_runs() {
     );
     for (doc, at_least) in [
         ("docs/papers/takagi.md", 15),
+        ("docs/papers/bnu.md", 7),
         ("docs/simulated-subject.md", 10),
     ] {
         let n = counts.get(doc).copied().unwrap_or(0);
