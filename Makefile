@@ -25,7 +25,7 @@ export LIBTORCH_USE_PYTORCH := 1
 
 CARGO ?= cargo
 
-.PHONY: demo test build release docs bench env clean-env fmt fuzz fixtures
+.PHONY: demo test build release docs papers bench env clean-env fmt fuzz fixtures
 
 demo: $(STAMP) $(MINILM)
 	$(CARGO) build --release
@@ -43,6 +43,14 @@ release: $(STAMP)
 # Regenerates docs/reference.md from the help registry (a test checks it is current).
 docs: $(STAMP)
 	$(CARGO) run --quiet -- doc --markdown > docs/reference.md
+
+# Records the runs the docs quote (docs/papers/runs/*.json, each script at its
+# documented settings) and rewrites the quoted values from them; a test checks
+# that every quote matches its record. Full-size runs: about half an hour on 2
+# cores. ONLY=NAME records one (names in docs/papers/runs/record.sh).
+papers: $(STAMP) $(MINILM)
+	$(CARGO) build --release
+	bash docs/papers/runs/record.sh
 
 bench: $(STAMP)
 	$(CARGO) build --release

@@ -2,6 +2,7 @@
 
 pub mod collect;
 pub mod diagnostic;
+pub mod quotes;
 pub mod record;
 pub mod repl;
 pub mod run;
@@ -30,6 +31,8 @@ usage:
   voxlab info                    versions, device, CUDA, threads
   voxlab doc [NAME]              function reference (all, or one function)
   voxlab doc --markdown          the reference as Markdown (docs/reference.md)
+  voxlab doc --quotes FILE.md... rewrites the numbers the docs quote from recorded
+                                 runs (<!-- run NAME PATH --> markers; docs/papers/runs/)
   voxlab --help | --version
 
 options for run and -e:
@@ -267,7 +270,39 @@ fn info() -> String {
     )
 }
 
+/// `voxlab doc --quotes FILE...`: each doc's quoted numbers rewritten from
+/// the run records in docs/papers/runs/ (beside the docs: found from the
+/// current folder, the repository root).
+fn update_quotes(files: &[String]) -> Result<i32, UsageError> {
+    if files.is_empty() {
+        return Err(UsageError(
+            "doc --quotes needs the Markdown files to update".into(),
+        ));
+    }
+    let runs = std::path::Path::new("docs/papers/runs");
+    for file in files {
+        let result = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {file}: {e}"))
+            .and_then(|text| quotes::update(&text, runs))
+            .and_then(|(text, changed)| {
+                std::fs::write(file, text).map_err(|e| format!("cannot write {file}: {e}"))?;
+                Ok(changed)
+            });
+        match result {
+            Ok(changed) => println!("{file}: {changed} quoted values changed"),
+            Err(e) => {
+                eprintln!("voxlab doc --quotes: {file}: {e}");
+                return Ok(1);
+            }
+        }
+    }
+    Ok(0)
+}
+
 fn doc(args: &[String]) -> Result<i32, UsageError> {
+    if args.first().is_some_and(|a| a == "--quotes") {
+        return update_quotes(&args[1..]);
+    }
     let vox = engine::build(Session::default(), Limits::default());
     match args {
         [] => {

@@ -96,44 +96,98 @@ impl Scene {
         format!("{} {}", COLOURS[self.colour].0, SHAPES[self.shape])
     }
 
-    /// "a large red circle on the upper left, on a striped background".
-    pub fn caption(&self) -> String {
-        let size = if self.size < 0.17 {
-            "small"
+    /// The size class the caption states: 0 small, 1 medium, 2 large.
+    pub fn size_class(&self) -> usize {
+        if self.size < 0.17 {
+            0
         } else if self.size < 0.24 {
-            "medium"
+            1
         } else {
-            "large"
+            2
+        }
+    }
+
+    /// The place the caption states: (row, column), each 0, 1, 2 for
+    /// upper/middle/lower and left/centre/right.
+    pub fn place(&self) -> (usize, usize) {
+        let third = |t: f64| {
+            if t < 0.4 {
+                0
+            } else if t > 0.6 {
+                2
+            } else {
+                1
+            }
         };
-        let vertical = if self.y < 0.4 {
-            "upper "
-        } else if self.y > 0.6 {
-            "lower "
-        } else {
-            ""
+        (third(self.y), third(self.x))
+    }
+
+    /// The caption: what is there (shape, colour, size, place, background),
+    /// always all of it, in one of six sentence frames. The frame, the
+    /// wording of place and background, and the size words all follow the
+    /// content (the frame and phrasings the shape, the size words the
+    /// colour family), so a scene has exactly one caption and a captioner
+    /// that sees the content can say it word for word, while captions of
+    /// different scenes share little beyond their content words; see
+    /// docs/simulated-subject.md. For example "a large red circle on the
+    /// upper left, on a striped background" or "in the bottom right corner
+    /// sits a tiny white square, against checks".
+    pub fn caption(&self) -> String {
+        let colour = COLOURS[self.colour].0;
+        let shape = SHAPES[self.shape];
+        // Size words by colour family: warm, cool, neutral.
+        let family = match self.colour {
+            0..=2 => 0,
+            3..=6 => 1,
+            _ => 2,
         };
-        let horizontal = if self.x < 0.4 {
-            "left"
-        } else if self.x > 0.6 {
-            "right"
-        } else {
-            "centre"
-        };
-        let place = match (vertical, horizontal) {
-            ("", "centre") => "in the centre".to_string(),
-            (v, "centre") => format!("at the {}", v.trim()),
-            (v, h) => format!("on the {v}{h}"),
-        };
-        let bg = match self.background {
-            0 => "a plain background",
-            1 => "a striped background",
-            2 => "a checkered background",
-            _ => "a speckled background",
-        };
-        format!(
-            "a {size} {} {} {place}, on {bg}",
-            COLOURS[self.colour].0, SHAPES[self.shape]
-        )
+        let size = SIZE_WORDS[family][self.size_class()];
+        let (row, col) = self.place();
+        let place = |style: usize| PLACES[style][row * 3 + col];
+        let bg = self.background;
+        match self.shape {
+            0 => format!(
+                "{} {size} {colour} {shape} {}, on a {} background",
+                an(size),
+                place(0),
+                BACKGROUND_ADJ[bg]
+            ),
+            // The plain background goes unsaid in this frame (an optional
+            // clause: its absence states it).
+            1 => {
+                let tail = match bg {
+                    0 => String::new(),
+                    b => format!(", against {}", BACKGROUND_NOUN[b]),
+                };
+                format!(
+                    "{} sits {} {size} {colour} {shape}{tail}",
+                    place(1),
+                    an(size)
+                )
+            }
+            2 => format!(
+                "the {size} {colour} {shape} {} has a {} backdrop",
+                place(2),
+                BACKGROUND_ADJ[bg]
+            ),
+            3 => format!(
+                "{} {colour} {shape} of {size} size {} with {} behind it",
+                an(colour),
+                place(0),
+                BEHIND[bg]
+            ),
+            4 => format!(
+                "{} backdrop, {} {size} {colour} {shape} {}",
+                BACKGROUND_ADJ[bg],
+                an(size),
+                place(1)
+            ),
+            _ => format!(
+                "{} is one {size} {shape} in {colour}, against {}",
+                PLACES_CAP[row * 3 + col],
+                BACKGROUND_NOUN[bg]
+            ),
+        }
     }
 
     fn inside(&self, u: f64, v: f64) -> bool {
@@ -208,33 +262,118 @@ pub fn render_all(scenes: &[Scene], size: usize) -> Vec<f32> {
     buf
 }
 
-/// The caption vocabulary, for bag-of-words features.
+/// The indefinite article before a word.
+fn an(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// Size words per colour family (warm, cool, neutral) and size class.
+const SIZE_WORDS: [[&str; 3]; 3] = [
+    ["small", "medium", "large"],
+    ["little", "average", "big"],
+    ["tiny", "regular", "huge"],
+];
+
+/// Place phrases in three styles, indexed row × 3 + column (upper/middle/lower
+/// × left/centre/right).
+const PLACES: [[&str; 9]; 3] = [
+    [
+        "on the upper left",
+        "at the top",
+        "on the upper right",
+        "on the left",
+        "in the centre",
+        "on the right",
+        "on the lower left",
+        "at the bottom",
+        "on the lower right",
+    ],
+    [
+        "in the top left corner",
+        "near the top edge",
+        "in the top right corner",
+        "by the left edge",
+        "in the middle",
+        "by the right edge",
+        "in the bottom left corner",
+        "near the bottom edge",
+        "in the bottom right corner",
+    ],
+    [
+        "towards the top left",
+        "high up",
+        "towards the top right",
+        "towards the left",
+        "right in the middle",
+        "towards the right",
+        "towards the bottom left",
+        "low down",
+        "towards the bottom right",
+    ],
+];
+
+/// The star's frame opens with its place.
+const PLACES_CAP: [&str; 9] = [
+    "up left",
+    "up top",
+    "up right",
+    "left of centre",
+    "at centre",
+    "right of centre",
+    "down left",
+    "down below",
+    "down right",
+];
+
+const BACKGROUND_ADJ: [&str; 4] = ["plain", "striped", "checkered", "speckled"];
+const BACKGROUND_NOUN: [&str; 4] = ["plain grey", "stripes", "checks", "specks"];
+const BEHIND: [&str; 4] = ["nothing", "stripes", "checks", "specks"];
+
+/// The words of a caption as the simulated LANG ROI reads them: split on
+/// spaces, punctuation dropped.
+pub fn caption_words(caption: &str) -> impl Iterator<Item = &str> {
+    caption
+        .split(' ')
+        .map(|w| w.trim_matches(|c: char| c == ',' || c == ';'))
+        .filter(|w| !w.is_empty())
+}
+
+/// The caption vocabulary, for bag-of-words features: every word the grammar
+/// can say, in the order first said over all contents.
 pub fn vocabulary() -> Vec<String> {
-    let mut words: Vec<String> = [
-        "a",
-        "on",
-        "the",
-        "at",
-        "in",
-        "small",
-        "medium",
-        "large",
-        "upper",
-        "lower",
-        "left",
-        "right",
-        "centre",
-        "background",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    words.extend(COLOURS.iter().map(|c| c.0.to_string()));
-    words.extend(SHAPES.iter().map(|s| s.to_string()));
-    words.extend(
-        ["plain", "striped", "checkered", "speckled"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    let mut words: Vec<String> = Vec::new();
+    for shape in 0..SHAPES.len() {
+        for colour in 0..COLOURS.len() {
+            for background in 0..BACKGROUNDS.len() {
+                for size in [0.15, 0.2, 0.28] {
+                    for y in [0.3, 0.5, 0.7] {
+                        for x in [0.3, 0.5, 0.7] {
+                            let scene = Scene {
+                                shape,
+                                colour,
+                                background,
+                                x,
+                                y,
+                                size,
+                                tint: 0.5,
+                                phase: 0.0,
+                                valence: 5.0,
+                                arousal: 5.0,
+                            };
+                            for w in caption_words(&scene.caption()) {
+                                if !words.iter().any(|v| v == w) {
+                                    words.push(w.to_string());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
     words
 }

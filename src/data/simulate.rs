@@ -12,7 +12,9 @@
 //! - AMY: to valence and arousal (the emotion-tuned region).
 //!
 //! Responses are the noiseless signal plus Gaussian noise at a chosen SNR
-//! (signal sd / noise sd per voxel). The default design is GOD-like: 1200
+//! (signal sd / noise sd per voxel), independent across voxels or smooth
+//! (`noise_fwhm`); the default noise is calibrated so that reliability, noise ceilings and
+//! identification resemble GOD's (docs/simulated-subject.md). The default design is GOD-like: 1200
 //! training stimuli shown once and 50 test stimuli shown 35 times.
 
 use tch::{Kind, Tensor as TchTensor};
@@ -38,11 +40,24 @@ pub struct SimOptions {
     pub n_extra_fmri: usize,
     pub image_size: usize,
     pub snr: f64,
+    /// Spatial smoothness of the noise: FWHM in mm of the Gaussian that
+    /// correlates each trial's noise across neighbouring voxels (0:
+    /// independent noise per voxel).
+    pub noise_fwhm: f64,
     /// Brain grid (x, y, z), `VOXEL_MM` voxels.
     pub grid: [usize; 3],
     /// Multiplier on the ROI ball radii (which already scale with the grid).
     pub roi_size: f64,
 }
+
+/// The default noise, calibrated against GOD's published statistics (see
+/// docs/simulated-subject.md): single-trial SNR (signal sd / noise sd in
+/// every ROI voxel) and the smoothness of the noise.
+pub const DEFAULT_SNR: f64 = 0.35;
+/// Independent noise by default: smooth noise (`noise_fwhm` > 0) made the
+/// pixel decoder's identification easier, not harder (the simulated tuning
+/// is not smooth across voxels, so a decoder filters smooth noise out).
+pub const DEFAULT_NOISE_FWHM: f64 = 0.0;
 
 /// Voxel edge length of the simulated grid, millimetres.
 pub const VOXEL_MM: f64 = 3.0;
@@ -65,7 +80,8 @@ impl Default for SimOptions {
             n_extra_images: 0,
             n_extra_fmri: 0,
             image_size: 64,
-            snr: 1.0,
+            snr: DEFAULT_SNR,
+            noise_fwhm: DEFAULT_NOISE_FWHM,
             grid: [40, 48, 40],
             roi_size: 1.0,
         }
@@ -176,6 +192,12 @@ fn check(opts: &SimOptions) -> Result<()> {
         return Err(Error::invalid(
             OP,
             format!("snr must be a positive number, got {}", opts.snr),
+        ));
+    }
+    if !(opts.noise_fwhm >= 0.0 && opts.noise_fwhm <= 30.0) {
+        return Err(Error::invalid(
+            OP,
+            format!("noise_fwhm must be 0–30 mm, got {}", opts.noise_fwhm),
         ));
     }
     if opts.grid.iter().any(|&g| !(12..=96).contains(&g)) {
@@ -347,10 +369,10 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
     let words: Vec<Vec<f64>> = scenes[..n_fmri]
         .iter()
         .map(|sc| {
-            let cap = sc.caption().replace(',', "");
+            let cap = sc.caption();
             vocab
                 .iter()
-                .map(|w| cap.split(' ').filter(|t| t == w).count() as f64)
+                .map(|w| scenes::caption_words(&cap).filter(|t| t == w).count() as f64)
                 .collect()
         })
         .collect();
@@ -502,10 +524,28 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
     }));
     let noise_sd = 1.0 / opts.snr;
     let mut betas = vec![0f32; trials.len() * n_vox];
-    for (t, trial) in trials.iter().enumerate() {
-        for v in 0..n_vox {
-            betas[t * n_vox + v] =
-                (signal[trial.stimulus * n_vox + v] + noise_sd * rng.normal()) as f32;
+    if opts.noise_fwhm > 0.0 {
+        let brain_index: Vec<usize> = (0..brain.len()).filter(|&g| brain[g]).collect();
+        let per_chunk = 128;
+        for start in (0..trials.len()).step_by(per_chunk) {
+            let n = per_chunk.min(trials.len() - start);
+            let noise = smooth_noise(&mut rng, n, opts.grid, opts.noise_fwhm)?;
+            for k in 0..n {
+                let t = start + k;
+                let field = &noise[k * brain.len()..(k + 1) * brain.len()];
+                let stim = trials[t].stimulus;
+                for (v, &g) in brain_index.iter().enumerate() {
+                    betas[t * n_vox + v] =
+                        (signal[stim * n_vox + v] + noise_sd * field[g] as f64) as f32;
+                }
+            }
+        }
+    } else {
+        for (t, trial) in trials.iter().enumerate() {
+            for v in 0..n_vox {
+                betas[t * n_vox + v] =
+                    (signal[trial.stimulus * n_vox + v] + noise_sd * rng.normal()) as f32;
+            }
         }
     }
     let betas = tc(
@@ -537,6 +577,58 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulated> {
         rois,
         noise_sd,
     })
+}
+
+/// `n` fields of unit-variance Gaussian noise on the grid (n × grid cells, C
+/// order), correlated across neighbouring voxels as fMRI noise is: white
+/// noise smoothed by a Gaussian of the given FWHM (mm), then divided by the
+/// smoothing's own sd at each cell (smaller at the grid's edges, where the
+/// kernel is cut), so every voxel keeps unit variance.
+fn smooth_noise(rng: &mut Rng, n: usize, grid: [usize; 3], fwhm: f64) -> Result<Vec<f32>> {
+    let cells = grid[0] * grid[1] * grid[2];
+    let white: Vec<f32> = (0..n * cells).map(|_| rng.normal() as f32).collect();
+    let sigma = fwhm / ((8.0 * 2f64.ln()).sqrt() * VOXEL_MM);
+    let radius = (3.0 * sigma).ceil().max(1.0) as i64;
+    let taps: Vec<f32> = (-radius..=radius)
+        .map(|d| (-(d * d) as f64 / (2.0 * sigma * sigma)).exp() as f32)
+        .collect();
+    let shape = [n as i64, 1, grid[0] as i64, grid[1] as i64, grid[2] as i64];
+    let kernel = tc(OP, TchTensor::f_from_slice(&taps))?;
+    let squared = tc(OP, kernel.f_square())?;
+    // Separable: one 1-D Gaussian along each axis.
+    let smooth = |x: &TchTensor, k: &TchTensor| -> Result<TchTensor> {
+        let mut y = x.shallow_clone();
+        for axis in 0..3 {
+            let mut size = [1i64, 1, 1, 1, 1];
+            size[2 + axis] = taps.len() as i64;
+            let mut pad = [0i64; 3];
+            pad[axis] = radius;
+            let w = tc(OP, k.f_reshape(size))?;
+            y = tc(
+                OP,
+                y.f_conv3d(&w, None::<TchTensor>, [1, 1, 1], pad, [1, 1, 1], 1),
+            )?;
+        }
+        Ok(y)
+    };
+    let x = tc(
+        OP,
+        tc(OP, TchTensor::f_from_slice(&white))?.f_reshape(shape),
+    )?;
+    let y = smooth(&x, &kernel)?;
+    let ones = tc(
+        OP,
+        TchTensor::f_ones(
+            [1, 1, shape[2], shape[3], shape[4]],
+            (Kind::Float, tch::Device::Cpu),
+        ),
+    )?;
+    let sd = tc(OP, smooth(&ones, &squared)?.f_sqrt())?;
+    let y = tc(OP, y.f_div(&sd))?;
+    tc(
+        OP,
+        Vec::<f32>::try_from(tc(OP, y.f_contiguous())?.reshape([-1])),
+    )
 }
 
 fn shuffle(v: &mut [usize], rng: &mut Rng) {

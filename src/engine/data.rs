@@ -474,7 +474,8 @@ pub static SIMULATE_SUBJECT: FnDoc = FnDoc {
         OptDoc { name: "n_extra_fmri", ty: "int", default: "0", meaning: "extra unlabeled fMRI trials of unseen stimuli, written to extra_fmri/ (betas.npy trials × mask voxels, trials.csv, stimuli/); not part of the returned Dataset" },
         OptDoc { name: "n_extra_images", ty: "int", default: "0", meaning: "extra images without fMRI" },
         OptDoc { name: "image_size", ty: "int", default: "64", meaning: "rendered image height and width" },
-        OptDoc { name: "snr", ty: "float", default: "1.0", meaning: "signal sd / noise sd of single-trial responses" },
+        OptDoc { name: "snr", ty: "float", default: "0.35", meaning: "signal sd / noise sd of single-trial responses in every ROI voxel; the default is calibrated to GOD (docs/simulated-subject.md); 1.0 or more gives an easy subject for teaching" },
+        OptDoc { name: "noise_fwhm", ty: "float", default: "0.0", meaning: "smoothness of the noise across voxels, FWHM in mm (0: independent per voxel); 0–30" },
         OptDoc { name: "grid", ty: "array of int", default: "[40, 48, 40]", meaning: "brain grid size (3 mm voxels); each side 12–96" },
         OptDoc { name: "roi_size", ty: "float", default: "1.0", meaning: "multiplier on the ROI ball radii (radii already scale with the grid; 1.0 gives V1 ≈ 900 voxels on the default grid); in (0, 4]" },
         OptDoc { name: "out", ty: "string", default: "none", meaning: "folder to write the dataset to when save is true (default: simulated-sub-SEED in out_dir()); naming it implies save: true" },
@@ -518,6 +519,7 @@ pub fn register_simulation(engine: &mut Engine, help: &mut HelpRegistry, session
                 n_extra_fmri: count("n_extra_fmri")?,
                 image_size: count("image_size")?,
                 snr: o.f64("snr")?,
+                noise_fwhm: o.f64("noise_fwhm")?,
                 grid: [*gx as usize, *gy as usize, *gz as usize],
                 roi_size: o.f64("roi_size")?,
             };

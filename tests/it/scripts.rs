@@ -26,6 +26,7 @@ fn run_quick(script: &str, figures: &[&str]) -> (serde_json::Value, tempfile::Te
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
             .expect("json");
     assert_eq!(record["status"], "ok");
+    assert_writes_no_dataset(dir.path());
     for fig in figures {
         let bytes = std::fs::read(out.join(fig)).expect("figure written");
         assert!(
@@ -34,6 +35,42 @@ fn run_quick(script: &str, figures: &[&str]) -> (serde_json::Value, tempfile::Te
         );
     }
     (record, dir)
+}
+
+/// Scripts write figures, tables, maps and run.json: no dataset folder (the
+/// simulated subject stays in memory unless a script asks to save it) and
+/// nothing outside the output folder.
+fn assert_writes_no_dataset(cwd: &std::path::Path) {
+    let outside: Vec<_> = std::fs::read_dir(cwd)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| n != "out")
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "wrote {outside:?} beside the output folder"
+    );
+    let mut stack = vec![cwd.join("out")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let path = e.expect("entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            assert!(
+                ![
+                    "dataset.json",
+                    "betas.nii.gz",
+                    "signal.nii.gz",
+                    "trials.csv"
+                ]
+                .contains(&name),
+                "{} is part of a dataset",
+                path.display()
+            );
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
 }
 
 #[test]
@@ -184,6 +221,62 @@ fn takagi_captions_decodes_captions_above_chance_and_maps_language_layers() {
         (1.0..=7.0).contains(&max),
         "layer numbers 1..7, got max {max}"
     );
+}
+
+/// Every value a doc quotes from a recorded run (a `<!-- run NAME PATH -->`
+/// marker after it; the records are docs/papers/runs/NAME.json, written by
+/// `make papers`) equals its record at the precision shown, and the paper
+/// docs quote their runs rather than hand-copied numbers.
+#[test]
+fn docs_quote_their_recorded_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let runs = root.join("docs/papers/runs");
+    let mut docs = vec![root.join("README.md")];
+    let mut stack = vec![root.join("docs")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("docs folder") {
+            let path = e.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "md") {
+                docs.push(path);
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    let mut counts = std::collections::BTreeMap::new();
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).expect("doc");
+        let name = doc
+            .strip_prefix(root)
+            .expect("inside")
+            .display()
+            .to_string();
+        let n = voxlab::cli::quotes::find(&text)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .len();
+        counts.insert(name.clone(), n);
+        match voxlab::cli::quotes::check(&text, &runs) {
+            Ok(p) => problems.extend(p.into_iter().map(|p| format!("{name} {p}"))),
+            Err(e) => problems.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs differ from their recorded runs (re-record with `make papers`, or fix the doc):\n{}",
+        problems.join("\n")
+    );
+    for (doc, at_least) in [
+        ("docs/papers/takagi.md", 15),
+        ("docs/papers/bnu.md", 7),
+        ("docs/simulated-subject.md", 10),
+    ] {
+        let n = counts.get(doc).copied().unwrap_or(0);
+        assert!(
+            n >= at_least,
+            "{doc} quotes {n} recorded values, expected at least {at_least}"
+        );
+    }
 }
 
 /// docs/papers/takagi.md quotes the recorded full-size run of takagi_captions.rhai.

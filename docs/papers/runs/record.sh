@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Records the runs the docs quote (make papers): each script at the settings
+# its doc states, its run.json copied here as NAME.json, then every quoted
+# value in the docs rewritten from these records (`voxlab doc --quotes`; a
+# test fails when a doc and its record disagree). Full-size runs take minutes
+# each on 2 cores; ONLY=NAME records one of them.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+VOXLAB=${VOXLAB:-./target/release/voxlab}
+OUT=${OUT:-runs/papers}
+ONLY=${ONLY:-}
+
+# name | script | --set arguments (the settings the docs state)
+RUNS=(
+  "simulated_subject|scripts/simulated_subject.rhai|noise_fwhm=0"
+  "simulated_subject_smooth|scripts/simulated_subject.rhai|noise_fwhm=6"
+  "takagi_captions|scripts/takagi_captions.rhai|"
+  "simulated_subject_snr1|scripts/simulated_subject.rhai|snr=1.0 noise_fwhm=0"
+  "quickstart|scripts/quickstart.rhai|"
+  "takagi_captions_seed1|scripts/takagi_captions.rhai|seed=1"
+  "takagi_captions_seed2|scripts/takagi_captions.rhai|seed=2"
+  "encoding_layers_quick|scripts/encoding_layers.rhai|quick=true"
+  "bnu_emotion_quick|scripts/bnu_emotion.rhai|quick=true"
+)
+
+for entry in "${RUNS[@]}"; do
+  IFS='|' read -r name script sets <<<"$entry"
+  if [ -n "$ONLY" ] && [ "$ONLY" != "$name" ]; then continue; fi
+  args=()
+  for s in $sets; do args+=(--set "$s"); done
+  echo "== $name: $script ${sets}"
+  rm -rf "$OUT/$name"
+  "$VOXLAB" run "$script" "${args[@]}" --out "$OUT/$name"
+  cp "$OUT/$name/run.json" "docs/papers/runs/$name.json"
+done
+
+if [ -z "$ONLY" ]; then
+  "$VOXLAB" doc --quotes docs/papers/*.md docs/simulated-subject.md
+fi
