@@ -313,3 +313,102 @@ fn readme_set_examples_name_parameters_of_their_scripts() {
     }
     assert!(checked >= 2, "the README's --set examples were found");
 }
+
+/// Code blocks of docs/getting-started.md, in order (the text between a
+/// ```rhai line and the closing fence).
+fn getting_started_blocks() -> (String, Vec<String>) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/getting-started.md")).expect("doc");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```rhai") => current = Some(String::new()),
+            (Some(_), l) if l.starts_with("```") => blocks.extend(current.take()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    (doc, blocks)
+}
+
+/// The getting-started REPL session shows what the REPL prints: its `>>`
+/// lines replayed (bare expressions printed) give the doc's output lines.
+#[test]
+fn getting_started_repl_session_prints_what_the_doc_shows() {
+    let (_, blocks) = getting_started_blocks();
+    let session = blocks
+        .iter()
+        .find(|b| b.starts_with(">> "))
+        .expect("a REPL block");
+    let mut script = String::new();
+    let mut expected = Vec::new();
+    for line in session.lines() {
+        match line.strip_prefix(">> ") {
+            Some(input)
+                if input.starts_with("let ") || input.ends_with(".save(\"v4_rdm.png\")") =>
+            {
+                script.push_str(input);
+                script.push_str(if input.trim_end().ends_with(';') || input.contains("//") {
+                    "\n"
+                } else {
+                    ";\n"
+                });
+            }
+            Some(expr) => script.push_str(&format!("print({expr});\n")),
+            None => expected.push(line.to_string()),
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = voxlab_in(dir.path(), &["-e", &script], None);
+    assert_eq!(o.code, 0, "{script}\n{}", o.stderr);
+    let printed: Vec<&str> = o.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    for line in &expected {
+        assert!(
+            printed.contains(&line.as_str()),
+            "getting-started.md shows `{line}`, the REPL prints:\n{}",
+            o.stdout
+        );
+    }
+    assert!(expected.len() >= 3 && dir.path().join("v4_rdm.png").exists());
+}
+
+/// The getting-started first script prints the value the doc says it prints.
+#[test]
+fn getting_started_first_script_prints_what_the_doc_quotes() {
+    let (doc, blocks) = getting_started_blocks();
+    let script = blocks
+        .iter()
+        .find(|b| b.contains("param(\"n_train\""))
+        .expect("first.rhai");
+    let quoted = doc
+        .split("It prints `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .expect("the doc quotes what first.rhai prints");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("first.rhai"), script).expect("write");
+    let o = voxlab_in(
+        dir.path(),
+        &[
+            "run",
+            "first.rhai",
+            "--set",
+            "n_train=400",
+            "--out",
+            "runs/first",
+        ],
+        None,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let shown = quoted.trim_end_matches('…');
+    assert!(
+        o.stdout.contains(shown),
+        "getting-started.md says first.rhai prints `{quoted}`, it printed:\n{}",
+        o.stdout
+    );
+    assert!(dir.path().join("runs/first/valence.png").exists());
+}
