@@ -270,6 +270,7 @@ fn docs_quote_their_recorded_runs() {
         ("docs/papers/takagi.md", 15),
         ("docs/papers/bnu.md", 7),
         ("docs/simulated-subject.md", 10),
+        ("docs/papers/yu.md", 55),
         ("docs/performance.md", 40),
     ] {
         let n = counts.get(doc).copied().unwrap_or(0);
