@@ -271,19 +271,19 @@ fn info() -> String {
 }
 
 /// `voxlab doc --quotes FILE...`: each doc's quoted numbers rewritten from
-/// the run records in docs/papers/runs/ (beside the docs: found from the
-/// current folder, the repository root).
+/// the records its markers name (docs/papers/runs/, bench/results/: found
+/// from the current folder, the repository root).
 fn update_quotes(files: &[String]) -> Result<i32, UsageError> {
     if files.is_empty() {
         return Err(UsageError(
             "doc --quotes needs the Markdown files to update".into(),
         ));
     }
-    let runs = std::path::Path::new("docs/papers/runs");
+    let root = std::path::Path::new(".");
     for file in files {
         let result = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read {file}: {e}"))
-            .and_then(|text| quotes::update(&text, runs))
+            .and_then(|text| quotes::update(&text, root))
             .and_then(|(text, changed)| {
                 std::fs::write(file, text).map_err(|e| format!("cannot write {file}: {e}"))?;
                 Ok(changed)

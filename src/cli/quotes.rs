@@ -1,20 +1,55 @@
 //! Numbers the docs quote from recorded runs, so that they cannot go stale.
 //!
 //! A quoted value is written in a Markdown doc followed by a marker naming
-//! the run record (docs/papers/runs/NAME.json, a script's run.json) and the
-//! value's path in it, e.g. `BLEU-4 **0.303**<!-- run takagi_captions
-//! metrics.bleu4 -->` (the marker is invisible in rendered Markdown; bold
-//! around the value is allowed). A number is compared at the precision it is
-//! shown with (`0.303` to three decimals, `1.6e-6` to one decimal of its
-//! mantissa), a text value (a layer name) exactly. [`check`] lists the quotes
-//! that differ from their records (a test runs it over docs/); [`update`]
-//! rewrites them from the records (`voxlab doc --quotes FILE...`, run by
-//! `make papers` after it records the runs).
+//! its record and the value's path in it (the marker is invisible in
+//! rendered Markdown; bold around the value is allowed):
+//!
+//! - `<!-- run NAME PATH -->`: a script's run.json, recorded as
+//!   docs/papers/runs/NAME.json by `make papers`, e.g. `BLEU-4
+//!   **0.303**<!-- run takagi_captions metrics.bleu4 -->`;
+//! - `<!-- bench NAME PATH -->`: a benchmark's result, bench/results/NAME.json
+//!   as the bench/ scripts write it, e.g. `23.14<!-- bench nsd_load voxlab_s
+//!   --> s` or `0.98<!-- bench train_throughput results.0.ratio -->×`.
+//!
+//! PATH is dotted, array elements by index. A number is compared at the
+//! precision it is shown with (`0.303` to three decimals, `1.6e-6` to one
+//! decimal of its mantissa), a text value (a layer name) exactly. [`check`]
+//! lists the quotes that differ from their records (a test runs it over
+//! README.md and docs/); [`update`] rewrites them from the records (`voxlab
+//! doc --quotes FILE...`, run by `make papers` after it records the runs).
+//! Both take the repository root, under which the two record folders lie.
 
 use std::path::Path;
 
-const OPEN: &str = "<!-- run ";
+const OPEN: &str = "<!-- ";
 const CLOSE: &str = "-->";
+
+/// Which kind of record a marker names, and so the folder it lies in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    /// A script's run record, docs/papers/runs/NAME.json.
+    Run,
+    /// A benchmark result, bench/results/NAME.json.
+    Bench,
+}
+
+impl Source {
+    /// The marker's first word.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Source::Run => "run",
+            Source::Bench => "bench",
+        }
+    }
+
+    /// The folder of its records, relative to the repository root.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Source::Run => "docs/papers/runs",
+            Source::Bench => "bench/results",
+        }
+    }
+}
 
 /// One quoted value: where it is in the text and what it quotes.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,30 +60,43 @@ pub struct Quote {
     pub start: usize,
     pub end: usize,
     pub shown: String,
-    /// Run record name (docs/papers/runs/<run>.json).
+    /// The kind of record and its name (`<folder>/<run>.json`).
+    pub source: Source,
     pub run: String,
     /// Dotted path of the value in the record (array elements by index).
     pub path: String,
 }
 
 /// Every marked quote of a text, in order; an error for a marker without a
-/// value before it or without its run and path.
+/// value before it or without its record and path. Other HTML comments are
+/// left alone.
 pub fn find(text: &str) -> Result<Vec<Quote>, String> {
     let mut quotes = Vec::new();
     let mut from = 0;
     while let Some(off) = text[from..].find(OPEN) {
         let marker = from + off;
+        let after = &text[marker + OPEN.len()..];
+        let Some((source, keyword)) = [Source::Run, Source::Bench]
+            .into_iter()
+            .map(|s| (s, s.keyword()))
+            .find(|(_, k)| after.strip_prefix(k).is_some_and(|r| r.starts_with(' ')))
+        else {
+            from = marker + OPEN.len();
+            continue;
+        };
         let line = text[..marker].matches('\n').count() + 1;
-        let body_start = marker + OPEN.len();
+        let body_start = marker + OPEN.len() + keyword.len();
         let Some(close) = text[body_start..].find(CLOSE) else {
-            return Err(format!("line {line}: a run marker without its closing -->"));
+            return Err(format!(
+                "line {line}: a {keyword} marker without its closing -->"
+            ));
         };
         let body: Vec<&str> = text[body_start..body_start + close]
             .split_whitespace()
             .collect();
         let [run, path] = body.as_slice() else {
             return Err(format!(
-                "line {line}: a run marker names a record and a path (<!-- run NAME PATH -->), got '{}'",
+                "line {line}: a {keyword} marker names a record and a path (<!-- {keyword} NAME PATH -->), got '{}'",
                 body.join(" ")
             ));
         };
@@ -64,7 +112,7 @@ pub fn find(text: &str) -> Result<Vec<Quote>, String> {
         let shown = &text[start..end];
         if shown.is_empty() {
             return Err(format!(
-                "line {line}: no value before the marker of {run} {path}"
+                "line {line}: no value before the marker of {keyword} {run} {path}"
             ));
         }
         quotes.push(Quote {
@@ -72,6 +120,7 @@ pub fn find(text: &str) -> Result<Vec<Quote>, String> {
             start,
             end,
             shown: shown.to_string(),
+            source,
             run: run.to_string(),
             path: path.to_string(),
         });
@@ -102,28 +151,42 @@ pub fn render(value: &serde_json::Value, shown: &str) -> Option<String> {
     })
 }
 
-fn load_record(runs: &Path, name: &str) -> Result<serde_json::Value, String> {
-    let file = runs.join(format!("{name}.json"));
+fn load_record(root: &Path, source: Source, name: &str) -> Result<serde_json::Value, String> {
+    let file = root.join(source.folder()).join(format!("{name}.json"));
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read the run record {}: {e}", file.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", file.display()))
 }
 
-/// What each quote should read, from the records in `runs`: (quote, value).
-fn expected(text: &str, runs: &Path) -> Result<Vec<(Quote, String)>, String> {
+impl Quote {
+    /// The record as messages name it: `takagi_captions`, `bench nsd_load`.
+    fn record(&self) -> String {
+        match self.source {
+            Source::Run => self.run.clone(),
+            Source::Bench => format!("bench {}", self.run),
+        }
+    }
+}
+
+/// What each quote should read, from the records under the repository
+/// `root`: (quote, value).
+fn expected(text: &str, root: &Path) -> Result<Vec<(Quote, String)>, String> {
     let mut records = std::collections::BTreeMap::new();
     let mut out = Vec::new();
     for q in find(text)? {
-        if !records.contains_key(&q.run) {
-            records.insert(q.run.clone(), load_record(runs, &q.run)?);
+        let key = (q.source, q.run.clone());
+        if !records.contains_key(&key) {
+            records.insert(key.clone(), load_record(root, q.source, &q.run)?);
         }
-        let record = &records[&q.run];
+        let record = &records[&key];
         let value = lookup(record, &q.path)
-            .ok_or_else(|| format!("line {}: {} has no value at {}", q.line, q.run, q.path))?;
+            .ok_or_else(|| format!("line {}: {} has no value at {}", q.line, q.record(), q.path))?;
         let want = render(value, &q.shown).ok_or_else(|| {
             format!(
                 "line {}: {} {} is {value}, not a number or text",
-                q.line, q.run, q.path
+                q.line,
+                q.record(),
+                q.path
             )
         })?;
         out.push((q, want));
@@ -131,27 +194,32 @@ fn expected(text: &str, runs: &Path) -> Result<Vec<(Quote, String)>, String> {
     Ok(out)
 }
 
-/// The quotes of `text` that differ from their records in `runs`, one line
-/// each ("line 12: 0.35 but takagi_captions metrics.bleu4 is 0.303").
-pub fn check(text: &str, runs: &Path) -> Result<Vec<String>, String> {
-    Ok(expected(text, runs)?
+/// The quotes of `text` that differ from their records under the
+/// repository `root`, one line each ("line 12: 0.35 but takagi_captions
+/// metrics.bleu4 is 0.303").
+pub fn check(text: &str, root: &Path) -> Result<Vec<String>, String> {
+    Ok(expected(text, root)?
         .into_iter()
         .filter(|(q, want)| &q.shown != want)
         .map(|(q, want)| {
             format!(
                 "line {}: {} but {} {} is {want}",
-                q.line, q.shown, q.run, q.path
+                q.line,
+                q.shown,
+                q.record(),
+                q.path
             )
         })
         .collect())
 }
 
-/// `text` with every quote rewritten from its record, and how many changed.
-pub fn update(text: &str, runs: &Path) -> Result<(String, usize), String> {
+/// `text` with every quote rewritten from its record under the repository
+/// `root`, and how many changed.
+pub fn update(text: &str, root: &Path) -> Result<(String, usize), String> {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     let mut changed = 0;
-    for (q, want) in expected(text, runs)? {
+    for (q, want) in expected(text, root)? {
         out.push_str(&text[at..q.start]);
         out.push_str(&want);
         changed += usize::from(q.shown != want);
@@ -165,13 +233,25 @@ pub fn update(text: &str, runs: &Path) -> Result<(String, usize), String> {
 mod tests {
     use super::*;
 
+    /// A repository root with a run record r and a bench record b.
     fn runs() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tmp");
-        std::fs::write(
-            dir.path().join("r.json"),
-            r#"{"duration_s": 41.6, "metrics": {"bleu4": 0.30277, "p": 1.63e-6, "best": {"V1": "layer1"}, "rows": [[0.5, 0.25]]}}"#,
-        )
-        .expect("write");
+        for (folder, name, json) in [
+            (
+                "docs/papers/runs",
+                "r",
+                r#"{"duration_s": 41.6, "metrics": {"bleu4": 0.30277, "p": 1.63e-6, "best": {"V1": "layer1"}, "rows": [[0.5, 0.25]]}}"#,
+            ),
+            (
+                "bench/results",
+                "b",
+                r#"{"voxlab_s": 23.14, "results": [{"model": "unet", "ratio": 1.01}]}"#,
+            ),
+        ] {
+            let folder = dir.path().join(folder);
+            std::fs::create_dir_all(&folder).expect("folder");
+            std::fs::write(folder.join(format!("{name}.json")), json).expect("write");
+        }
         dir
     }
 
@@ -215,7 +295,24 @@ mod tests {
         assert!(e.contains("nope.json"), "{e}");
         let e = check("1.0<!-- run r metrics.x -->", dir.path()).expect_err("no path");
         assert!(e.contains("r has no value at metrics.x"), "{e}");
+        let e = check("1.0<!-- bench r voxlab_s -->", dir.path()).expect_err("no bench r");
+        assert!(e.contains("bench/results/r.json"), "{e}");
         let e = check("<!-- run r metrics.bleu4 -->", dir.path()).expect_err("no value");
         assert!(e.contains("no value before the marker"), "{e}");
+    }
+
+    #[test]
+    fn bench_markers_read_bench_results_and_other_comments_are_skipped() {
+        let dir = runs();
+        let text = "<!-- a note --> 23.14<!-- bench b voxlab_s --> s, 1.01<!-- bench b results.0.ratio -->× <!-- runner -->";
+        let q = find(text).expect("quotes");
+        assert_eq!(q.len(), 2);
+        assert_eq!((q[0].source, q[0].shown.as_str()), (Source::Bench, "23.14"));
+        assert!(check(text, dir.path()).expect("check").is_empty());
+        let stale = "1.1<!-- bench b results.0.ratio -->×";
+        assert_eq!(
+            check(stale, dir.path()).expect("check"),
+            ["line 1: 1.1 but bench b results.0.ratio is 1.0"]
+        );
     }
 }

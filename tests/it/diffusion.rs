@@ -435,43 +435,6 @@ fn small_models_train_through_the_trainer_and_save_as_diffusers_folders() {
     }
 }
 
-/// docs/performance.md's latent-diffusion table quotes bench/results/diffusion.json.
-#[test]
-fn performance_doc_quotes_the_recorded_diffusion_benchmark() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(root.join("docs/performance.md")).expect("performance.md");
-    let rec: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("bench/results/diffusion.json")).expect("result"),
-    )
-    .expect("json");
-    for (task, starts) in [
-        ("unet_train_step_s", "| UNet forward + backward"),
-        ("ddim50_sample_s", "| 50-step DDIM sample"),
-        ("vae_encode_s", "| VAE encode"),
-        ("vae_decode_s", "| VAE decode"),
-    ] {
-        let r = rec["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .find(|x| x["task"] == task)
-            .expect(task);
-        let row = doc
-            .lines()
-            .find(|l| l.starts_with(starts))
-            .unwrap_or_else(|| panic!("no row {starts:?}"));
-        for (key, unit) in [("voxlab_s", " s"), ("diffusers_s", " s"), ("ratio", "×")] {
-            let want = format!("{}{unit}", r[key].as_f64().expect("number"));
-            assert!(row.contains(&want), "{task} row lacks {want}: {row}");
-        }
-    }
-    let diff = format!("{:.2e}", rec["sample_max_abs_diff"].as_f64().expect("diff"));
-    assert!(
-        doc.contains(&format!("|difference| of {diff}")),
-        "performance.md should quote the sample difference {diff}"
-    );
-}
-
 #[test]
 fn vae_with_pre_0_14_attention_names_loads() {
     let src = dir("tiny-sd").join("vae");

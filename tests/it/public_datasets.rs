@@ -661,41 +661,6 @@ fn god_and_bold5000_bad_input_names_the_file() {
     );
 }
 
-/// docs/performance.md's NSD row quotes bench/results/nsd_load.json.
-#[test]
-fn performance_doc_quotes_the_recorded_nsd_benchmark() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(root.join("docs/performance.md")).expect("performance.md");
-    let rec: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("bench/results/nsd_load.json")).expect("nsd_load.json"),
-    )
-    .expect("json");
-    let row = doc
-        .lines()
-        .find(|l| l.starts_with("| NSD, "))
-        .expect("performance.md has the NSD row");
-    let num = |k: &str| format!("{}", rec[k].as_f64().expect(k));
-    for (key, unit) in [
-        ("voxlab_s", " s"),
-        ("python_s", " s"),
-        ("speedup", "×"),
-        ("voxlab_peak_mb", " MB"),
-        ("python_peak_mb", " MB"),
-        ("voxlab_peak_over_output", "×"),
-        ("python_peak_over_output", "×"),
-    ] {
-        let want = format!("{}{unit}", num(key));
-        assert!(row.contains(&want), "NSD row lacks {key} = {want}: {row}");
-    }
-    let want = format!(
-        "{} sessions → {} × {}",
-        rec["sessions"],
-        rec["grid"][3].as_u64().unwrap() * rec["sessions"].as_u64().unwrap(),
-        rec["voxels"]
-    );
-    assert!(row.contains(&want), "NSD row lacks {want}: {row}");
-}
-
 #[test]
 fn nsd_first_caption_by_default() {
     let r = &refs()["nsd"];

@@ -225,12 +225,12 @@ fn takagi_captions_decodes_captions_above_chance_and_maps_language_layers() {
 
 /// Every value a doc quotes from a recorded run (a `<!-- run NAME PATH -->`
 /// marker after it; the records are docs/papers/runs/NAME.json, written by
-/// `make papers`) equals its record at the precision shown, and the paper
-/// docs quote their runs rather than hand-copied numbers.
+/// `make papers`) or benchmark (`<!-- bench NAME PATH -->`,
+/// bench/results/NAME.json) equals its record at the precision shown, and
+/// the docs quote their records rather than hand-copied numbers.
 #[test]
 fn docs_quote_their_recorded_runs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let runs = root.join("docs/papers/runs");
     let mut docs = vec![root.join("README.md")];
     let mut stack = vec![root.join("docs")];
     while let Some(dir) = stack.pop() {
@@ -256,7 +256,7 @@ fn docs_quote_their_recorded_runs() {
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .len();
         counts.insert(name.clone(), n);
-        match voxlab::cli::quotes::check(&text, &runs) {
+        match voxlab::cli::quotes::check(&text, root) {
             Ok(p) => problems.extend(p.into_iter().map(|p| format!("{name} {p}"))),
             Err(e) => problems.push(format!("{name}: {e}")),
         }
@@ -270,6 +270,8 @@ fn docs_quote_their_recorded_runs() {
         ("docs/papers/takagi.md", 15),
         ("docs/papers/bnu.md", 7),
         ("docs/simulated-subject.md", 10),
+        ("docs/papers/yu.md", 55),
+        ("docs/performance.md", 40),
     ] {
         let n = counts.get(doc).copied().unwrap_or(0);
         assert!(

@@ -21,6 +21,10 @@ RUNS=(
   "takagi_captions_seed2|scripts/takagi_captions.rhai|seed=2"
   "encoding_layers_quick|scripts/encoding_layers.rhai|quick=true"
   "bnu_emotion_quick|scripts/bnu_emotion.rhai|quick=true"
+  "yu_voxel_gan_quick|scripts/yu_voxel_gan.rhai|quick=true"
+  "yu_voxel_gan_quick_seed1|scripts/yu_voxel_gan.rhai|quick=true seed=1"
+  "yu_voxel_gan_quick_seed2|scripts/yu_voxel_gan.rhai|quick=true seed=2"
+  "yu_voxel_gan|scripts/yu_voxel_gan.rhai|"
 )
 
 for entry in "${RUNS[@]}"; do
