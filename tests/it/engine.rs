@@ -206,7 +206,10 @@ fn a_wrong_argument_type_names_the_argument_in_every_domain() {
         ("plot_scatter([1, 2], \"y\")", "plot_scatter: y:"),
         ("plot_lines(#{fit: \"s\"})", "plot_lines: series 'fit':"),
         ("plot_bars(\"t\")", "plot_bars: table:"),
-        ("plot_hist(#{null: \"v\"})", "plot_hist: values.null:"),
+        (
+            "plot_hist(#{observed: \"v\"})",
+            "plot_hist: values.observed:",
+        ),
         ("plot_images(\"i\")", "plot_images: images:"),
     ] {
         assert_script_error(script, &[&format!("{named} {got}")]);
