@@ -215,7 +215,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                 }
                 let features = match o.raw("features") {
                     Some(f) if !f.is_unit() => Some(
-                        super::tensor::to_tensor(OP, &f)
+                        super::tensor::to_tensor(OP, "features", &f)
                             .map_err(|_| Error::BadOption {
                                 op: OP,
                                 key: "features".into(),
@@ -239,7 +239,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                 let images = if opts.features.is_some() && images.is_unit() {
                     None
                 } else {
-                    let (t, _) = super::data::images_of(OP, &images)?;
+                    let (t, _) = super::data::images_of(OP, "images", &images)?;
                     Some(crate::data::images::as_batch(OP, &t)?)
                 };
                 if let (Some(x), Some(f)) = (&images, &opts.features) {
@@ -341,7 +341,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         guard("caption_features", || {
             const OP: &str = "caption_features";
             let o = Opts::parse(&CAPTION_FEATURES, opts)?;
-            let (t, _) = super::data::images_of(OP, &images)?;
+            let (t, _) = super::data::images_of(OP, "images", &images)?;
             let batch = crate::data::images::as_batch(OP, &t)?;
             Ok(Tensor(m.0.features(
                 OP,

@@ -283,7 +283,7 @@ fn affine_from(op: &'static str, v: &Dynamic) -> Result<[[f64; 4]; 4]> {
         }
         vals
     } else {
-        let t = to_tensor(op, v)?;
+        let t = to_tensor(op, "affine", v)?;
         if t.shape() != [4, 4] {
             return Err(Error::shape(op, "affine", "4×4", shape_text(&t.shape())));
         }
@@ -428,7 +428,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                         [0.0, 0.0, 1.0, 0.0],
                         [0.0, 0.0, 0.0, 1.0],
                     ];
-                    Volume::from_tensor("save_nifti", to_tensor("save_nifti", &v)?, identity)?
+                    Volume::from_tensor("save_nifti", to_tensor("save_nifti", "v", &v)?, identity)?
                 }
             };
             if let Some(a) = opts.raw("affine") {
@@ -637,7 +637,9 @@ fn register_masks(engine: &mut Engine) {
         },
     );
     engine.register_fn("unmask", |x: Dynamic, m: Mask| -> RhaiResult<Volume> {
-        guard("unmask", || m.unmask("unmask", &to_tensor("unmask", &x)?))
+        guard("unmask", || {
+            m.unmask("unmask", &to_tensor("unmask", "x", &x)?)
+        })
     });
     engine.register_fn(
         "load_atlas",
@@ -669,11 +671,13 @@ fn register_masks(engine: &mut Engine) {
     }
 }
 
-pub(crate) fn images_of(op: &'static str, v: &Dynamic) -> Result<(Tensor, Vec<String>)> {
+/// The images (ImageSet or N×3×H×W tensor) given as the argument `arg`, with
+/// their ids (a tensor's are its row numbers).
+pub(crate) fn images_of(op: &'static str, arg: &str, v: &Dynamic) -> Result<(Tensor, Vec<String>)> {
     if let Some(s) = v.read_lock::<ImageSet>() {
         return Ok((s.data.clone(), s.ids.clone()));
     }
-    let t = to_tensor(op, v)?;
+    let t = to_tensor(op, arg, v)?;
     let n = images::as_batch(op, &t)?.size()[0] as usize;
     let width = n.saturating_sub(1).to_string().len();
     let ids = (0..n).map(|i| format!("{i:0width$}")).collect();
@@ -716,7 +720,7 @@ fn register_images(engine: &mut Engine, session: &Session) {
         "image_set",
         |data: Dynamic, ids: Array| -> RhaiResult<ImageSet> {
             guard("image_set", || {
-                let t = to_tensor("image_set", &data)?;
+                let t = to_tensor("image_set", "data", &data)?;
                 let b = images::as_batch("image_set", &t)?;
                 let ids: Vec<String> = ids.iter().map(|d| d.to_string()).collect();
                 if ids.len() as i64 != b.size()[0] {
@@ -784,14 +788,14 @@ fn register_images(engine: &mut Engine, session: &Session) {
             let out = s.output_path(path);
             if single {
                 s.check_replaceable(&out)?;
-                let t = to_tensor(OP, &v)?;
+                let t = to_tensor(OP, "images", &v)?;
                 let b = images::as_batch(OP, &t)?;
                 let img = images::to_rgb8(OP, &crate::tensor::tc(OP, b.f_select(0, 0))?)?;
                 crate::io::images::write_rgb(OP, &out, &img)?;
                 s.wrote(&out);
                 return Ok(Dynamic::from(out.display().to_string()));
             }
-            let (data, ids) = images_of(OP, &v)?;
+            let (data, ids) = images_of(OP, "images", &v)?;
             images::check_ids(OP, &ids)?;
             for id in &ids {
                 s.check_replaceable(&out.join(format!("{id}.{ext}")))?;
@@ -826,7 +830,7 @@ fn register_images(engine: &mut Engine, session: &Session) {
                     format!("cols must be ≥ 1 and padding ≥ 0, got {cols} and {padding}"),
                 ));
             }
-            let (data, _) = images_of(OP, &v)?;
+            let (data, _) = images_of(OP, "images", &v)?;
             images::grid(
                 OP,
                 &data,

@@ -210,7 +210,7 @@ fn conditioning(op: &'static str, v: &Dynamic) -> Result<Conditioning> {
             op, "captions", v,
         )?));
     }
-    let t = to_tensor(op, v).map_err(|_| {
+    let t = to_tensor(op, "conditions", v).map_err(|_| {
         Error::invalid(
             op,
             format!(
@@ -290,7 +290,7 @@ fn encode(p: &VaeModel, kind: tch::Kind, x: &Dynamic, opts: Map) -> Result<Tenso
     if let Some(s) = o.opt_i64("seed")? {
         crate::device::seed(s);
     }
-    let x = images(OP, x)?;
+    let x = images(OP, "images", x)?;
     let n = x.size().first().copied().unwrap_or(0);
     if n == 0 {
         return Err(Error::invalid(OP, "images is empty"));
@@ -316,7 +316,7 @@ fn decode(p: &VaeModel, kind: tch::Kind, z: &Dynamic, opts: Map) -> Result<Image
     const OP: &str = "decode_latents";
     let o = Opts::parse(&DECODE_LATENTS, opts)?;
     let batch = positive(OP, "batch", o.i64("batch")?)?;
-    let z = to_tensor(OP, z)?.0;
+    let z = to_tensor(OP, "z", z)?.0;
     p.vae.check_latents(OP, &z)?;
     let n = z.size()[0];
     let mut parts = Vec::new();
@@ -390,12 +390,12 @@ fn reconstruct(p: &DiffusionPipeline, inputs: Map, opts: Map) -> Result<ImageSet
             "inputs: give z, the predicted latents (N×latent_channels×h×w)",
         )
     })?;
-    let z = to_tensor(OP, z)?.0;
+    let z = to_tensor(OP, "inputs.z", z)?.0;
     let c = match (inputs.get("c"), inputs.get("captions")) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid(OP, "inputs: give c or captions, not both"))
         }
-        (Some(c), None) => Conditioning::States(to_tensor(OP, c)?.0),
+        (Some(c), None) => Conditioning::States(to_tensor(OP, "inputs.c", c)?.0),
         (None, Some(t)) => Conditioning::Captions(super::nets::texts_named(OP, "captions", t)?),
         (None, None) => {
             return Err(Error::invalid(
@@ -700,7 +700,7 @@ fn train_diffusion(
     const OP: &str = "train_diffusion";
     let o = Opts::parse(&TRAIN_DIFFUSION, opts)?;
     let x = images_of(OP, images)?;
-    let c = to_tensor(OP, c)?.0;
+    let c = to_tensor(OP, "conditions", c)?.0;
     let t = crate::models::diffusion::DiffusionTraining {
         unet_channels: int_list(&o, "unet_channels", vec![32, 64])?,
         heads: positive(OP, "heads", o.i64("heads")?)?,
@@ -722,5 +722,5 @@ fn train_diffusion(
 
 /// Images (ImageSet or N×3×H×W tensor in [0, 1]).
 fn images_of(op: &'static str, v: &Dynamic) -> Result<tch::Tensor> {
-    images(op, v)
+    images(op, "images", v)
 }

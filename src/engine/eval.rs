@@ -191,11 +191,15 @@ fn f64_tensor(op: &'static str, v: &[f64]) -> crate::error::Result<Tensor> {
 }
 
 /// Images as an N×3×H×W tensor from an ImageSet or a tensor.
-pub(super) fn images(op: &'static str, v: &Dynamic) -> crate::error::Result<tch::Tensor> {
+pub(super) fn images(
+    op: &'static str,
+    arg: &str,
+    v: &Dynamic,
+) -> crate::error::Result<tch::Tensor> {
     if let Some(set) = v.read_lock::<crate::data::ImageSet>() {
         return Ok(set.data.0.shallow_clone());
     }
-    Ok(to_tensor(op, v)?.0)
+    Ok(to_tensor(op, arg, v)?.0)
 }
 
 fn nan_mean(v: &[f64]) -> f64 {
@@ -230,7 +234,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         guard("ssim", || {
             values_map(
                 "ssim",
-                image_metrics::ssim(&images("ssim", &a)?, &images("ssim", &b)?)?,
+                image_metrics::ssim(&images("ssim", "a", &a)?, &images("ssim", "b", &b)?)?,
             )
         })
     });
@@ -238,7 +242,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         guard("pixcorr", || {
             values_map(
                 "pixcorr",
-                image_metrics::pixcorr(&images("pixcorr", &a)?, &images("pixcorr", &b)?)?,
+                image_metrics::pixcorr(&images("pixcorr", "a", &a)?, &images("pixcorr", "b", &b)?)?,
             )
         })
     });
@@ -247,8 +251,10 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         |p: Dynamic, t: Dynamic| -> RhaiResult<Map> {
             guard("feature_corr", || {
                 const OP: &str = "feature_corr";
-                let (s, f) =
-                    image_metrics::feature_corr(&to_tensor(OP, &p)?.0, &to_tensor(OP, &t)?.0)?;
+                let (s, f) = image_metrics::feature_corr(
+                    &to_tensor(OP, "pred", &p)?.0,
+                    &to_tensor(OP, "truth", &t)?.0,
+                )?;
                 let mut m = Map::new();
                 m.insert("mean_sample".into(), Dynamic::from_float(nan_mean(&s)));
                 m.insert("mean_feature".into(), Dynamic::from_float(nan_mean(&f)));
@@ -289,7 +295,11 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                 metric: Metric::parse(OP, &o.string("metric")?)?,
                 seed: seed as u64,
             };
-            let r = identification(&to_tensor(OP, &pred)?, &to_tensor(OP, &truth)?, &opts)?;
+            let r = identification(
+                &to_tensor(OP, "pred", &pred)?,
+                &to_tensor(OP, "truth", &truth)?,
+                &opts,
+            )?;
             let mut m = Map::new();
             m.insert("protocol".into(), Dynamic::from(r.protocol));
             m.insert("ways".into(), Dynamic::from_int(r.ways));

@@ -113,7 +113,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         "save_npy",
         move |t: Dynamic, path: &str| -> RhaiResult<String> {
             guard("save_npy", || {
-                let t = to_tensor("save_npy", &t)?;
+                let t = to_tensor("save_npy", "t", &t)?;
                 s.save(path, |out| npy::save_npy(&t, out))
             })
         },

@@ -10,7 +10,7 @@ use super::error::{guard, RhaiResult};
 use super::help::{FnDoc, HelpRegistry, OptDoc};
 use super::options::Opts;
 use super::session::Session;
-use super::tensor::{tensor_arg, to_tensor};
+use super::tensor::to_tensor;
 use crate::error::{Error, Result};
 use crate::models::classifier::{self, TrainOptions};
 use crate::models::resnet::{self, Arch, ResNet};
@@ -117,7 +117,7 @@ pub static RESNET_TYPE: FnDoc = FnDoc {
 };
 
 fn images_arg(op: &'static str, v: &Dynamic) -> Result<tch::Tensor> {
-    Ok(to_tensor(op, v)?.0)
+    Ok(to_tensor(op, "images", v)?.0)
 }
 
 fn labels_arg(op: &'static str, v: &Dynamic) -> Result<tch::Tensor> {
@@ -126,7 +126,7 @@ fn labels_arg(op: &'static str, v: &Dynamic) -> Result<tch::Tensor> {
         if values.iter().any(|x| x.fract() != 0.0) {
             return Err(Error::invalid(
                 op,
-                "labels must be whole numbers (class indices)",
+                "labels: must be whole numbers (class indices)",
             ));
         }
         return tc(
@@ -134,7 +134,7 @@ fn labels_arg(op: &'static str, v: &Dynamic) -> Result<tch::Tensor> {
             tch::Tensor::f_from_slice(&values.iter().map(|&x| x as i64).collect::<Vec<_>>()),
         );
     }
-    let t = to_tensor(op, v)?;
+    let t = to_tensor(op, "labels", v)?;
     tc(op, t.0.f_to_device(tch::Device::Cpu))
 }
 
@@ -308,7 +308,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
             let bins = o.opt_f64_list("bins")?.unwrap_or_default();
             let values = match ratings.read_lock::<Array>() {
                 Some(arr) => super::tensor::array_to_values(OP, &arr)?.0,
-                None => to_tensor(OP, &ratings)?.to_f64_vec(OP)?,
+                None => to_tensor(OP, "ratings", &ratings)?.to_f64_vec(OP)?,
             };
             let l = resnet::labels_from_ratings(&values, &bins)?;
             Ok(Tensor(tc(OP, tch::Tensor::f_from_slice(&l))?))
@@ -410,7 +410,7 @@ fn options(opts: Map, x: &Tensor) -> Result<RidgeOptions> {
 }
 
 fn score_map(op: &'static str, m: &RidgeModel, x: &Dynamic, y: &Dynamic) -> Result<Map> {
-    let s = m.score(op, &tensor_arg(op, "x", x)?, &tensor_arg(op, "y", y)?)?;
+    let s = m.score(op, &to_tensor(op, "x", x)?, &to_tensor(op, "y", y)?)?;
     let mut out = Map::new();
     out.insert("r2".into(), Dynamic::from(Tensor(s.r2)));
     out.insert("r".into(), Dynamic::from(Tensor(s.r)));
@@ -450,8 +450,8 @@ fn register_ridge(engine: &mut Engine, help: &mut HelpRegistry, session: &Sessio
 
     let fit = |x: Dynamic, y: Dynamic, opts: Map| -> RhaiResult<RidgeModel> {
         guard("fit_ridge", || {
-            let x = tensor_arg("fit_ridge", "x", &x)?;
-            let y = tensor_arg("fit_ridge", "y", &y)?;
+            let x = to_tensor("fit_ridge", "x", &x)?;
+            let y = to_tensor("fit_ridge", "y", &y)?;
             let o = options(opts, &x)?;
             fit_ridge(&x, &y, &o)
         })
@@ -464,7 +464,7 @@ fn register_ridge(engine: &mut Engine, help: &mut HelpRegistry, session: &Sessio
         "predict",
         |m: &mut RidgeModel, x: Dynamic| -> RhaiResult<Tensor> {
             guard("predict", || {
-                m.predict("predict", &tensor_arg("predict", "x", &x)?)
+                m.predict("predict", &to_tensor("predict", "x", &x)?)
             })
         },
     );

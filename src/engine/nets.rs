@@ -341,7 +341,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         guard("embed_images", || {
             const OP: &str = "embed_images";
             let o = Opts::parse(&EMBED_IMAGES, opts)?;
-            let (t, _) = super::data::images_of(OP, &images)?;
+            let (t, _) = super::data::images_of(OP, "images", &images)?;
             let batch = crate::data::images::as_batch(OP, &t)?;
             let processor = o.string("processor")?;
             let f = if processor == "model" {

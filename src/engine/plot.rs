@@ -120,13 +120,14 @@ pub static SAVE: FnDoc = FnDoc {
     example: "plot_lines([1, 4, 9]).save(\"squares.png\");",
 };
 
-fn values_1d(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
-    let t = to_tensor(op, v)?;
+/// A 1-D series; errors name the argument (or entry) `arg`.
+fn values_1d(op: &'static str, arg: &str, v: &Dynamic) -> Result<Vec<f64>> {
+    let t = to_tensor(op, arg, v)?;
     if t.ndim() != 1 {
         return Err(Error::invalid(
             op,
             format!(
-                "a series must be 1-D, got shape {}",
+                "{arg}: a series must be 1-D, got shape {}",
                 crate::tensor::shape_text(&t.shape())
             ),
         ));
@@ -140,7 +141,7 @@ fn band_from(op: &'static str, name: &str, v: &Dynamic) -> Result<Vec<(f64, f64)
         let side = |k: &str| {
             m.get(k)
                 .ok_or_else(|| Error::invalid(op, format!("ci of '{name}' needs 'low' and 'high'")))
-                .and_then(|x| values_1d(op, x))
+                .and_then(|x| values_1d(op, &format!("ci of '{name}'.{k}"), x))
         };
         let (lo, hi) = (side("low")?, side("high")?);
         if lo.len() != hi.len() {
@@ -175,9 +176,9 @@ fn series_from_start(op: &'static str, name: &str, v: &Dynamic, x_start: f64) ->
         let y = m.get("y").ok_or_else(|| {
             Error::invalid(op, format!("series '{name}' is a map without a 'y' entry"))
         })?;
-        let y = values_1d(op, y)?;
+        let y = values_1d(op, &format!("series '{name}'.y"), y)?;
         let x = match m.get("x") {
-            Some(x) => values_1d(op, x)?,
+            Some(x) => values_1d(op, &format!("series '{name}'.x"), x)?,
             None => (0..y.len()).map(|i| x_start + i as f64).collect(),
         };
         return Ok(Series {
@@ -186,7 +187,11 @@ fn series_from_start(op: &'static str, name: &str, v: &Dynamic, x_start: f64) ->
             y,
         });
     }
-    let y = values_1d(op, v)?;
+    let y = if name.is_empty() {
+        values_1d(op, "series", v)?
+    } else {
+        values_1d(op, &format!("series '{name}'"), v)?
+    };
     Ok(Series {
         name: name.into(),
         x: (0..y.len()).map(|i| x_start + i as f64).collect(),
@@ -270,7 +275,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
                     }
                     "epochs" | "status" => {}
                     _ if v.is_array() || v.is::<crate::tensor::Tensor>() => {
-                        let values = values_1d(OP, v).map_err(|e| {
+                        let values = values_1d(OP, k, v).map_err(|e| {
                             Error::invalid(OP, format!("{k}: expected per-epoch numbers ({e})"))
                         })?;
                         metrics.push((k.to_string(), values));
@@ -303,7 +308,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     let heatmap = |data: Dynamic, opts: Map| -> RhaiResult<Figure> {
         guard("plot_heatmap", || {
             let opts = Opts::parse(&PLOT_HEATMAP, opts)?;
-            let t = to_tensor("plot_heatmap", &data)?;
+            let t = to_tensor("plot_heatmap", "matrix", &data)?;
             if t.ndim() != 2 {
                 return Err(Error::invalid(
                     "plot_heatmap",
@@ -511,11 +516,11 @@ fn table(
         let mut rows = Vec::new();
         for (k, x) in m.iter() {
             n.push(k.to_string());
-            rows.push(values_1d(op, x)?);
+            rows.push(values_1d(op, &format!("table.{k}"), x)?);
         }
         return Ok((n, rows));
     }
-    let t = to_tensor(op, v)?;
+    let t = to_tensor(op, "table", v)?;
     let s = t.shape();
     let (r, c) = match s.len() {
         1 => (1, s[0] as usize),
@@ -559,7 +564,7 @@ fn like_table(
         series
             .iter()
             .map(|s| match m.get(s.as_str()) {
-                Some(x) => bool_or_values(op, x),
+                Some(x) => bool_or_values(op, &format!("{what}.{s}"), x),
                 None => Err(Error::invalid(
                     op,
                     format!("{what} has no entry for series '{s}'"),
@@ -567,7 +572,7 @@ fn like_table(
             })
             .collect::<Result<Vec<_>>>()?
     } else {
-        let t = to_tensor(op, v)?;
+        let t = to_tensor(op, what, v)?;
         let vals = t.to_f64_vec(op)?;
         if vals.len() != series.len() * g {
             return Err(Error::shape(
@@ -600,7 +605,7 @@ fn like_table(
 }
 
 /// Numbers, where booleans become q-like values: true → 0 (significant), false → 1.
-fn bool_or_values(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
+fn bool_or_values(op: &'static str, arg: &str, v: &Dynamic) -> Result<Vec<f64>> {
     if let Some(a) = v.read_lock::<rhai::Array>() {
         if a.iter().all(|x| x.is_bool()) {
             return Ok(a
@@ -615,7 +620,7 @@ fn bool_or_values(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
                 .collect());
         }
     }
-    let t = to_tensor(op, v)?;
+    let t = to_tensor(op, arg, v)?;
     let vals = t.to_f64_vec(op)?;
     Ok(if t.kind() == tch::Kind::Bool {
         vals.iter()
@@ -791,7 +796,7 @@ fn group_list(op: &'static str, v: &Dynamic) -> Result<Vec<BoxGroup>> {
             .map(|(k, x)| {
                 Ok(BoxGroup {
                     name: k.to_string(),
-                    values: values_1d(op, x)?,
+                    values: values_1d(op, &format!("groups.{k}"), x)?,
                 })
             })
             .collect();
@@ -817,7 +822,7 @@ fn group_list(op: &'static str, v: &Dynamic) -> Result<Vec<BoxGroup>> {
             })?;
             Ok(BoxGroup {
                 name,
-                values: values_1d(op, vals)?,
+                values: values_1d(op, &format!("groups[{i}].values"), vals)?,
             })
         })
         .collect()
@@ -905,7 +910,7 @@ fn image_rows(op: &'static str, v: &Dynamic) -> Result<Vec<Vec<Raster>>> {
                 .ok_or_else(|| Error::invalid(op, "a map row needs an 'images' tensor"))?,
             None => d.clone(),
         };
-        crate::plot::rasters(op, &to_tensor(op, &d)?)
+        crate::plot::rasters(op, &to_tensor(op, "images", &d)?)
     };
     if let Some(a) = v.read_lock::<rhai::Array>() {
         return a.iter().map(one).collect();
@@ -1068,8 +1073,8 @@ fn register_more(engine: &mut Engine) {
         guard("plot_scatter", || {
             let o = Opts::parse(&PLOT_SCATTER, opts)?;
             let mut s = Scatter::new(
-                values_1d("plot_scatter", &x)?,
-                values_1d("plot_scatter", &y)?,
+                values_1d("plot_scatter", "x", &x)?,
+                values_1d("plot_scatter", "y", &y)?,
             )?;
             s.x_label = o.string("x_label")?;
             s.y_label = o.string("y_label")?;
@@ -1088,9 +1093,9 @@ fn register_more(engine: &mut Engine) {
             let series = match d.read_lock::<Map>() {
                 Some(m) => m
                     .iter()
-                    .map(|(k, v)| Ok((k.to_string(), values_1d(OP, v)?)))
+                    .map(|(k, v)| Ok((k.to_string(), values_1d(OP, &format!("values.{k}"), v)?)))
                     .collect::<Result<Vec<_>>>()?,
-                None => vec![(String::new(), values_1d(OP, &d)?)],
+                None => vec![(String::new(), values_1d(OP, "values", &d)?)],
             };
             let bins = o.i64("bins")?;
             if bins < 1 {

@@ -239,7 +239,11 @@ fn scores(recon: Dynamic, truth: Dynamic, opts: Map) -> Result<Map> {
             let [r, t] = a.as_slice() else {
                 return Err(bad());
             };
-            features.push((name.to_string(), to_tensor(OP, r)?.0, to_tensor(OP, t)?.0));
+            features.push((
+                name.to_string(),
+                to_tensor(OP, &format!("features.{name}[0]"), r)?.0,
+                to_tensor(OP, &format!("features.{name}[1]"), t)?.0,
+            ));
         }
     }
     let seed = o.i64("seed")?;
@@ -270,20 +274,24 @@ fn scores(recon: Dynamic, truth: Dynamic, opts: Map) -> Result<Map> {
         seed: seed as u64,
         batch,
     };
-    let r = reconstruction_scores(&images(OP, &recon)?, &images(OP, &truth)?, &so)?;
+    let r = reconstruction_scores(
+        &images(OP, "recon", &recon)?,
+        &images(OP, "truth", &truth)?,
+        &so,
+    )?;
     scores_map(&r)
 }
 
 fn plot(truth: Dynamic, recon: Dynamic, opts: Map) -> Result<Figure> {
     const OP: &str = "plot_reconstructions";
     let o = Opts::parse(&PLOT_RECONSTRUCTIONS, opts)?;
-    let truth = Tensor(images(OP, &truth)?);
+    let truth = Tensor(images(OP, "truth", &truth)?);
     let sets: Vec<Tensor> = match recon.read_lock::<Array>() {
         Some(a) => a
             .iter()
-            .map(|x| images(OP, x).map(Tensor))
+            .map(|x| images(OP, "recon", x).map(Tensor))
             .collect::<Result<_>>()?,
-        None => vec![Tensor(images(OP, &recon)?)],
+        None => vec![Tensor(images(OP, "recon", &recon)?)],
     };
     let n = truth.shape().first().copied().unwrap_or(0) as usize;
     let items: Vec<usize> = match o.raw("items") {
@@ -484,11 +492,11 @@ fn beliy_options(ds: &crate::data::Dataset, opts: Map) -> Result<BeliyOptions> {
         _ => (None, "voxels".to_string()),
     };
     let unlabeled_images = match o.raw("unlabeled_images") {
-        Some(v) => Some(images(OP, &v)?),
+        Some(v) => Some(images(OP, "unlabeled_images", &v)?),
         None => None,
     };
     let unlabeled_fmri = match o.raw("unlabeled_fmri") {
-        Some(v) => Some(to_tensor(OP, &v)?.0),
+        Some(v) => Some(to_tensor(OP, "unlabeled_fmri", &v)?.0),
         None => None,
     };
     let first_conv = match o.opt_string("first_conv")? {
@@ -561,7 +569,11 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         "encode",
         |m: &mut BeliyModel, x: Dynamic| -> RhaiResult<Tensor> {
             guard("encode", || {
-                Ok(Tensor(m.0.encode("encode", &images("encode", &x)?, 64)?))
+                Ok(Tensor(m.0.encode(
+                    "encode",
+                    &images("encode", "images", &x)?,
+                    64,
+                )?))
             })
         },
     );
@@ -581,7 +593,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
             let o = form_options("Beliy", &["batch"], opts)?;
             let betas = match x.read_lock::<crate::data::Dataset>() {
                 Some(ds) => ds.betas.0.shallow_clone(),
-                None => to_tensor("reconstruct", &x)?.0,
+                None => to_tensor("reconstruct", "betas", &x)?.0,
             };
             m.0.reconstruct(
                 &betas,
@@ -632,7 +644,10 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                 Some(v) => Some(size_option("reconstruct", "image_size", &v)?),
                 None => None,
             };
-            m.reconstruct(&to_tensor("reconstruct", &x)?, &PixelDecoding { size })
+            m.reconstruct(
+                &to_tensor("reconstruct", "betas", &x)?,
+                &PixelDecoding { size },
+            )
         })
     };
     engine.register_fn("reconstruct", move |m: RidgeModel, x: Dynamic| {

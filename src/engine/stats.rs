@@ -121,33 +121,32 @@ pub static HOLM: FnDoc = FnDoc {
 
 /// Numbers at full precision: arrays are read as f64 directly (not through
 /// a float32 tensor); tensors keep whatever precision they have.
-fn values(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
+/// Errors name the argument `arg`.
+fn values(op: &'static str, arg: &str, v: &Dynamic) -> Result<Vec<f64>> {
     if let Some(arr) = v.read_lock::<rhai::Array>() {
-        return Ok(super::tensor::array_to_values(op, &arr)?.0);
+        return super::tensor::array_to_values(op, &arr)
+            .map(|(values, _)| values)
+            .map_err(|e| super::tensor::name_argument(e, arg));
     }
-    to_tensor(op, v)?.to_f64_vec(op)
+    to_tensor(op, arg, v)?.to_f64_vec(op)
 }
 
-/// Puts the name argument `index` of `doc`'s function has in its signature
-/// in front of an error about that argument.
-fn name_arg(doc: &'static FnDoc, index: usize, e: crate::Error) -> crate::Error {
-    match doc.forms().first().and_then(|f| f.params.get(index)) {
-        Some(p) => super::tensor::name_argument(e, &p.name),
-        None => e,
-    }
-}
-
-/// [`values`] of argument `index` of `doc`'s function, named in errors by
-/// the parameter its signature gives.
-fn arg_values(doc: &'static FnDoc, index: usize, v: &Dynamic) -> Result<Vec<f64>> {
-    values(doc.name, v).map_err(|e| name_arg(doc, index, e))
+/// The name argument `index` of `doc`'s function has in its signature.
+fn param_name(doc: &'static FnDoc, index: usize) -> String {
+    doc.forms()
+        .first()
+        .and_then(|f| f.params.get(index))
+        .map(|p| p.name.to_string())
+        .unwrap_or_else(|| format!("argument {}", index + 1))
 }
 
 /// Values of a 1-D input: a matrix would be flattened into one long sample
 /// silently, mixing its rows and columns.
-fn values_1d(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
+fn values_1d(op: &'static str, arg: &str, v: &Dynamic) -> Result<Vec<f64>> {
     let shape = if let Some(arr) = v.read_lock::<rhai::Array>() {
-        super::tensor::array_to_values(op, &arr)?.1
+        super::tensor::array_to_values(op, &arr)
+            .map_err(|e| super::tensor::name_argument(e, arg))?
+            .1
     } else if let Some(t) = v.read_lock::<crate::tensor::Tensor>() {
         t.shape()
     } else {
@@ -157,12 +156,12 @@ fn values_1d(op: &'static str, v: &Dynamic) -> Result<Vec<f64>> {
         return Err(crate::Error::invalid(
             op,
             format!(
-                "expects 1-D samples, got shape {}; test each column with pearson_columns, or pick rows/columns first",
+                "{arg}: expects 1-D samples, got shape {}; test each column with pearson_columns, or pick rows/columns first",
                 crate::tensor::shape_text(&shape)
             ),
         ));
     }
-    values(op, v)
+    values(op, arg, v)
 }
 
 /// Why a two-sample statistic came out NaN, for the warning.
@@ -231,8 +230,8 @@ fn pair_test(
         guard(op, || {
             let opts = Opts::parse(doc, opts)?;
             let (x, y) = (
-                values_1d(op, &a).map_err(|e| name_arg(doc, 0, e))?,
-                values_1d(op, &b).map_err(|e| name_arg(doc, 1, e))?,
+                values_1d(op, &param_name(doc, 0), &a)?,
+                values_1d(op, &param_name(doc, 1), &b)?,
             );
             let r = run(&x, &y, &opts)?;
             if r.statistic.is_nan() {
@@ -254,7 +253,7 @@ fn correction(
     let f = move |p: Dynamic, opts: Map| -> RhaiResult<Map> {
         guard(op, || {
             let opts = Opts::parse(doc, opts)?;
-            correction_map(op, run(&arg_values(doc, 0, &p)?, &opts)?)
+            correction_map(op, run(&values(op, &param_name(doc, 0), &p)?, &opts)?)
         })
     };
     engine.register_fn(op, move |p: Dynamic| f(p, Map::new()));
@@ -333,7 +332,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
     let one_sample = |x: Dynamic, popmean: Dynamic, opts: Map| -> RhaiResult<Map> {
         guard("ttest_1samp", || {
             let o = Opts::parse(&TTEST_1SAMP, opts)?;
-            let mu = values("ttest_1samp", &popmean)?;
+            let mu = values("ttest_1samp", "popmean", &popmean)?;
             let [mu] = mu.as_slice() else {
                 return Err(crate::Error::invalid(
                     "ttest_1samp",
@@ -346,7 +345,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
             };
             Ok(result_map(
                 "t",
-                &stats::ttest_1samp(&values("ttest_1samp", &x)?, *mu, &opts)?,
+                &stats::ttest_1samp(&values("ttest_1samp", "x", &x)?, *mu, &opts)?,
             ))
         })
     };
@@ -358,7 +357,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         guard("pearson_columns", || {
             const OP: &str = "pearson_columns";
             let o = Opts::parse(&PEARSON_COLUMNS, opts)?;
-            let (ta, tb) = (to_tensor(OP, &a)?, to_tensor(OP, &b)?);
+            let (ta, tb) = (to_tensor(OP, "pred", &a)?, to_tensor(OP, "measured", &b)?);
             if ta.ndim() != 2 || ta.shape() != tb.shape() {
                 return Err(crate::Error::shape(
                     OP,
@@ -497,8 +496,8 @@ pub static NOISE_CEILING: FnDoc = FnDoc {
 
 /// One RDM as a condensed vector: a square matrix's upper triangle, or a 1-D
 /// condensed vector as given.
-fn condensed(op: &'static str, name: &str, v: &Dynamic) -> Result<Vec<f64>> {
-    let t = to_tensor(op, v)?;
+fn condensed(op: &'static str, what: &str, name: &str, v: &Dynamic) -> Result<Vec<f64>> {
+    let t = to_tensor(op, &format!("{what}: RDM '{name}'"), v)?;
     match t.ndim() {
         1 => t.to_f64_vec(op),
         2 => stats::rdm::upper_triangle(op, &t),
@@ -517,7 +516,7 @@ fn rdm_set(op: &'static str, what: &str, v: &Dynamic) -> Result<(Vec<String>, Ve
     let mut vecs = Vec::new();
     if let Some(m) = v.read_lock::<Map>() {
         for (k, r) in m.iter() {
-            vecs.push(condensed(op, k, r)?);
+            vecs.push(condensed(op, what, k, r)?);
             names.push(k.to_string());
         }
     } else if let Some(a) = v.read_lock::<rhai::Array>() {
@@ -538,11 +537,11 @@ fn rdm_set(op: &'static str, what: &str, v: &Dynamic) -> Result<(Vec<String>, Ve
             let r = m.get("rdm").ok_or_else(|| {
                 crate::Error::invalid(op, format!("{what}: item {i} ('{name}') has no 'rdm'"))
             })?;
-            vecs.push(condensed(op, &name, r)?);
+            vecs.push(condensed(op, what, &name, r)?);
             names.push(name);
         }
     } else {
-        let t = to_tensor(op, v)?;
+        let t = to_tensor(op, what, v)?;
         if t.ndim() != 3 {
             return Err(crate::Error::shape(
                 op,
@@ -619,7 +618,7 @@ fn register_rsa(engine: &mut Engine) {
                 "f64" => tch::Kind::Double,
                 _ => tch::Kind::Float,
             };
-            stats::rdm(&to_tensor("rdm", &x)?, metric, kind)
+            stats::rdm(&to_tensor("rdm", "x", &x)?, metric, kind)
         })
     };
     engine.register_fn("rdm", move |x: Dynamic| rdm_fn(x, Map::new()));
@@ -629,7 +628,11 @@ fn register_rsa(engine: &mut Engine) {
         guard("rsa", || {
             let o = Opts::parse(&RSA, opts)?;
             let method = stats::RsaMethod::parse("rsa", &o.string("method")?)?;
-            let r = stats::rsa(&to_tensor("rsa", &a)?, &to_tensor("rsa", &b)?, method)?;
+            let r = stats::rsa(
+                &to_tensor("rsa", "rdm_a", &a)?,
+                &to_tensor("rsa", "rdm_b", &b)?,
+                method,
+            )?;
             Ok(result_map("r", &r))
         })
     };
@@ -704,7 +707,7 @@ fn register_rsa(engine: &mut Engine) {
             let po = perm_options(&o, OP)?;
             perm_map(
                 OP,
-                stats::permutation_test(&values(OP, &x)?, &values(OP, &y)?, &po)?,
+                stats::permutation_test(&values(OP, "x", &x)?, &values(OP, "y", &y)?, &po)?,
             )
         })
     };
@@ -781,7 +784,7 @@ fn register_rsa(engine: &mut Engine) {
                 }
                 other => other.map(|n| n as usize),
             };
-            let t = to_tensor(OP, &b)?;
+            let t = to_tensor(OP, "betas", &b)?;
             if t.ndim() != 3 {
                 return Err(crate::Error::shape(
                     OP,

@@ -141,8 +141,14 @@ fn check_fits(op: &'static str, kind: Kind, x: f64) -> Result<()> {
     Ok(())
 }
 
-/// A tensor from a script value: a Tensor as is, an array of numbers, or a number.
-pub fn to_tensor(op: &'static str, v: &Dynamic) -> Result<Tensor> {
+/// The argument named `arg` of `op` as a tensor: a Tensor as is, an array of
+/// numbers, or a number. Every error names the argument, e.g. "fit_ridge: x:
+/// expected a Tensor or an array of numbers, got string".
+pub fn to_tensor(op: &'static str, arg: &str, v: &Dynamic) -> Result<Tensor> {
+    script_tensor(op, v).map_err(|e| name_argument(e, arg))
+}
+
+fn script_tensor(op: &'static str, v: &Dynamic) -> Result<Tensor> {
     if let Some(t) = v.read_lock::<Tensor>() {
         return Ok(t.clone());
     }
@@ -163,13 +169,6 @@ pub fn to_tensor(op: &'static str, v: &Dynamic) -> Result<Tensor> {
             v.type_name()
         ),
     ))
-}
-
-/// As [`to_tensor`] for the argument named `arg` of `op`: a value of the
-/// wrong type is reported as "fit_ridge: x: expected a Tensor or an array
-/// of numbers, got string".
-pub fn tensor_arg(op: &'static str, arg: &str, v: &Dynamic) -> Result<Tensor> {
-    to_tensor(op, v).map_err(|e| name_argument(e, arg))
 }
 
 /// Puts the argument's name in front of an invalid-argument message.
@@ -904,7 +903,10 @@ fn unary(
 }
 
 fn tensors_from(op: &'static str, arr: &Array) -> Result<Vec<Tensor>> {
-    arr.iter().map(|v| to_tensor(op, v)).collect()
+    arr.iter()
+        .enumerate()
+        .map(|(i, v)| to_tensor(op, &format!("tensors[{i}]"), v))
+        .collect()
 }
 
 pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {

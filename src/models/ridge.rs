@@ -13,9 +13,15 @@
 //! dual:   Ŷ(α) = (K_te,tr U) diag(1/(λ+α)) Uᵀ Y_tr
 //! ```
 //!
-//! so changing alpha costs one (test × rank) · (rank × targets) product. In
-//! the dual form the (uncentered) kernel of all samples is computed once and
-//! every fold's centered kernel is sliced from it. Targets are processed in
+//! Everything left of Y_tr depends on the features only, so it is formed
+//! once per fold, for all alphas stacked, and the work per target is one
+//! product with that operator (see `FoldOperator`): the cost grows with
+//! samples × rank × alphas per target, independent of how many targets share
+//! the features (encoding models: tens of thousands of voxels on a few
+//! hundred samples). In the dual form the (uncentered) kernel of all samples
+//! is computed once and every fold's centered kernel is sliced from it; the
+//! refit maps targets through precomputed (X V)ᵀ and V, or Uᵀ and Xᵀ U.
+//! Targets are processed in
 //! chunks of `chunk` columns, so the working memory beyond the data stays
 //! bounded (100k voxels fit).
 //!
@@ -281,23 +287,26 @@ impl Decomp {
         Ok(Decomp { lambda, basis })
     }
 
-    /// W = Vᵀ Xᵀ Y (primal) or Uᵀ Y (dual), rank × targets.
-    fn project(&self, y: &T) -> Result<T> {
+    /// The rank × samples matrix B that takes targets into the eigenbasis,
+    /// W = B Y: (X V)ᵀ (primal) or Uᵀ (dual). Formed once, so that each
+    /// target costs one rank × samples product, whatever the features.
+    fn to_basis(&self) -> Result<T> {
         match &self.basis {
-            Basis::Primal { v, x } => mm(&tr(v)?, &mm(&tr(x)?, y)?),
-            Basis::Dual { u, .. } => mm(&tr(u)?, y),
+            Basis::Primal { v, x } => tr(&mm(x, v)?),
+            Basis::Dual { u, .. } => tr(u),
         }
     }
 
-    /// Coefficients (features × targets) from W scaled per target.
-    fn coef(&self, w_scaled: &T) -> Result<T> {
+    /// The features × rank matrix C with coefficients = C · (W scaled per
+    /// target): V (primal) or Xᵀ U (dual).
+    fn from_basis(&self) -> Result<T> {
         match &self.basis {
-            Basis::Primal { v, .. } => mm(v, w_scaled),
+            Basis::Primal { v, .. } => Ok(v.shallow_clone()),
             Basis::Dual { u, x } => mm(
                 &tr(x.as_ref().ok_or_else(|| {
                     Error::invalid(OP, "internal: coefficients of a dual basis need x")
                 })?)?,
-                &mm(u, w_scaled)?,
+                u,
             ),
         }
     }
@@ -317,40 +326,78 @@ fn outside_cols(t: &T, n: i64, start: i64, len: i64) -> Result<T> {
     tc(OP, T::f_cat(&[head, tail], 1))
 }
 
-/// Per-target fold scores (candidates × targets, f64) of the predictions of
-/// every alpha.
-fn fold_scores(z: &T, lambda: &T, w: &T, y_te: &T, alphas: &[f64], scoring: Scoring) -> Result<T> {
-    let n_te = y_te.size()[0];
-    let sst = if scoring == Scoring::R2 {
-        let c = tc(OP, y_te.f_sub(&mean0(y_te)?))?;
-        Some(tc(
-            OP,
-            tc(OP, c.f_square())?.f_sum_dim_intlist(Some([0i64].as_slice()), false, Kind::Double),
-        )?)
-    } else {
-        None
-    };
-    let mut rows = Vec::with_capacity(alphas.len());
-    for &a in alphas {
-        let d = tc(OP, tc(OP, lambda.f_add_scalar(a))?.f_reciprocal())?;
-        let za = tc(OP, z.f_mul(&d))?;
-        let pred = mm(&za, w)?;
-        let err = tc(OP, y_te.f_sub(&pred))?;
-        let sse = tc(
-            OP,
-            tc(OP, err.f_square())?.f_sum_dim_intlist(Some([0i64].as_slice()), false, Kind::Double),
-        )?;
-        let s = match &sst {
-            Some(sst) => {
-                let r2 = tc(OP, tc(OP, sse.f_div(sst))?.f_rsub_scalar(1.0))?;
-                let zero = tc(OP, sst.f_eq(0.0))?;
-                tc(OP, r2.f_masked_fill(&zero, 0.0))?
+/// How one fold turns training targets into held-out predictions for every
+/// alpha at once, as one matrix product per chunk of targets. With Z the
+/// held-out rows in the eigenbasis (held-out × rank), D(α) = diag(1/(λ+α))
+/// and B the fold's [`Decomp::to_basis`], the predictions are
+/// [Z D(α₁); Z D(α₂); …] · (B Y_tr). Either the alphas' operators are
+/// applied to W = B Y_tr (`Projected`), or B is folded in first, giving the
+/// fold's smoother [Z D(α) B] (alphas·held-out × training samples) applied to
+/// Y_tr directly (`Smoother`); the cheaper per target is chosen (the same
+/// numbers, associated differently).
+enum FoldOperator {
+    Projected { zd: T, b: T },
+    Smoother(T),
+}
+
+impl FoldOperator {
+    fn new(z: &T, lambda: &T, b: &T, alphas: &[f64]) -> Result<FoldOperator> {
+        let mut rows = Vec::with_capacity(alphas.len());
+        for &a in alphas {
+            let d = tc(OP, tc(OP, lambda.f_add_scalar(a))?.f_reciprocal())?;
+            rows.push(tc(OP, z.f_mul(&d))?);
+        }
+        let zd = tc(OP, T::f_cat(&rows, 0))?;
+        // Multiply-adds per target: rank·(training + alphas·held-out) when
+        // projecting first, alphas·held-out·training with the smoother.
+        let (stacked, rank) = (zd.size()[0], zd.size()[1]);
+        let n_tr = b.size()[1];
+        Ok(if stacked * n_tr < rank * (n_tr + stacked) {
+            FoldOperator::Smoother(mm(&zd, b)?)
+        } else {
+            FoldOperator::Projected {
+                zd,
+                b: b.shallow_clone(),
             }
-            None => tc(OP, sse.f_div_scalar(-(n_te as f64)))?,
-        };
-        rows.push(s);
+        })
     }
-    tc(OP, T::f_stack(&rows, 0))
+
+    /// Held-out predictions of every alpha, (alphas·held-out) × targets.
+    fn predict(&self, y_tr: &T) -> Result<T> {
+        match self {
+            FoldOperator::Projected { zd, b } => mm(zd, &mm(b, y_tr)?),
+            FoldOperator::Smoother(s) => mm(s, y_tr),
+        }
+    }
+}
+
+/// Per-target fold scores (candidates × targets, f64) of the predictions of
+/// every alpha, `pred` as [`FoldOperator::predict`] gives them.
+fn fold_scores(pred: &T, y_te: &T, n_alphas: i64, scoring: Scoring) -> Result<T> {
+    let (n_te, c) = (y_te.size()[0], y_te.size()[1]);
+    let pred = tc(OP, pred.f_reshape([n_alphas, n_te, c]))?;
+    let err = tc(OP, tc(OP, y_te.f_unsqueeze(0))?.f_sub(&pred))?;
+    let sse = tc(
+        OP,
+        tc(OP, err.f_square())?.f_sum_dim_intlist(Some([1i64].as_slice()), false, Kind::Double),
+    )?;
+    match scoring {
+        Scoring::R2 => {
+            let centred = tc(OP, y_te.f_sub(&mean0(y_te)?))?;
+            let sst = tc(
+                OP,
+                tc(OP, centred.f_square())?.f_sum_dim_intlist(
+                    Some([0i64].as_slice()),
+                    true,
+                    Kind::Double,
+                ),
+            )?;
+            let r2 = tc(OP, tc(OP, sse.f_div(&sst))?.f_rsub_scalar(1.0))?;
+            let zero = tc(OP, tc(OP, sst.f_eq(0.0))?.f_expand_as(&r2))?;
+            tc(OP, r2.f_masked_fill(&zero, 0.0))
+        }
+        Scoring::L2 => tc(OP, sse.f_div_scalar(-(n_te as f64))),
+    }
 }
 
 /// Fits ridge regression of `y` (samples × targets, or samples) on `x`
@@ -497,6 +544,7 @@ pub fn fit_ridge(x: &Tensor, y: &Tensor, o: &RidgeOptions) -> Result<RidgeModel>
     let alpha_t = tc(OP, alpha_t.f_to_device(o.device))?;
     let alpha_t = tc(OP, alpha_t.f_to_kind(o.kind))?;
     let lam = tc(OP, decomp.lambda.f_unsqueeze(1))?;
+    let (to_basis, from_basis) = (decomp.to_basis()?, decomp.from_basis()?);
     let mut coefs = Vec::with_capacity(chunks.len());
     for &(s, c) in &chunks {
         let yc = tc(OP, y.f_narrow(1, s, c))?;
@@ -504,15 +552,15 @@ pub fn fit_ridge(x: &Tensor, y: &Tensor, o: &RidgeOptions) -> Result<RidgeModel>
             Some(m) => tc(OP, yc.f_sub(&tc(OP, m.f_narrow(1, s, c))?))?,
             None => yc,
         };
-        let w = decomp.project(&yc)?;
+        let w = mm(&to_basis, &yc)?;
         let a = tc(OP, alpha_t.f_narrow(0, s, c))?;
         let a = tc(OP, a.f_unsqueeze(0))?;
         let d = tc(OP, tc(OP, lam.f_add(&a))?.f_reciprocal())?;
-        let coef = decomp.coef(&tc(OP, w.f_mul(&d))?)?;
+        let coef = mm(&from_basis, &tc(OP, w.f_mul(&d))?)?;
         coefs.push(coef);
         bar.step("refit");
     }
-    drop(decomp);
+    drop((decomp, to_basis, from_basis));
     bar.finish();
     let mut coef = tc(OP, T::f_cat(&coefs, 1))?;
     drop(coefs);
@@ -628,6 +676,8 @@ fn cross_validate(
                 (d, z)
             }
         };
+        let operator = FoldOperator::new(&z, &decomp.lambda, &decomp.to_basis()?, &o.alphas)?;
+        drop((decomp, z));
         for &(s, c) in chunks {
             let y_tr = tc(OP, y_tr_all.f_narrow(1, s, c))?;
             let y_te = tc(OP, y_te_all.f_narrow(1, s, c))?;
@@ -637,8 +687,8 @@ fn cross_validate(
             } else {
                 (y_tr, y_te)
             };
-            let w = decomp.project(&y_tr)?;
-            let sc = fold_scores(&z, &decomp.lambda, &w, &y_te, &o.alphas, o.scoring)?;
+            let pred = operator.predict(&y_tr)?;
+            let sc = fold_scores(&pred, &y_te, na, o.scoring)?;
             let mut part = tc(OP, total.f_narrow(1, s, c))?;
             let _ = tc(OP, part.f_add_(&sc))?;
             bar.step("cross-validation");

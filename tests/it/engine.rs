@@ -172,3 +172,46 @@ fn an_option_given_as_unit_takes_its_default() {
         1.0
     );
 }
+
+/// Every function that converts a script value to a tensor names the
+/// argument that had the wrong type (the conversion takes the name).
+#[test]
+fn a_wrong_argument_type_names_the_argument_in_every_domain() {
+    let got = "expected a Tensor or an array of numbers, got string";
+    for (script, named) in [
+        ("rdm(\"x\")", "rdm: x:"),
+        ("rsa(randn([3, 3]), \"b\")", "rsa: rdm_b:"),
+        (
+            "identification(\"p\", randn([4, 3]))",
+            "identification: pred:",
+        ),
+        (
+            "identification(randn([4, 3]), \"t\")",
+            "identification: truth:",
+        ),
+        (
+            "unmask(\"x\", load_mask(save_nifti(ones([2, 2, 2]), \"m.nii\")))",
+            "unmask: x:",
+        ),
+        ("save_npy(\"t\", \"t.npy\")", "save_npy: t:"),
+        (
+            "pearson_columns(randn([4, 2]), \"m\")",
+            "pearson_columns: measured:",
+        ),
+        ("noise_ceiling(\"b\")", "noise_ceiling: betas:"),
+        ("cat([randn([2]), \"s\"])", "cat: tensors[1]:"),
+        ("feature_corr(randn([3, 2]), \"t\")", "feature_corr: truth:"),
+        ("ssim(\"a\", rand([1, 3, 8, 8]))", "ssim: a:"),
+        ("plot_heatmap(\"m\")", "plot_heatmap: matrix:"),
+        ("plot_scatter([1, 2], \"y\")", "plot_scatter: y:"),
+        ("plot_lines(#{fit: \"s\"})", "plot_lines: series 'fit':"),
+        ("plot_bars(\"t\")", "plot_bars: table:"),
+        (
+            "plot_hist(#{observed: \"v\"})",
+            "plot_hist: values.observed:",
+        ),
+        ("plot_images(\"i\")", "plot_images: images:"),
+    ] {
+        assert_script_error(script, &[&format!("{named} {got}")]);
+    }
+}

@@ -169,11 +169,12 @@ fn default_brain_cuts_equal_nilearn() {
 fn constant_background_is_grey() {
     let dir = tempfile::tempdir().expect("temp dir");
     let vox = engine_in(dir.path());
-    eval_in(
+    let saved = eval_in(
         &vox,
         "let bg = load_nifti(save_nifti(ones([12, 14, 10]), \"bg.nii\"));\nplot_brain(bg).save(\"b.png\")",
     )
     .expect("plot");
+    assert!(saved.to_string().ends_with("b.png"), "saved to {saved}");
     let png = std::fs::read(dir.path().join("b.png")).expect("png");
     let img = image::load_from_memory(&png).expect("image").to_rgb8();
     let grey = img

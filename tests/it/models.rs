@@ -469,3 +469,60 @@ fn local_randn(seed: u64, rows: i64, cols: i64) -> tch::Tensor {
     let v: Vec<f32> = (0..rows * cols).map(|_| g.normal() as f32).collect();
     tch::Tensor::from_slice(&v).reshape([rows, cols])
 }
+
+/// The fold scores equal a refit of every (fold, alpha) by a direct solve,
+/// on shapes where cross-validation takes each of its routes: few features
+/// (projection through the eigenbasis), features close to the training size
+/// (the fold's smoother, primal) and more features than samples (dual).
+#[test]
+fn cv_scores_equal_refitting_every_fold_and_alpha() {
+    let alphas = vec![0.3, 3.0, 30.0, 300.0, 3000.0, 3e4, 3e5];
+    for (seed, n, p) in [(11, 50, 6), (12, 50, 38), (13, 44, 90)] {
+        let x = local_randn(seed, n, p).to_kind(Kind::Double);
+        let w = local_randn(seed + 100, p, 5).to_kind(Kind::Double);
+        let y = x.matmul(&w) + local_randn(seed + 200, n, 5).to_kind(Kind::Double) * 3.0;
+        let m = fit_ridge(
+            &Tensor(x.shallow_clone()),
+            &Tensor(y.shallow_clone()),
+            &f64_opts(alphas.clone()),
+        )
+        .unwrap();
+        let got = m.cv_scores.as_ref().expect("cv scores");
+        let want = tch::Tensor::zeros([alphas.len() as i64, 5], (Kind::Double, Device::Cpu));
+        for (start, len) in voxlab::models::ridge::kfold(n, 5) {
+            let held = tch::Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
+            let kept: Vec<i64> = (0..n).filter(|i| *i < start || *i >= start + len).collect();
+            let kept = tch::Tensor::from_slice(&kept);
+            let (x_tr, y_tr) = (x.index_select(0, &kept), y.index_select(0, &kept));
+            let (x_te, y_te) = (x.index_select(0, &held), y.index_select(0, &held));
+            let (xm, ym) = (
+                x_tr.mean_dim([0i64].as_slice(), true, Kind::Double),
+                y_tr.mean_dim([0i64].as_slice(), true, Kind::Double),
+            );
+            let (xc, yc) = (&x_tr - &xm, &y_tr - &ym);
+            for (i, a) in alphas.iter().enumerate() {
+                let g = xc.transpose(0, 1).matmul(&xc)
+                    + tch::Tensor::eye(p, (Kind::Double, Device::Cpu)) * *a;
+                let coef = tch::Tensor::linalg_solve(&g, &xc.transpose(0, 1).matmul(&yc), true);
+                let pred = (&x_te - &xm).matmul(&coef) + &ym;
+                let sse = (&y_te - &pred).square().sum_dim_intlist(
+                    [0i64].as_slice(),
+                    false,
+                    Kind::Double,
+                );
+                let dev = &y_te - y_te.mean_dim([0i64].as_slice(), true, Kind::Double);
+                let sst = dev
+                    .square()
+                    .sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
+                let r2 = (sse / sst).neg() + 1.0;
+                let _ = want.get(i as i64).f_add_(&(r2 / 5.0)).unwrap();
+            }
+        }
+        assert_close(
+            &format!("cv scores n={n} p={p}"),
+            &values(got),
+            &values(&want),
+            1e-8,
+        );
+    }
+}

@@ -161,6 +161,14 @@ fn encoding_layers_maps_the_best_stage_per_voxel() {
         .as_object()
         .expect("map");
     assert_eq!(best.len(), 7);
+    // Quick mode models the ROIs' voxels only, a small part of the brain.
+    let modelled = record["metrics"]["voxels_modelled"]
+        .as_f64()
+        .expect("voxels_modelled");
+    assert!(
+        (1000.0..10_000.0).contains(&modelled),
+        "{modelled} voxels modelled"
+    );
     let map = voxlab::data::Volume::load(&dir.path().join("out/best_stage.nii.gz"), false)
         .expect("NIfTI map");
     assert_eq!(map.shape().len(), 3);

@@ -205,11 +205,12 @@ fn the_script_face_writes_and_loads_a_dataset() {
 fn the_script_face_writes_nothing_unless_asked() {
     let dir = tempfile::tempdir().expect("temp dir");
     let vox = crate::common::engine_in(dir.path());
-    crate::common::eval_in(
+    let trials = crate::common::eval_in(
         &vox,
         "let ds = simulate_subject(#{n_train: 12, n_test: 3, test_repeats: 2, image_size: 16, grid: [14, 16, 14]}); ds.len",
     )
     .expect("simulate_subject");
+    assert_eq!(trials.as_int().ok(), Some(12 + 3 * 2));
     let written: Vec<_> = std::fs::read_dir(dir.path())
         .expect("read dir")
         .map(|e| e.expect("entry").file_name())
