@@ -343,33 +343,6 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
     assert!(f("category_chance") > 0.0 && f("generated_category_accuracy") >= 0.0);
 }
 
-/// docs/papers/takagi.md's reconstruction half quotes the recorded run of takagi_reconstruct.rhai.
-#[test]
-fn takagi_doc_quotes_its_recorded_reconstruction_run() {
-    let (doc, run) = doc_and_record(
-        "docs/papers/takagi.md",
-        "docs/papers/runs/takagi_reconstruct_quick.json",
-    );
-    let keys = [
-        "z_r",
-        "c_r",
-        "pixcorr",
-        "ssim",
-        "two_way_resnet_layer2",
-        "z_only_two_way_resnet_layer2",
-        "caption_two_way_resnet_layer2",
-        "decoded_z_two_way_resnet_layer2",
-        "caption_route_better_share",
-        "caption_route_better_p",
-        "generated_category_accuracy",
-        "real_category_accuracy",
-        "category_chance",
-    ];
-    assert_quotes("takagi.md", &doc, &run["metrics"], &keys, |v| {
-        format!("{v:.3}")
-    });
-}
-
 /// docs/papers/bnu.md quotes the recorded quick run of bnu_emotion.rhai's part 4.
 #[test]
 fn bnu_doc_quotes_its_recorded_reconstruction_run() {

@@ -21,6 +21,8 @@ RUNS=(
   "takagi_captions_seed2|scripts/takagi_captions.rhai|seed=2"
   "encoding_layers_quick|scripts/encoding_layers.rhai|quick=true"
   "bnu_emotion_quick|scripts/bnu_emotion.rhai|quick=true"
+  "takagi_reconstruct_quick|scripts/takagi_reconstruct.rhai|quick=true"
+  "takagi_reconstruct|scripts/takagi_reconstruct.rhai|"
 )
 
 for entry in "${RUNS[@]}"; do
