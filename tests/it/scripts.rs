@@ -336,8 +336,14 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
             assert!(f(&format!("{prefix}{key}")).is_finite(), "{prefix}{key}");
         }
     }
-    // Ridge predicts the latents from early visual cortex.
-    assert!(f("z_r") > 0.1, "z_r {}", f("z_r"));
+    // Ridge predicts the latents from early visual cortex and the caption
+    // embedding from higher areas, at the default (GOD-like) snr; the
+    // decoded predicted latents are identified above chance (the recorded
+    // quick run: z_r 0.67, c_r 0.83, two-way layer1 0.72).
+    assert!(f("z_r") > 0.4, "z_r {}", f("z_r"));
+    assert!(f("c_r") > 0.5, "c_r {}", f("c_r"));
+    let decoded = f("decoded_z_two_way_resnet_layer1");
+    assert!(decoded > 0.6, "decoded z two-way (layer1) {decoded}");
     let share = f("caption_route_better_share");
     assert!((0.0..=1.0).contains(&share) && (0.0..=1.0).contains(&f("caption_route_better_p")));
     assert!(f("category_chance") > 0.0 && f("generated_category_accuracy") >= 0.0);
