@@ -998,6 +998,8 @@ struct DenoiseTask<'a> {
     ema: Vec<(String, Tensor)>,
     params: Vec<(String, Tensor)>,
     decay: f64,
+    /// Optimiser steps taken, for the moving average's warm-up.
+    steps: u64,
     dropout: f64,
 }
 
@@ -1052,10 +1054,17 @@ impl super::train::Task for DenoiseTask<'_> {
         let noise = z.randn_like();
         let loss = self.loss(&z, &c, &t, &noise, true);
         ctx.backward_step("model", &loss)?;
+        // diffusers' EMAModel warm-up: the average follows the weights
+        // closely at first ((1 + k) / (10 + k) after k steps, capped at
+        // ema_decay), so a short training run does not end with an average
+        // still dominated by the random initial weights.
+        self.steps += 1;
+        let k = self.steps as f64;
+        let decay = self.decay.min((1.0 + k) / (10.0 + k));
         tch::no_grad(|| -> Result<()> {
             for ((_, e), (_, p)) in self.ema.iter_mut().zip(&self.params) {
-                let _ = tc(OP, e.f_mul_scalar_(self.decay))?;
-                let _ = tc(OP, e.f_add_(&(p * (1.0 - self.decay))))?;
+                let _ = tc(OP, e.f_mul_scalar_(decay))?;
+                let _ = tc(OP, e.f_add_(&(p * (1.0 - decay))))?;
             }
             Ok(())
         })?;
@@ -1162,6 +1171,7 @@ pub fn train_diffusion(
             ema,
             params,
             decay: o.ema_decay,
+            steps: 0,
             dropout: o.cond_dropout,
         };
         let history = super::train::fit(&mut task, &o.train)?;

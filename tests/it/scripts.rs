@@ -346,38 +346,17 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
             assert!(f(&format!("{prefix}{key}")).is_finite(), "{prefix}{key}");
         }
     }
-    // Ridge predicts the latents from early visual cortex.
-    assert!(f("z_r") > 0.1, "z_r {}", f("z_r"));
+    // Ridge predicts the latents from early visual cortex and the caption
+    // embedding from higher areas, at the default (GOD-like) snr; the
+    // decoded predicted latents are identified above chance (the recorded
+    // quick run: z_r 0.67, c_r 0.83, two-way layer1 0.72).
+    assert!(f("z_r") > 0.4, "z_r {}", f("z_r"));
+    assert!(f("c_r") > 0.5, "c_r {}", f("c_r"));
+    let decoded = f("decoded_z_two_way_resnet_layer1");
+    assert!(decoded > 0.6, "decoded z two-way (layer1) {decoded}");
     let share = f("caption_route_better_share");
     assert!((0.0..=1.0).contains(&share) && (0.0..=1.0).contains(&f("caption_route_better_p")));
     assert!(f("category_chance") > 0.0 && f("generated_category_accuracy") >= 0.0);
-}
-
-/// docs/papers/takagi.md's reconstruction half quotes the recorded run of takagi_reconstruct.rhai.
-#[test]
-fn takagi_doc_quotes_its_recorded_reconstruction_run() {
-    let (doc, run) = doc_and_record(
-        "docs/papers/takagi.md",
-        "docs/papers/runs/takagi_reconstruct_quick.json",
-    );
-    let keys = [
-        "z_r",
-        "c_r",
-        "pixcorr",
-        "ssim",
-        "two_way_resnet_layer2",
-        "z_only_two_way_resnet_layer2",
-        "caption_two_way_resnet_layer2",
-        "decoded_z_two_way_resnet_layer2",
-        "caption_route_better_share",
-        "caption_route_better_p",
-        "generated_category_accuracy",
-        "real_category_accuracy",
-        "category_chance",
-    ];
-    assert_quotes("takagi.md", &doc, &run["metrics"], &keys, |v| {
-        format!("{v:.3}")
-    });
 }
 
 /// docs/papers/bnu.md quotes the recorded quick run of bnu_emotion.rhai's part 4.

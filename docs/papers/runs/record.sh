@@ -25,6 +25,8 @@ RUNS=(
   "yu_voxel_gan_quick_seed1|scripts/yu_voxel_gan.rhai|quick=true seed=1"
   "yu_voxel_gan_quick_seed2|scripts/yu_voxel_gan.rhai|quick=true seed=2"
   "yu_voxel_gan|scripts/yu_voxel_gan.rhai|"
+  "takagi_reconstruct_quick|scripts/takagi_reconstruct.rhai|quick=true"
+  "takagi_reconstruct|scripts/takagi_reconstruct.rhai|"
 )
 
 for entry in "${RUNS[@]}"; do
