@@ -99,8 +99,7 @@ fn dtype(op: &'static str, path: &Path, descr: &str) -> Result<(char, usize, boo
 /// Loads an .npy file into a tensor on the CPU.
 pub fn load_npy(path: &Path) -> Result<Tensor> {
     const OP: &str = "load_npy";
-    crate::sandbox::check_read(OP, path)?;
-    let file = File::open(path).map_err(|e| Error::io(OP, path, e))?;
+    let file = crate::io::open_read(OP, path)?;
     let mut r = BufReader::new(file);
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)

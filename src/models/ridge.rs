@@ -499,6 +499,7 @@ pub fn fit_ridge(x: &Tensor, y: &Tensor, o: &RidgeOptions) -> Result<RidgeModel>
     let lam = tc(OP, decomp.lambda.f_unsqueeze(1))?;
     let mut coefs = Vec::with_capacity(chunks.len());
     for &(s, c) in &chunks {
+        crate::cancel::check(OP)?;
         let yc = tc(OP, y.f_narrow(1, s, c))?;
         let yc = match &y_mean {
             Some(m) => tc(OP, yc.f_sub(&tc(OP, m.f_narrow(1, s, c))?))?,
@@ -573,6 +574,7 @@ fn cross_validate(
         None
     };
     for &(start, len) in &folds {
+        crate::cancel::check(OP)?;
         let n_tr = n - len;
         let x_te = tc(OP, x.f_narrow(0, start, len))?;
         let y_te_all = tc(OP, y.f_narrow(0, start, len))?;
@@ -629,6 +631,7 @@ fn cross_validate(
             }
         };
         for &(s, c) in chunks {
+            crate::cancel::check(OP)?;
             let y_tr = tc(OP, y_tr_all.f_narrow(1, s, c))?;
             let y_te = tc(OP, y_te_all.f_narrow(1, s, c))?;
             let (y_tr, y_te) = if o.fit_intercept {
@@ -787,8 +790,7 @@ impl RidgeModel {
     }
 
     pub fn load(op: &'static str, path: &Path, device: Device) -> Result<RidgeModel> {
-        crate::sandbox::check_read(op, path.as_ref())?;
-        let bytes = std::fs::read(path).map_err(|e| Error::io(op, path, e))?;
+        let bytes = crate::io::read_bytes(op, path)?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::format(op, path, format!("not a safetensors file: {e}")))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)

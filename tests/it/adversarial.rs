@@ -96,6 +96,30 @@ fn a_deadline_stops_a_long_primitive_and_the_record_says_why() {
 }
 
 #[test]
+fn a_deadline_stops_inside_a_large_matmul() {
+    // Each product is ~2.7e10 multiply-adds (a second or more on 2 cores):
+    // the stop applies between blocks of rows, inside the product.
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_script(
+        dir.path(),
+        "mm.rhai",
+        "let a = randn([3000, 3000]);\nfor i in 0..1000 { let c = a.matmul(a); }\nrecord(\"after\", 1);\n",
+    );
+    let clock = Instant::now();
+    let o = voxlab_in(
+        dir.path(),
+        &["run", "mm.rhai", "--out", "o", "--max-seconds", "2"],
+        None,
+    );
+    let took = clock.elapsed();
+    assert_script_error(&o, "matmul", "ran longer than --max-seconds 2");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    let rec = record_of(&dir.path().join("o"));
+    assert_eq!(rec["stopped_by"], "max_seconds");
+    assert!(rec["metrics"].get("after").is_none());
+}
+
+#[test]
 fn a_memory_ceiling_refuses_known_allocations_and_stops_the_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_script(
@@ -596,6 +620,35 @@ fn csv_text_cells_and_duplicate_headers_are_named() {
     let v =
         eval_in(&vox, &format!("load_csv({}).valence", at("mixed.csv"))).expect("a string column");
     assert_eq!(v.to_string(), "[\"1.5\", \"high\", \"\"]");
+}
+
+#[test]
+fn a_folder_given_as_a_file_is_named_as_a_folder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = engine_in(dir.path());
+    // Folders named like the files each loader expects.
+    for (op, name) in [
+        ("load_nifti", "scan.nii"),
+        ("load_nifti", "scan.nii.gz"),
+        ("load_mask", "mask.nii"),
+        ("load_npy", "x.npy"),
+        ("load_csv", "t.csv"),
+        ("load_json", "v.json"),
+        ("read_lines", "words.txt"),
+        ("load_ridge", "ridge.safetensors"),
+        ("load_resnet", "net.safetensors"),
+        ("load_god", "Subject1.h5"),
+    ] {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        let err = eval_in(&vox, &format!("{op}({:?})", folder.display().to_string()))
+            .expect_err("a folder");
+        assert_eq!(
+            err,
+            format!("{op}: {}: is a directory, not a file", folder.display()),
+            "{op}"
+        );
+    }
 }
 
 #[test]
