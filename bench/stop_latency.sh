@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # How soon after `--max-seconds` a lab script stops, by what it is doing when
 # the limit passes (src/cancel.rs; docs/scripting.md "Limits for labs" quotes
-# the record). Each workload runs under `--max-seconds 2 --max-memory 2000`
-# and never ends by itself; its run.json's duration_s minus the limit is how
-# late the stop applied (the watchdog looks every 20 ms, then the current step
-# of a primitive finishes: a block of a matmul, a smoothing tap, a
-# permutation, a ridge fold).
+# the record). Each workload runs under `--max-seconds 2 --max-memory 2000
+# --threads 1` (on a 2-core machine shared with other work two libtorch
+# threads mostly wait for each other) and never ends by itself. Its run.json's
+# duration_s minus the limit is how late the stop applied: the watchdog looks
+# every 20 ms, then the current step of a primitive finishes (a block of a
+# matmul, a smoothing tap, a permutation, a ridge fold or target chunk).
 # usage: bench/stop_latency.sh [VOXLAB] [OUT.json]
 set -euo pipefail
 voxlab=${1:-./target/debug/voxlab}
@@ -18,7 +19,7 @@ trap 'rm -rf "$work"' EXIT
 workloads=(
   "rhai_loop|let i = 0; loop { i += 1; }"
   "matmul|let a = randn([3000, 3000]); loop { let c = a.matmul(a); }"
-  "smooth|let v = load_nifti(save_nifti(randn([64, 64, 40, 20]), \"v.nii\")); loop { let s = smooth(v, 8.0); }"
+  "smooth|let v = load_nifti(save_nifti(randn([64, 64, 40, 8]), \"v.nii\")); loop { let s = smooth(v, 8.0); }"
   "permutation_test|permutation_test(randn([200]), randn([200]), #{n_permutations: 50000000})"
   "fit_ridge|let x = randn([1000, 4000]); let y = randn([1000, 500]); loop { fit_ridge(x, y, #{progress: false}); }"
 )
@@ -30,7 +31,7 @@ for entry in "${workloads[@]}"; do
   printf '%s\n' "$script" >"$work/$name/w.rhai"
   start=$(date +%s.%N)
   "$voxlab" run "$work/$name/w.rhai" --out "$work/$name/o" \
-    --max-seconds "$limit" --max-memory 2000 2>"$work/$name/stderr" >/dev/null || true
+    --max-seconds "$limit" --max-memory 2000 --threads 1 2>"$work/$name/stderr" >/dev/null || true
   end=$(date +%s.%N)
   record="$work/$name/o/run.json"
   # The function the stop message names ("error: matmul: script stopped: ...";
@@ -56,7 +57,7 @@ done
 
 {
   echo "{"
-  echo "  \"what\": \"each workload under --max-seconds $limit --max-memory 2000: run.json's duration_s, and how long after the limit the run stopped\","
+  echo "  \"what\": \"each workload under --max-seconds $limit --max-memory 2000 --threads 1: run.json's duration_s, and how long after the limit the run stopped\","
   echo "  \"voxlab\": \"$voxlab\","
   echo "  \"profile\": \"$(case "$voxlab" in *release*) echo release;; *) echo 'debug (dependencies optimised)';; esac)\","
   echo "  \"max_seconds\": $limit,"

@@ -679,6 +679,19 @@ fn libtorch_warnings_come_as_voxlab_warnings() {
         o.stderr
     );
     assert!(!o.stderr.contains("[W"), "{}", o.stderr);
+    // Warnings libtorch raises itself (here std's, through the options form
+    // that leaves the degrees of freedom to libtorch) come through
+    // voxlab's path too, naming the function, without C++ file and line.
+    let o = expr_in(dir.path(), "randn([1]).std(#{ddof: 1})", &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("warning: std: std(): degrees of freedom is <= 0"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("[W"), "{}", o.stderr);
+    assert!(!o.stderr.contains("ReduceOps.cpp"), "{}", o.stderr);
 }
 
 #[test]
