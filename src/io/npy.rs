@@ -49,8 +49,11 @@ fn parse_header(op: &'static str, path: &Path, dict: &str) -> Result<Header> {
         .ok_or_else(|| bad("no fortran_order"))?
         .starts_with("True");
     let shape_v = header_value(dict, "shape").ok_or_else(|| bad("no shape"))?;
+    let shape_v = shape_v
+        .strip_prefix('(')
+        .ok_or_else(|| bad("shape is not a tuple"))?;
     let close = shape_v.find(')').ok_or_else(|| bad("unterminated shape"))?;
-    let shape = shape_v[1..close]
+    let shape = shape_v[..close]
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())

@@ -651,6 +651,52 @@ fn a_folder_given_as_a_file_is_named_as_a_folder() {
     }
 }
 
+/// An .npy file (version 1) whose header dict is `dict` (padded to 64-byte
+/// alignment as numpy does) and whose data is `data`.
+fn npy_with_header(dict: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut header = dict.to_vec();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+#[test]
+fn fuzzed_npy_headers_are_format_errors() {
+    // Found by the read_npy fuzz target: a byte that is not UTF-8 before the
+    // shape tuple panicked the header parser (a string sliced inside a
+    // character); a shape without its '(' did the same.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = engine_in(dir.path());
+    for (name, dict) in [
+        (
+            "latin1.npy",
+            &b"{'descr': '<f8', 'fortran_order': False, 'shape':\xa0(), }"[..],
+        ),
+        (
+            "paren.npy",
+            &b"{'descr': '<f8', 'fortran_order': False, 'shape': ), }"[..],
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, npy_with_header(dict, &[0u8; 8])).expect("write");
+        let err = eval_in(&vox, &format!("load_npy({:?})", path.display().to_string()))
+            .expect_err("a bad header");
+        assert!(
+            err.starts_with(&format!(
+                "load_npy: {}: not a valid .npy header (shape is not a tuple)",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn identification_of_nan_predictions_is_an_error() {
     let dir = tempfile::tempdir().expect("temp dir");
