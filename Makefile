@@ -84,16 +84,22 @@ clean-env:
 fmt:
 	$(CARGO) fmt
 
-# A short fuzz session of the NIfTI reader (not part of `make test`; needs the
-# nightly toolchain). FUZZ_TARGET=read_nifti_gz_pair for the other target;
-# see fuzz/README.md.
-FUZZ_TARGET ?= read_nifti
+# A short fuzz session of every target in fuzz/ (not part of `make test`;
+# needs the nightly toolchain): FUZZ_SECONDS each, one after the other.
+# FUZZ_TARGETS=script for one; FUZZ_SANITIZER=address for AddressSanitizer
+# (a much longer first build). The script target gets a 60 s -timeout (an
+# input may train a small network). See fuzz/README.md.
+FUZZ_TARGETS ?= read_nifti read_nifti_gz_pair read_npy read_csv read_json script
 FUZZ_SECONDS ?= 120
+FUZZ_SANITIZER ?= none
 fuzz: $(STAMP)
 	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
-	mkdir -p fuzz/corpus/$(FUZZ_TARGET)
-	$(CARGO) +nightly fuzz run $(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) fuzz/seeds/$(FUZZ_TARGET) -- \
-		-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10
+	set -e; for t in $(FUZZ_TARGETS); do \
+		timeout=10; [ $$t = script ] && timeout=60; \
+		mkdir -p fuzz/corpus/$$t; \
+		$(CARGO) +nightly fuzz run -s $(FUZZ_SANITIZER) $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=$$timeout; \
+	done
 
 # Regenerates tests/fixtures/hf/ (tiny BERT/CLIP folders, diffusers blocks and
 # the all-MiniLM-L6-v2 reference outputs; see tests/fixtures/hf/README.md) and

@@ -18,6 +18,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
     }
     println!("cargo:rustc-env=VOXLAB_LIBTORCH_LIB={lib_dir}");
+    route_torch_warnings(&lib_dir);
 
     // libtorch's version, from the torch package the library folder sits in.
     let torch_version = PathBuf::from(&lib_dir)
@@ -67,6 +68,28 @@ fn main() {
     if let Err(e) = fs::write(&out, code) {
         panic!("build.rs: cannot write {}: {e}", out.display());
     }
+}
+
+/// Compiles csrc/torch_warnings.cpp, the c10 warning handler that hands
+/// libtorch's warnings to voxlab (src/torch_warnings.rs), against the same
+/// libtorch headers and C++ ABI as torch-sys's own wrapper.
+fn route_torch_warnings(lib_dir: &str) {
+    println!("cargo:rerun-if-changed=csrc/torch_warnings.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let include = PathBuf::from(lib_dir)
+        .parent()
+        .map(|torch_dir| torch_dir.join("include"))
+        .unwrap_or_default();
+    let abi = env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_string());
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(include)
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .file("csrc/torch_warnings.cpp")
+        .compile("voxlab_torch_warnings");
 }
 
 fn locked_version(lock: &str, krate: &str) -> String {

@@ -20,6 +20,7 @@ pub mod random;
 pub mod sandbox;
 pub mod stats;
 pub mod tensor;
+pub mod torch_warnings;
 
 pub use error::{Error, Result};
 

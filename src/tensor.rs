@@ -329,8 +329,21 @@ pub fn zscore(t: &Tensor, ax: i64, ddof: i64) -> Result<Tensor> {
     Ok(Tensor(tc(OP, centred.f_div(&sd))?))
 }
 
-/// Matrix product with a clear message when the inner sizes differ.
+/// Multiply-adds per block of a large product on the CPU: tens of
+/// milliseconds of work on one core, so a stop (a limit, Ctrl-C) applies
+/// between blocks instead of after the whole product.
+const MATMUL_BLOCK_MACS: f64 = 1e9;
+
+/// Matrix product with a clear message when the inner sizes differ. A large
+/// product on the CPU is computed in blocks of a's rows with a stop check
+/// between them (one libtorch call cannot be interrupted); on a GPU the
+/// kernels are queued at once, so blocks would not stop anything sooner.
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    matmul_in_blocks(a, b, MATMUL_BLOCK_MACS)
+}
+
+/// [`matmul`] with blocks of about `block_macs` multiply-adds.
+fn matmul_in_blocks(a: &Tensor, b: &Tensor, block_macs: f64) -> Result<Tensor> {
     const OP: &str = "matmul";
     let (sa, sb) = (a.shape(), b.shape());
     if sa.is_empty() || sb.is_empty() {
@@ -353,7 +366,24 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             inner_b.to_string(),
         ));
     }
-    Ok(Tensor(tc(OP, a.0.f_matmul(&b.0))?))
+    let rows = if sa.len() >= 2 { sa[sa.len() - 2] } else { 1 };
+    let cols = if sb.len() >= 2 { sb[sb.len() - 1] } else { 1 };
+    let batch = |s: &[i64]| -> f64 { s.iter().rev().skip(2).map(|&d| d as f64).product() };
+    let row_macs = batch(&sa).max(batch(&sb)) * inner_a as f64 * cols as f64;
+    let block_rows = (block_macs / row_macs.max(1.0)).floor().max(1.0) as i64;
+    if a.0.device() != tch::Device::Cpu || sa.len() < 2 || block_rows >= rows {
+        return Ok(Tensor(tc(OP, a.0.f_matmul(&b.0))?));
+    }
+    let mut blocks = Vec::new();
+    for start in (0..rows).step_by(block_rows as usize) {
+        crate::cancel::check(OP)?;
+        let len = block_rows.min(rows - start);
+        let part = tc(OP, a.0.f_narrow(-2, start, len))?;
+        blocks.push(tc(OP, part.f_matmul(&b.0))?);
+    }
+    // a's rows are the output's last axis but one, or its last for a vector b.
+    let row_axis = if sb.len() == 1 { -1 } else { -2 };
+    Ok(Tensor(tc(OP, TchTensor::f_cat(&blocks, row_axis))?))
 }
 
 /// Selects entries along an axis by index (negative counts from the end).
@@ -430,4 +460,56 @@ pub fn stack(tensors: &[Tensor], ax: i64) -> Result<Tensor> {
     }
     let inner: Vec<&TchTensor> = tensors.iter().map(|t| &t.0).collect();
     Ok(Tensor(tc(OP, TchTensor::f_stack(&inner, a))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn randn(shape: &[i64]) -> Tensor {
+        Tensor(TchTensor::randn(shape, (Kind::Double, tch::Device::Cpu)))
+    }
+
+    #[test]
+    fn a_product_in_blocks_equals_the_whole_product() {
+        tch::manual_seed(3);
+        // 2-D, batched on either side, and a vector right operand.
+        for (sa, sb) in [
+            (vec![37, 5], vec![5, 4]),
+            (vec![3, 37, 5], vec![5, 4]),
+            (vec![37, 5], vec![2, 5, 4]),
+            (vec![37, 5], vec![5]),
+        ] {
+            let (a, b) = (randn(&sa), randn(&sb));
+            let whole = a.0.matmul(&b.0);
+            // About 2 rows of a per block: 19 blocks, the last one short.
+            let blocked = matmul_in_blocks(&a, &b, 2.0 * 5.0 * 4.0 * 3.0).expect("blocks");
+            assert_eq!(blocked.0.size(), whole.size(), "{sa:?} @ {sb:?}");
+            let diff = (&blocked.0 - &whole).abs().max().double_value(&[]);
+            assert!(diff < 1e-12, "{sa:?} @ {sb:?}: {diff}");
+        }
+    }
+
+    #[test]
+    fn a_stop_applies_between_the_blocks_of_a_product() {
+        let token = crate::cancel::Token::new(Some(1e-3), None);
+        let _run = crate::cancel::enter(token);
+        let waited = std::time::Instant::now();
+        while crate::cancel::check("test").is_ok() {
+            assert!(
+                waited.elapsed().as_secs() < 10,
+                "the watchdog never stopped the run"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (a, b) = (randn(&[8, 3]), randn(&[3, 3]));
+        let err = matmul_in_blocks(&a, &b, 9.0).expect_err("stopped");
+        assert!(
+            err.to_string()
+                .starts_with("matmul: script stopped: it ran longer than --max-seconds"),
+            "{err}"
+        );
+        // A product small enough for one call is not split and still runs.
+        assert!(matmul_in_blocks(&a, &b, 1e9).is_ok());
+    }
 }

@@ -3,7 +3,8 @@
 //! all come back as errors (a primitive's panic is caught by its guard and
 //! would show as "internal error", which this target reports as a finding).
 //! The run is confined: --sandbox to a scratch folder, 20,000 operations,
-//! and libFuzzer's -rss_limit_mb and -timeout for the rest.
+//! --max-seconds 2 and --max-memory 1500, and libFuzzer's -rss_limit_mb and
+//! -timeout for the rest (a run past the timeout is a limit that did not stop).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -29,7 +30,9 @@ fn with_engine(f: impl FnOnce(&Voxlab)) {
         Limits {
             max_operations: Some(20_000),
             max_memory_mb: Some(1500),
-            ..Limits::default()
+            // A stop must apply within ~0.5 s whatever the script does: an
+            // input still running at libFuzzer's -timeout (10 s) is a finding.
+            max_seconds: Some(2.0),
         },
     );
     f(&vox)
@@ -39,6 +42,19 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // On a thread with the stack `voxlab run` gives scripts, as the command
+    // line does (a panic there comes back here and is the finding).
+    let text = text.to_owned();
+    let worker = std::thread::Builder::new()
+        .stack_size(voxlab::cli::SCRIPT_STACK_BYTES)
+        .spawn(move || run_script(&text))
+        .expect("script thread");
+    if let Err(panic) = worker.join() {
+        std::panic::resume_unwind(panic);
+    }
+});
+
+fn run_script(text: &str) {
     with_engine(|vox| {
         let mut scope = rhai::Scope::new();
         let Ok(ast) = compile(vox, "<fuzz>", text, &scope) else {
@@ -52,4 +68,4 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     });
-});
+}

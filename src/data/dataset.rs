@@ -168,8 +168,7 @@ fn must_exist(path: &Path, manifest: &Path, key: &str) -> Result<()> {
 /// Reads and validates a dataset folder.
 pub fn load(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
     let file = dir.join("dataset.json");
-    crate::sandbox::check_read(OP, file.as_ref())?;
-    let text = std::fs::read_to_string(&file).map_err(|e| Error::io(OP, &file, e))?;
+    let text = crate::io::read_text(OP, &file)?;
     let json: Value = serde_json::from_str(&text)
         .map_err(|e| Error::format(OP, &file, format!("not valid JSON: {e}")))?;
     let Value::Object(json) = json else {
@@ -486,8 +485,7 @@ pub fn load(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
         None => None,
         Some(p) => {
             must_exist(&p, &file, "captions")?;
-            crate::sandbox::check_read(OP, p.as_ref())?;
-            let t = std::fs::read_to_string(&p).map_err(|e| Error::io(OP, &p, e))?;
+            let t = crate::io::read_text(OP, &p)?;
             let v: Value = serde_json::from_str(&t)
                 .map_err(|e| Error::format(OP, &p, format!("not valid JSON: {e}")))?;
             let Value::Object(map) = v else {

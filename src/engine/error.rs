@@ -79,6 +79,7 @@ pub fn describe_panic(payload: &(dyn std::any::Any + Send)) -> String {
 /// Runs a primitive's body: errors become script errors naming `op`, and a
 /// panic becomes "op: internal error ..." instead of a crash.
 pub fn guard<T>(op: &str, body: impl FnOnce() -> crate::error::Result<T>) -> RhaiResult<T> {
+    crate::torch_warnings::running(op);
     match guarded(body) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(to_rhai(err)),
@@ -92,6 +93,7 @@ pub fn guard<T>(op: &str, body: impl FnOnce() -> crate::error::Result<T>) -> Rha
 /// Like [`guard`] for bodies that already speak Rhai's error type (those that
 /// build Rhai values or call back into the engine).
 pub fn guard_rhai<T>(op: &str, body: impl FnOnce() -> RhaiResult<T>) -> RhaiResult<T> {
+    crate::torch_warnings::running(op);
     match guarded(body) {
         Ok(result) => result,
         Err(payload) => Err(script_error(format!(

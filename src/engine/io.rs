@@ -90,9 +90,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     }
     engine.register_fn("read_lines", |path: &str| -> RhaiResult<rhai::Array> {
         guard("read_lines", || {
-            crate::sandbox::check_read("read_lines", path.as_ref())?;
-            let text =
-                std::fs::read_to_string(path).map_err(|e| Error::io("read_lines", path, e))?;
+            let text = crate::io::read_text("read_lines", path.as_ref())?;
             Ok(text
                 .lines()
                 .map(|l| rhai::Dynamic::from(l.to_string()))
@@ -120,9 +118,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
     );
     engine.register_fn("load_json", |path: &str| -> RhaiResult<Dynamic> {
         guard("load_json", || {
-            crate::sandbox::check_read("load_json", path.as_ref())?;
-            let text =
-                std::fs::read_to_string(path).map_err(|e| Error::io("load_json", path, e))?;
+            let text = crate::io::read_text("load_json", path.as_ref())?;
             let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                 Error::format(
                     "load_json",

@@ -48,6 +48,7 @@ impl H5 {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             ));
         }
+        crate::io::open_read(op, path)?;
         if !is_hdf5(path) {
             return Err(Error::format(
                 op,

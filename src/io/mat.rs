@@ -32,6 +32,8 @@ pub fn load_vars(op: &'static str, path: &Path, names: &[&str]) -> Result<Vec<Ma
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
+    // The sandbox rule and a folder's message apply before the file is probed.
+    let file = crate::io::open_read(op, path)?;
     if hdf5::is_hdf5(path) {
         // v7.3: each variable is a dataset; HDF5 (C order) lists MATLAB's
         // dimensions reversed, so the values already are column-major.
@@ -57,8 +59,7 @@ pub fn load_vars(op: &'static str, path: &Path, names: &[&str]) -> Result<Vec<Ma
             })
             .collect();
     }
-    let f = std::fs::File::open(path).map_err(|e| Error::io(op, path, e))?;
-    let mat = matfile::MatFile::parse(std::io::BufReader::new(f)).map_err(|e| {
+    let mat = matfile::MatFile::parse(std::io::BufReader::new(file)).map_err(|e| {
         Error::format(
             op,
             path,

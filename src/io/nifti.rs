@@ -1221,19 +1221,8 @@ struct Source {
 
 impl Source {
     fn open(path: &Path) -> Result<Source> {
-        crate::sandbox::check_read(OP_LOAD, path)?;
-        let file = File::open(path).map_err(|e| Error::io(OP_LOAD, path, e))?;
+        let file = crate::io::open_read(OP_LOAD, path)?;
         let meta = file.metadata().map_err(|e| Error::io(OP_LOAD, path, e))?;
-        if meta.is_dir() {
-            return Err(Error::io(
-                OP_LOAD,
-                path,
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "is a directory, not a NIfTI file",
-                ),
-            ));
-        }
         let file_len = meta.len();
         let mut file = file;
         let mut magic = [0u8; 2];

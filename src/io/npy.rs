@@ -49,8 +49,11 @@ fn parse_header(op: &'static str, path: &Path, dict: &str) -> Result<Header> {
         .ok_or_else(|| bad("no fortran_order"))?
         .starts_with("True");
     let shape_v = header_value(dict, "shape").ok_or_else(|| bad("no shape"))?;
+    let shape_v = shape_v
+        .strip_prefix('(')
+        .ok_or_else(|| bad("shape is not a tuple"))?;
     let close = shape_v.find(')').ok_or_else(|| bad("unterminated shape"))?;
-    let shape = shape_v[1..close]
+    let shape = shape_v[..close]
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -99,8 +102,7 @@ fn dtype(op: &'static str, path: &Path, descr: &str) -> Result<(char, usize, boo
 /// Loads an .npy file into a tensor on the CPU.
 pub fn load_npy(path: &Path) -> Result<Tensor> {
     const OP: &str = "load_npy";
-    crate::sandbox::check_read(OP, path)?;
-    let file = File::open(path).map_err(|e| Error::io(OP, path, e))?;
+    let file = crate::io::open_read(OP, path)?;
     let mut r = BufReader::new(file);
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)

@@ -115,8 +115,7 @@ pub struct File {
 
 impl File {
     pub fn open(op: &'static str, path: &Path) -> Result<File> {
-        crate::sandbox::check_read(op, path.as_ref())?;
-        let bytes = std::fs::read(path).map_err(|e| Error::io(op, path, e))?;
+        let bytes = crate::io::read_bytes(op, path)?;
         // Parse once now so a corrupt file fails here, naming itself.
         safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::format(op, path, format!("not a safetensors file: {e}")))?;

@@ -45,8 +45,7 @@ impl Table {
 
 pub fn load_csv(path: &Path, delimiter: u8) -> Result<Table> {
     const OP: &str = "load_csv";
-    crate::sandbox::check_read(OP, path)?;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(OP, path, e))?;
+    let file = crate::io::open_read(OP, path)?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(false)

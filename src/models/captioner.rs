@@ -213,8 +213,7 @@ pub fn restricted_vocabulary(
     } else {
         path.to_path_buf()
     };
-    crate::sandbox::check_read(op, path.as_ref())?;
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(op, &path, e))?;
+    let text = crate::io::read_text(op, &path)?;
     let bad = |msg: String| Error::format(op, &path, msg);
     let mut base = tokenizers::Tokenizer::from_str(&text)
         .map_err(|e| bad(format!("not a tokenizer.json: {e}")))?;

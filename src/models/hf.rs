@@ -32,8 +32,7 @@ pub struct Config {
 
 impl Config {
     pub fn read(op: &'static str, path: &Path) -> Result<Config> {
-        crate::sandbox::check_read(op, path.as_ref())?;
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(op, path, e))?;
+        let text = crate::io::read_text(op, path)?;
         let value: Value = serde_json::from_str(&text)
             .map_err(|e| Error::format(op, path, format!("not valid JSON: {e}")))?;
         if !value.is_object() {
@@ -265,8 +264,7 @@ pub fn weight_files(op: &'static str, dir: &Path, stems: &[&str]) -> Result<Vec<
         }
         let index = dir.join(format!("{stem}.safetensors.index.json"));
         if index.is_file() {
-            crate::sandbox::check_read(op, index.as_ref())?;
-            let text = std::fs::read_to_string(&index).map_err(|e| Error::io(op, &index, e))?;
+            let text = crate::io::read_text(op, &index)?;
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| Error::format(op, &index, format!("not valid JSON: {e}")))?;
             let map = v
@@ -525,8 +523,7 @@ pub fn read_side_files(
     for name in names {
         let p = dir.join(name);
         if p.is_file() {
-            crate::sandbox::check_read(op, p.as_ref())?;
-            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(op, &p, e))?;
+            let text = crate::io::read_text(op, &p)?;
             out.push((name.to_string(), text));
         }
     }

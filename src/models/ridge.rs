@@ -547,6 +547,7 @@ pub fn fit_ridge(x: &Tensor, y: &Tensor, o: &RidgeOptions) -> Result<RidgeModel>
     let (to_basis, from_basis) = (decomp.to_basis()?, decomp.from_basis()?);
     let mut coefs = Vec::with_capacity(chunks.len());
     for &(s, c) in &chunks {
+        crate::cancel::check(OP)?;
         let yc = tc(OP, y.f_narrow(1, s, c))?;
         let yc = match &y_mean {
             Some(m) => tc(OP, yc.f_sub(&tc(OP, m.f_narrow(1, s, c))?))?,
@@ -621,6 +622,7 @@ fn cross_validate(
         None
     };
     for &(start, len) in &folds {
+        crate::cancel::check(OP)?;
         let n_tr = n - len;
         let x_te = tc(OP, x.f_narrow(0, start, len))?;
         let y_te_all = tc(OP, y.f_narrow(0, start, len))?;
@@ -679,6 +681,7 @@ fn cross_validate(
         let operator = FoldOperator::new(&z, &decomp.lambda, &decomp.to_basis()?, &o.alphas)?;
         drop((decomp, z));
         for &(s, c) in chunks {
+            crate::cancel::check(OP)?;
             let y_tr = tc(OP, y_tr_all.f_narrow(1, s, c))?;
             let y_te = tc(OP, y_te_all.f_narrow(1, s, c))?;
             let (y_tr, y_te) = if o.fit_intercept {
@@ -837,8 +840,7 @@ impl RidgeModel {
     }
 
     pub fn load(op: &'static str, path: &Path, device: Device) -> Result<RidgeModel> {
-        crate::sandbox::check_read(op, path.as_ref())?;
-        let bytes = std::fs::read(path).map_err(|e| Error::io(op, path, e))?;
+        let bytes = crate::io::read_bytes(op, path)?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::format(op, path, format!("not a safetensors file: {e}")))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)

@@ -264,8 +264,7 @@ fn sentence_settings(op: &'static str, dir: &Path) -> Result<(Option<usize>, Poo
         if !p.is_file() {
             return Ok(None);
         }
-        crate::sandbox::check_read(op, p.as_ref())?;
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(op, &p, e))?;
+        let text = crate::io::read_text(op, &p)?;
         serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| Error::format(op, &p, format!("not valid JSON: {e}")))

@@ -1384,9 +1384,7 @@ impl Trainer<'_> {
         let op = self.cfg.op;
         let folder = find_checkpoint(op, path)?;
         let state_path = folder.join("trainer_state.json");
-        crate::sandbox::check_read(op, state_path.as_ref())?;
-        let text =
-            std::fs::read_to_string(&state_path).map_err(|e| Error::io(op, &state_path, e))?;
+        let text = crate::io::read_text(op, &state_path)?;
         let bad = |msg: &str| Error::format(op, &state_path, format!("option 'resume': {msg}"));
         let st: Value = serde_json::from_str(&text).map_err(|e| bad(&format!("not JSON: {e}")))?;
         if st.get("format").and_then(Value::as_u64) != Some(STATE_FORMAT) {

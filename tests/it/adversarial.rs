@@ -96,6 +96,30 @@ fn a_deadline_stops_a_long_primitive_and_the_record_says_why() {
 }
 
 #[test]
+fn a_deadline_stops_inside_a_large_matmul() {
+    // Each product is ~2.7e10 multiply-adds (a second or more on 2 cores):
+    // the stop applies between blocks of rows, inside the product.
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_script(
+        dir.path(),
+        "mm.rhai",
+        "let a = randn([3000, 3000]);\nfor i in 0..1000 { let c = a.matmul(a); }\nrecord(\"after\", 1);\n",
+    );
+    let clock = Instant::now();
+    let o = voxlab_in(
+        dir.path(),
+        &["run", "mm.rhai", "--out", "o", "--max-seconds", "2"],
+        None,
+    );
+    let took = clock.elapsed();
+    assert_script_error(&o, "matmul", "ran longer than --max-seconds 2");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    let rec = record_of(&dir.path().join("o"));
+    assert_eq!(rec["stopped_by"], "max_seconds");
+    assert!(rec["metrics"].get("after").is_none());
+}
+
+#[test]
 fn a_memory_ceiling_refuses_known_allocations_and_stops_the_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_script(
@@ -599,6 +623,81 @@ fn csv_text_cells_and_duplicate_headers_are_named() {
 }
 
 #[test]
+fn a_folder_given_as_a_file_is_named_as_a_folder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = engine_in(dir.path());
+    // Folders named like the files each loader expects.
+    for (op, name) in [
+        ("load_nifti", "scan.nii"),
+        ("load_nifti", "scan.nii.gz"),
+        ("load_mask", "mask.nii"),
+        ("load_npy", "x.npy"),
+        ("load_csv", "t.csv"),
+        ("load_json", "v.json"),
+        ("read_lines", "words.txt"),
+        ("load_ridge", "ridge.safetensors"),
+        ("load_resnet", "net.safetensors"),
+        ("load_god", "Subject1.h5"),
+    ] {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        let err = eval_in(&vox, &format!("{op}({:?})", folder.display().to_string()))
+            .expect_err("a folder");
+        assert_eq!(
+            err,
+            format!("{op}: {}: is a directory, not a file", folder.display()),
+            "{op}"
+        );
+    }
+}
+
+/// An .npy file (version 1) whose header dict is `dict` (padded to 64-byte
+/// alignment as numpy does) and whose data is `data`.
+fn npy_with_header(dict: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut header = dict.to_vec();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+#[test]
+fn fuzzed_npy_headers_are_format_errors() {
+    // Found by the read_npy fuzz target: a byte that is not UTF-8 before the
+    // shape tuple panicked the header parser (a string sliced inside a
+    // character); a shape without its '(' did the same.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vox = engine_in(dir.path());
+    for (name, dict) in [
+        (
+            "latin1.npy",
+            &b"{'descr': '<f8', 'fortran_order': False, 'shape':\xa0(), }"[..],
+        ),
+        (
+            "paren.npy",
+            &b"{'descr': '<f8', 'fortran_order': False, 'shape': ), }"[..],
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, npy_with_header(dict, &[0u8; 8])).expect("write");
+        let err = eval_in(&vox, &format!("load_npy({:?})", path.display().to_string()))
+            .expect_err("a bad header");
+        assert!(
+            err.starts_with(&format!(
+                "load_npy: {}: not a valid .npy header (shape is not a tuple)",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn identification_of_nan_predictions_is_an_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let vox = engine_in(dir.path());
@@ -626,6 +725,19 @@ fn libtorch_warnings_come_as_voxlab_warnings() {
         o.stderr
     );
     assert!(!o.stderr.contains("[W"), "{}", o.stderr);
+    // Warnings libtorch raises itself (here std's, through the options form
+    // that leaves the degrees of freedom to libtorch) come through
+    // voxlab's path too, naming the function, without C++ file and line.
+    let o = expr_in(dir.path(), "randn([1]).std(#{ddof: 1})", &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("warning: std: std(): degrees of freedom is <= 0"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("[W"), "{}", o.stderr);
+    assert!(!o.stderr.contains("ReduceOps.cpp"), "{}", o.stderr);
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn read_lines(path: &Path, what: &str) -> Result<Vec<String>> {
     if !path.exists() {
         return Err(missing(OP, path, what));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(OP, path, e))?;
+    let text = crate::io::read_text(OP, path)?;
     Ok(text
         .lines()
         .map(str::trim)

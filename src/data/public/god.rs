@@ -205,7 +205,7 @@ fn image_names(dir: &Path) -> Result<HashMap<i64, String>> {
         if !p.exists() {
             continue;
         }
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(OP, &p, e))?;
+        let text = crate::io::read_text(OP, &p)?;
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;

@@ -115,7 +115,7 @@ impl Layout {
 fn label_names(layout: &Layout, atlas: &str) -> Result<Vec<(i64, String)>> {
     let p = layout.label_table(atlas);
     if p.exists() {
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(OP, &p, e))?;
+        let text = crate::io::read_text(OP, &p)?;
         let mut out = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let mut it = line.split_whitespace();
@@ -499,7 +499,7 @@ fn captions(layout: &Layout, wanted: &[usize]) -> Result<HashMap<usize, Vec<Stri
         if !p.exists() {
             return Err(missing(OP, &p, "COCO's caption annotations"));
         }
-        let f = std::fs::File::open(&p).map_err(|e| Error::io(OP, &p, e))?;
+        let f = crate::io::open_read(OP, &p)?;
         let c: CocoCaptions = serde_json::from_reader(std::io::BufReader::new(f)).map_err(|e| {
             Error::format(OP, &p, format!("expected COCO captions ({{\"annotations\": [{{\"image_id\", \"caption\"}}]}}): {e}"))
         })?;
