@@ -21,6 +21,7 @@ RUNS=(
   "takagi_captions_seed2|scripts/takagi_captions.rhai|seed=2"
   "encoding_layers_quick|scripts/encoding_layers.rhai|quick=true"
   "bnu_emotion_quick|scripts/bnu_emotion.rhai|quick=true"
+  "bnu_emotion_quick_seed1|scripts/bnu_emotion.rhai|quick=true seed=1"
 )
 
 for entry in "${RUNS[@]}"; do
