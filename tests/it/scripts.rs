@@ -143,6 +143,33 @@ fn bnu_emotion_runs_its_three_analyses() {
             assert!(r[key].as_f64().is_some(), "{run}: {key} recorded");
         }
     }
+    // Above chance in the ResNet spaces (GOD-like noise: the recorded quick
+    // runs reach p 1.3e-3 and 4.7e-4 in layer1 on seeds 0 and 1), and the
+    // unlabeled data no worse than the pairs alone (on average over the
+    // ResNet spaces; recorded: higher on both seeds).
+    let resnet_mean = |run: &str| {
+        (1..=4)
+            .map(|l| {
+                m[run][format!("two_way_resnet_layer{l}")]
+                    .as_f64()
+                    .expect("two-way")
+            })
+            .sum::<f64>()
+            / 4.0
+    };
+    let p = m["beliy"]["two_way_resnet_layer1_p"].as_f64().expect("p");
+    assert!(p < 0.01, "Beliy two-way ResNet layer1 p {p}");
+    assert!(
+        resnet_mean("beliy") > 0.65,
+        "Beliy two-way {}",
+        resnet_mean("beliy")
+    );
+    assert!(
+        resnet_mean("beliy") >= resnet_mean("beliy_pairs_only") - 0.02,
+        "unlabeled data {} vs pairs only {}",
+        resnet_mean("beliy"),
+        resnet_mean("beliy_pairs_only")
+    );
 }
 
 #[test]
