@@ -356,11 +356,11 @@ pub static TRAIN_BELIY: FnDoc = FnDoc {
     summary: "Beliy et al. 2019's self-supervised encoder–decoder (the BNU paper's section 3), as the authors' code builds it. \
 Encoder E (image → voxels): a stride-2 first convolution (fixed, from first_conv's pretrained weights, or learned), ReLU, batch norm; two [3×3 stride-2 conv, ReLU, batch norm]; dropout; a dense layer to the voxels with a spatial group-lasso penalty. \
 Decoder D (voxels → image): dense to an S/8 × S/8 map (group lasso), three [3×3 conv, ReLU, ×2 upsampling, batch norm], a 3×3 conv to RGB, sigmoid. \
-Stage 1 trains E on the training pairs (randomly shifted images; MSE + 0.1 × negative cosine; SGD, Nesterov 0.9, lr ÷10 at the paper's milestones scaled to the epochs). \
+Stage 1 trains E on the training pairs (randomly shifted images; MSE + 0.1 × negative cosine; the authors' SGD with Nesterov 0.9, or Adam for the small size, lr ÷10 at the paper's milestones scaled to the epochs). \
 Stage 2 trains D with E frozen; each batch mixes `batch` training pairs (D(y) vs x) with `unpaired_batch` unlabeled images (D(E(x)) vs x) and as many unlabeled fMRI samples (E(D(y)) vs y: the test trials' fMRI, each sample the mean over a random third of one stimulus' repeats, and unlabeled_fmri's rows); \
 image loss = 0.7 × conv1 + 0.15 × layer1 perceptual L1 of a fixed ResNet18 + 0.15 × pixel L1 (each normalised per channel by the training images) + total variation ((dx² + dy²)^1.25); voxel loss = SNR-weighted MAE + 0.1 × negative cosine (SNR from the test repeats, mean 1); Adam 1e-3, × 0.2 every fifth of the epochs. \
 Voxels are z-scored with the training trials' mean and sd. Images are resized to image_size (block means or bilinear). Both stages run through the one trainer; m.history has both stages' per-epoch losses. \
-size \"paper\" is the authors' configuration (112 px, 80 + 150 epochs, 48 + 16 per batch; for a GPU and real data); \"small\" the same design at 32 px with half the channels and 20 + 20 epochs (2 CPU cores). unlabeled: false is the ablation (stage 2 on the pairs alone). Differences from the authors': ResNet rather than VGG19 perceptual features, Adam without AMSGrad, PyTorch batch-norm momentum.",
+size \"paper\" is the authors' configuration (112 px, 80 + 150 epochs, 48 + 16 per batch; for a GPU and real data); \"small\" the same design at 32 px with half the channels and 20 + 20 epochs (2 CPU cores), stage 1 with Adam 1e-3 and the penalties at a tenth of the paper's pull (at the paper's SGD and penalty the encoder learns nothing in a CPU run's few hundred steps at GOD-like SNR; see BeliyConfig::small). unlabeled: false is the ablation (stage 2 on the pairs alone). Differences from the authors': ResNet rather than VGG19 perceptual features, Adam without AMSGrad, PyTorch batch-norm momentum.",
     options: &[
         OptDoc { name: "size", ty: "string", default: "small", meaning: "paper (112 px, the authors' epochs and widths) or small (32 px, for CPUs)" },
         OptDoc { name: "image_size", ty: "int", default: "none", meaning: "image side, a multiple of 8 ≥ 16 (default: the size's)" },
@@ -368,9 +368,10 @@ size \"paper\" is the authors' configuration (112 px, 80 + 150 epochs, 48 + 16 p
         OptDoc { name: "decoder_epochs", ty: "int", default: "none", meaning: "stage 2 epochs (default: paper 150, small 20)" },
         OptDoc { name: "batch", ty: "int", default: "none", meaning: "training pairs per step (default 48)" },
         OptDoc { name: "unpaired_batch", ty: "int", default: "none", meaning: "unlabeled images and unlabeled fMRI samples per stage-2 step (default 16)" },
-        OptDoc { name: "encoder_lr", ty: "float", default: "none", meaning: "stage 1 SGD learning rate (default 0.1)" },
+        OptDoc { name: "encoder_optimizer", ty: "string", default: "none", meaning: "stage 1 optimiser: sgd (the authors': Nesterov momentum 0.9) or adam (default: paper sgd, small adam)" },
+        OptDoc { name: "encoder_lr", ty: "float", default: "none", meaning: "stage 1 learning rate (default: paper 0.1, small 0.001)" },
         OptDoc { name: "decoder_lr", ty: "float", default: "none", meaning: "stage 2 Adam learning rate (default 0.001)" },
-        OptDoc { name: "penalty", ty: "float", default: "none", meaning: "factor on all weight penalties (group lasso, kernel l1/l2); 1 = the paper's per-weight strength (default: the size's)" },
+        OptDoc { name: "penalty", ty: "float", default: "none", meaning: "factor on all weight penalties (group lasso, kernel l1/l2); 1 = the paper's per-weight strength (default: paper 1, small 0.1)" },
         OptDoc { name: "rois", ty: "array of string", default: "none", meaning: "ROIs whose voxels the model uses (default: all voxels)" },
         OptDoc { name: "unlabeled", ty: "bool", default: "true", meaning: "self-supervision in stage 2 (false: the ablation without unlabeled data)" },
         OptDoc { name: "unlabeled_images", ty: "ImageSet | Tensor", default: "none", meaning: "natural images without fMRI (e.g. the simulated subject's extra_images)" },
@@ -459,6 +460,20 @@ fn beliy_options(ds: &crate::data::Dataset, opts: Map) -> Result<BeliyOptions> {
             }
             *slot = lr;
         }
+    }
+    if let Some(name) = o.opt_string("encoder_optimizer")? {
+        c.encoder_optimizer = match name.as_str() {
+            "sgd" => BeliyConfig::paper().encoder_optimizer,
+            "adam" => crate::models::train::Optimizer::adam(),
+            other => {
+                return Err(Error::BadOption {
+                    op: OP,
+                    key: "encoder_optimizer".into(),
+                    expected: "\"sgd\" (Nesterov momentum 0.9, the authors') or \"adam\"".into(),
+                    got: format!("\"{other}\""),
+                })
+            }
+        };
     }
     if let Some(p) = o.opt_f64("penalty")? {
         c.penalty = p;

@@ -89,6 +89,10 @@ fn configs_and_bad_input() {
         &["train_beliy", "unlabeled_fmri", "the dataset's", "5×3"],
     );
     assert_script_error(
+        &format!("{TINY} train_beliy(ds, #{{encoder_optimizer: \"rmsprop\", {quick}}})"),
+        &["train_beliy", "encoder_optimizer", "sgd", "adam", "rmsprop"],
+    );
+    assert_script_error(
         &format!("{TINY} train_beliy(ds, #{{epochs: 3}})"),
         &["train_beliy", "epochs", "encoder_epochs"],
     );

@@ -27,6 +27,7 @@ RUNS=(
   "yu_voxel_gan|scripts/yu_voxel_gan.rhai|"
   "takagi_reconstruct_quick|scripts/takagi_reconstruct.rhai|quick=true"
   "takagi_reconstruct|scripts/takagi_reconstruct.rhai|"
+  "bnu_emotion_quick_seed1|scripts/bnu_emotion.rhai|quick=true seed=1"
 )
 
 for entry in "${RUNS[@]}"; do
