@@ -279,40 +279,6 @@ fn docs_quote_their_recorded_runs() {
     }
 }
 
-/// docs/papers/takagi.md quotes the recorded full-size run of takagi_captions.rhai.
-#[test]
-fn takagi_doc_quotes_its_recorded_run() {
-    let (doc, run) = doc_and_record(
-        "docs/papers/takagi.md",
-        "docs/papers/runs/takagi_captions.json",
-    );
-    let keys = [
-        "bleu4",
-        "bleu4_chance",
-        "bleu4_chance_sd",
-        "bleu4_image_captions",
-        "bleu1",
-        "bleu1_chance",
-        "rouge_l",
-        "rouge_l_chance",
-        "similarity",
-        "similarity_chance",
-        "r_LANG",
-        "r_V1",
-        "r_decoder_V1",
-        "unique_LANG",
-        "unique_V1",
-    ];
-    assert_quotes("takagi.md", &doc, &run["metrics"], &keys, |v| {
-        format!("{v:.3}")
-    });
-    let seconds = run["duration_s"].as_f64().expect("duration").round();
-    assert!(
-        doc.contains(&format!("{seconds} s")),
-        "takagi.md should quote the run's {seconds} s"
-    );
-}
-
 #[test]
 fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
     let (record, _dir) = run_quick(
