@@ -125,13 +125,16 @@ impl Scene {
     /// The caption: what is there (shape, colour, size, place, background),
     /// always all of it, in one of six sentence frames. The frame, the
     /// wording of place and background, and the size words all follow the
-    /// content (the frame and phrasings the shape, the size words the
-    /// colour family), so a scene has exactly one caption and a captioner
+    /// colour (the frame and phrasings its group of similar colours, the size
+    /// words its family), so a scene has exactly one caption and a captioner
     /// that sees the content can say it word for word, while captions of
-    /// different scenes share little beyond their content words; see
+    /// different scenes share little beyond their content words. The colour
+    /// keys the wording because it is what both the visual cortex (V4, and
+    /// V1–V3's colour tuning) and a small captioner read most reliably: a
+    /// decoder that gets the shape wrong still says the right sentence; see
     /// docs/simulated-subject.md. For example "a large red circle on the
     /// upper left, on a striped background" or "in the bottom right corner
-    /// sits a tiny white square, against checks".
+    /// sits a small yellow square, against checks".
     pub fn caption(&self) -> String {
         let colour = COLOURS[self.colour].0;
         let shape = SHAPES[self.shape];
@@ -145,7 +148,7 @@ impl Scene {
         let (row, col) = self.place();
         let place = |style: usize| PLACES[style][row * 3 + col];
         let bg = self.background;
-        match self.shape {
+        match FRAME_OF_COLOUR[self.colour] {
             0 => format!(
                 "{} {size} {colour} {shape} {}, on a {} background",
                 an(size),
@@ -262,6 +265,12 @@ pub fn render_all(scenes: &[Scene], size: usize) -> Vec<f32> {
     buf
 }
 
+/// The sentence frame of each colour (COLOURS order): similar colours share
+/// one, so that confusing red with orange or blue with purple keeps the
+/// sentence: red and orange 0, yellow 1, green and teal 2, blue and purple 3,
+/// white 4, black 5.
+const FRAME_OF_COLOUR: [usize; 9] = [0, 0, 1, 2, 2, 3, 3, 4, 5];
+
 /// The indefinite article before a word.
 fn an(word: &str) -> &'static str {
     if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
@@ -316,7 +325,7 @@ const PLACES: [[&str; 9]; 3] = [
     ],
 ];
 
-/// The star's frame opens with its place.
+/// The frame of black objects opens with its place.
 const PLACES_CAP: [&str; 9] = [
     "up left",
     "up top",

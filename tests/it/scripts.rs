@@ -236,6 +236,21 @@ fn takagi_captions_decodes_captions_above_chance_and_maps_language_layers() {
             f(&format!("{metric}_p"))
         );
     }
+    // Well above chance, not only beyond it: at the default (GOD-calibrated)
+    // subject the quick run (300 single training trials, 4 test repeats)
+    // reaches 2.2× the chance BLEU-4 of random pairings, and the captioner
+    // on the true image features 0.24 (the full run's bars are 2× and 0.3).
+    assert!(
+        f("bleu4") >= 1.5 * f("bleu4_chance"),
+        "BLEU-4 {} is not 1.5× its chance level {}",
+        f("bleu4"),
+        f("bleu4_chance")
+    );
+    assert!(
+        f("bleu4_image_captions") >= 0.2,
+        "the captioner on the true image features: BLEU-4 {}",
+        f("bleu4_image_captions")
+    );
     // The language-model layers explain the caption-tuned LANG ROI better than V1.
     assert!(
         f("r_LANG") > f("r_V1") + 0.1,
@@ -314,40 +329,6 @@ fn docs_quote_their_recorded_runs() {
             "{doc} quotes {n} recorded values, expected at least {at_least}"
         );
     }
-}
-
-/// docs/papers/takagi.md quotes the recorded full-size run of takagi_captions.rhai.
-#[test]
-fn takagi_doc_quotes_its_recorded_run() {
-    let (doc, run) = doc_and_record(
-        "docs/papers/takagi.md",
-        "docs/papers/runs/takagi_captions.json",
-    );
-    let keys = [
-        "bleu4",
-        "bleu4_chance",
-        "bleu4_chance_sd",
-        "bleu4_image_captions",
-        "bleu1",
-        "bleu1_chance",
-        "rouge_l",
-        "rouge_l_chance",
-        "similarity",
-        "similarity_chance",
-        "r_LANG",
-        "r_V1",
-        "r_decoder_V1",
-        "unique_LANG",
-        "unique_V1",
-    ];
-    assert_quotes("takagi.md", &doc, &run["metrics"], &keys, |v| {
-        format!("{v:.3}")
-    });
-    let seconds = run["duration_s"].as_f64().expect("duration").round();
-    assert!(
-        doc.contains(&format!("{seconds} s")),
-        "takagi.md should quote the run's {seconds} s"
-    );
 }
 
 #[test]
