@@ -114,34 +114,3 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(rel)
 }
-
-/// A doc of the repository (e.g. "docs/papers/yu.md") and a run record it
-/// quotes (e.g. "docs/papers/runs/yu_voxel_gan_quick.json").
-pub fn doc_and_record(doc: &str, record: &str) -> (String, serde_json::Value) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join(doc)).expect("doc");
-    let run = serde_json::from_str(&std::fs::read_to_string(root.join(record)).expect("run"))
-        .expect("json");
-    (text, run)
-}
-
-/// Asserts that `doc` (called `doc_name` in messages) shows each of `keys`
-/// of the recorded `metrics` as `shown` formats it.
-pub fn assert_quotes(
-    doc_name: &str,
-    doc: &str,
-    metrics: &serde_json::Value,
-    keys: &[&str],
-    shown: impl Fn(f64) -> String,
-) {
-    for key in keys {
-        let v = metrics[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{doc_name}: {key} not recorded"));
-        let text = shown(v);
-        assert!(
-            doc.contains(&text),
-            "{doc_name} should quote {key} = {text} from the recorded run"
-        );
-    }
-}

@@ -1,7 +1,7 @@
 //! The shipped scripts run end to end at reduced size (`--set quick=true`):
 //! exit 0, run.json with status ok, valid figures, metrics above chance.
 
-use crate::common::{assert_quotes, doc_and_record, voxlab_in};
+use crate::common::voxlab_in;
 
 /// Runs a shipped script at reduced size; returns its run record and output
 /// folder after checking the run succeeded and each figure is a valid image.
