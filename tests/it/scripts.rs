@@ -366,4 +366,3 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
     assert!((0.0..=1.0).contains(&share) && (0.0..=1.0).contains(&f("caption_route_better_p")));
     assert!(f("category_chance") > 0.0 && f("generated_category_accuracy") >= 0.0);
 }
-
