@@ -321,10 +321,13 @@ const SMALL_SUBJECT: &str = "let ds = simulate_subject(#{save: false, n_train: 1
 
 #[test]
 fn train_captioner_learns_simulated_captions_and_saves_a_blip_folder_that_loads_back_identical() {
+    // 14 epochs of the 120 images: with the six colour-keyed sentence frames
+    // the training loss falls 4.19 -> 3.52 in 6 epochs and 4.19 -> 2.49 in 12
+    // (release build, one thread), so 6 no longer show the fall asserted below.
     let out = tempfile::tempdir().expect("tmp");
     let saved = out.path().join("trained-captioner");
     let v = eval_script(&format!(
-        "{SMALL_SUBJECT}let cap = train_captioner(tr.images, tr.captions, #{{epochs: 6, batch: 16, lr: 0.003, seed: 1, verbose: false}});\nlet h = cap.history;\nlet z = caption_features(cap, te.images);\nlet g = caption(cap, z, #{{beams: 1, repetition_penalty: 1.0}});\nlet b = caption(cap, z, #{{beams: 3}});\ncap.save({s});\nlet back = load_captioner({s});\nlet z2 = caption_features(back, te.images);\n#{{z: z.shape, z_same: (z - z2).abs().max().item(), g: g, b: b, g2: caption(back, z2, #{{beams: 1, repetition_penalty: 1.0}}), b2: caption(back, z2, #{{beams: 3}}), first: h.val_loss[0], last: h.val_loss[h.val_loss.len() - 1], train_first: h.train_loss[0], train_last: h.train_loss[h.train_loss.len() - 1], best: h.best_epoch, vocab: cap.vocab_size, back_vocab: back.vocab_size, history_back: back.history}}",
+        "{SMALL_SUBJECT}let cap = train_captioner(tr.images, tr.captions, #{{epochs: 14, batch: 16, lr: 0.003, seed: 1, verbose: false}});\nlet h = cap.history;\nlet z = caption_features(cap, te.images);\nlet g = caption(cap, z, #{{beams: 1, repetition_penalty: 1.0}});\nlet b = caption(cap, z, #{{beams: 3}});\ncap.save({s});\nlet back = load_captioner({s});\nlet z2 = caption_features(back, te.images);\n#{{z: z.shape, z_same: (z - z2).abs().max().item(), g: g, b: b, g2: caption(back, z2, #{{beams: 1, repetition_penalty: 1.0}}), b2: caption(back, z2, #{{beams: 3}}), first: h.val_loss[0], last: h.val_loss[h.val_loss.len() - 1], train_first: h.train_loss[0], train_last: h.train_loss[h.train_loss.len() - 1], best: h.best_epoch, vocab: cap.vocab_size, back_vocab: back.vocab_size, history_back: back.history}}",
         s = quoted(&saved)
     ))
     .expect("script runs");
