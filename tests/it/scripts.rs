@@ -50,27 +50,36 @@ fn assert_writes_no_dataset(cwd: &std::path::Path) {
         outside.is_empty(),
         "wrote {outside:?} beside the output folder"
     );
-    let mut stack = vec![cwd.join("out")];
+    for path in entries_under(&cwd.join("out")) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        assert!(
+            ![
+                "dataset.json",
+                "betas.nii.gz",
+                "signal.nii.gz",
+                "trials.csv"
+            ]
+            .contains(&name),
+            "{} is part of a dataset",
+            path.display()
+        );
+    }
+}
+
+/// Every file and folder below `dir`, at any depth.
+fn entries_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).expect("read dir") {
             let path = e.expect("entry").path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            assert!(
-                ![
-                    "dataset.json",
-                    "betas.nii.gz",
-                    "signal.nii.gz",
-                    "trials.csv"
-                ]
-                .contains(&name),
-                "{} is part of a dataset",
-                path.display()
-            );
             if path.is_dir() {
-                stack.push(path);
+                stack.push(path.clone());
             }
+            found.push(path);
         }
     }
+    found
 }
 
 #[test]
@@ -282,17 +291,11 @@ fn takagi_captions_decodes_captions_above_chance_and_maps_language_layers() {
 fn docs_quote_their_recorded_runs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut docs = vec![root.join("README.md")];
-    let mut stack = vec![root.join("docs")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).expect("docs folder") {
-            let path = e.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|x| x == "md") {
-                docs.push(path);
-            }
-        }
-    }
+    docs.extend(
+        entries_under(&root.join("docs"))
+            .into_iter()
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "md")),
+    );
     let mut problems = Vec::new();
     let mut counts = std::collections::BTreeMap::new();
     for doc in &docs {
