@@ -10,27 +10,30 @@ use super::tensor::to_tensor;
 use crate::error::Error;
 use crate::eval::captions::{self, BleuOptions, CaptionScoreOptions, Smoothing};
 use crate::eval::image_metrics;
-use crate::eval::{identification, IdentificationOptions, Metric};
+use crate::eval::{identification, IdentificationOptions, Metric, PTest};
 use crate::tensor::Tensor;
 
 pub static IDENTIFICATION: FnDoc = FnDoc {
     name: "identification",
     domain: "eval",
-    signature: "identification(pred: Tensor, truth: Tensor, opts?: map) -> #{protocol, ways, mean, ci, chance, p, trials, scores}",
+    signature: "identification(pred: Tensor, truth: Tensor, opts?: map) -> #{protocol, ways, mean, ci, chance, p, test, trials, scores}",
     summary: "n-way top-1 identification of predicted features (items × features) against true features. \
 S[i, j] = similarity of prediction i to truth j (Pearson r across features, cosine, or −Euclidean distance); \
 a trial is won when S[i, i] beats every candidate S[i, j] (a tie among k+1 at the top counts 1/(k+1)). \
 ways: 2 = NSD-style, every other item once (score = fraction of the N−1 pairs won, as MindEye/Brain-Diffuser); \
 m > 2 = GOD-style, m−1 distinct random others per trial, `repeats` trials per item; m = N = all others at once. \
 mean = mean over items of the per-item scores (`scores`); ci = 95% percentile bootstrap over items (2000 resamples); \
-chance = 1/ways; p = one-sided binomial over items, P(X ≥ round(mean·N)) with X ~ Binomial(N, 1/ways) \
-(conservative: the trials = N(N−1) pairs or N·repeats draws share items, and a binomial over them would be \
-far too optimistic). Deterministic for a given seed.",
+chance = 1/ways; p = one-sided permutation test of the pairing (the null hypothesis: predictions carry no information about which item is theirs): \
+the statistic mean_i E[i, π(i)], E[i, j] = the expected trial score of prediction i were truth j its own (the per-item score for 2-way and m = N; for random m-way draws its exact expectation from the ranks), \
+is compared with the real pairing's over `permutations` random pairings, p = (1 + #{T(π) ≥ T})/(1 + permutations), or over all N! pairings when N! ≤ permutations (exact, as scipy.stats.permutation_test with permutation_type=\"pairings\"); \
+test: \"binomial\" gives the older one-sided binomial over items, P(X ≥ round(mean·N)) with X ~ Binomial(N, 1/ways), which is conservative (each item's score averages several trials); test says which was used. Deterministic for a given seed.",
     options: &[
         OptDoc { name: "ways", ty: "int", default: "2", meaning: "candidates per trial including the true item (2 … number of items)" },
         OptDoc { name: "repeats", ty: "int", default: "100", meaning: "random draws per item when 2 < ways < items" },
         OptDoc { name: "metric", ty: "string", default: "correlation", meaning: "correlation (Pearson), cosine or euclidean" },
-        OptDoc { name: "seed", ty: "int", default: "0", meaning: "seed of the candidate draws and the bootstrap" },
+        OptDoc { name: "seed", ty: "int", default: "0", meaning: "seed of the candidate draws, the bootstrap and the permutations" },
+        OptDoc { name: "test", ty: "string", default: "permutation", meaning: "p-value: permutation (of the pairing) or binomial (over items, conservative)" },
+        OptDoc { name: "permutations", ty: "int", default: "10000", meaning: "random pairings of the permutation test (all N! when not more); the smallest p is 1/(permutations + 1)" },
     ],
     example: "set_seed(0);\nlet truth = randn([50, 100]);\nlet pred = truth + 2.0 * randn([50, 100]);\nlet r = identification(pred, truth, #{ways: 50});\nprint(`${r.protocol}: ${r.mean} (chance ${r.chance}, p = ${r.p})`);\nlet two = identification(pred, truth);",
 };
@@ -294,6 +297,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
                 repeats: o.i64("repeats")?,
                 metric: Metric::parse(OP, &o.string("metric")?)?,
                 seed: seed as u64,
+                test: PTest::parse(OP, &o.string("test")?, o.i64("permutations")?)?,
             };
             let r = identification(
                 &to_tensor(OP, "pred", &pred)?,
@@ -313,6 +317,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
             );
             m.insert("chance".into(), Dynamic::from_float(r.chance));
             m.insert("p".into(), Dynamic::from_float(r.p));
+            m.insert("test".into(), Dynamic::from(r.test));
             m.insert("trials".into(), Dynamic::from_int(r.trials as i64));
             let n = r.scores.len() as i64;
             m.insert(

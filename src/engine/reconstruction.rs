@@ -15,7 +15,7 @@ use super::tensor::to_tensor;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::eval::reconstruction::{reconstruction_scores, ReconstructionScores, ScoreOptions};
-use crate::eval::Metric;
+use crate::eval::{Metric, PTest};
 use crate::models::beliy::{self, Beliy, BeliyConfig, BeliyOptions, BeliyReconstruct, FirstConv};
 use crate::models::reconstruct::{PixelDecoding, Reconstructor};
 use crate::models::ridge::RidgeModel;
@@ -56,7 +56,7 @@ pub static RECONSTRUCTION_SCORES: FnDoc = FnDoc {
     summary: "The table the reconstruction papers report (Brain-Diffuser, MindEye), one reconstruction per true image (recon resized to truth's size, bilinear, when they differ): \
 pixcorr = mean pixel correlation (as pixcorr), ssim = mean SSIM (as ssim); then two-way identification (as identification with ways 2: every other image once, Pearson r by default) in each feature space: \
 `pixels` (the flattened RGB values), `resnet_layer1` … `resnet_layer4` (the end of each residual layer of `resnet`, ImageNet-normalised input; without a given network a ResNet18 with fixed random weights, torchvision's initialisation from a fixed seed: such features carry image structure, but only ImageNet weights give numbers comparable with the papers'), `clip` (CLIP image embeddings, when a clip is given) and each entry of `features`. \
-For each space: two_way_<space> (fraction of pairs won), two_way_<space>_chance (0.5) and two_way_<space>_p (one-sided binomial over images, as identification); with n_way: m the same in m-way top-1 form (GOD-style, `repeats` random draws per image): n_way_<space>, n_way_<space>_p, n_way_<space>_chance (1/m). \
+For each space: two_way_<space> (fraction of pairs won), two_way_<space>_chance (0.5) and two_way_<space>_p (one-sided permutation test of the pairing of reconstructions with true images, as identification; `test: \"binomial\"` for the conservative binomial over images); with n_way: m the same in m-way top-1 form (GOD-style, `repeats` random draws per image): n_way_<space>, n_way_<space>_p, n_way_<space>_chance (1/m). \
 spaces lists the space names in order; per_image holds the per-image pixcorr, ssim and two-way scores (Tensors).",
     options: &[
         OptDoc { name: "pixels", ty: "bool", default: "true", meaning: "score the pixel space" },
@@ -67,7 +67,9 @@ spaces lists the space names in order; per_image holds the per-image pixcorr, ss
         OptDoc { name: "metric", ty: "string", default: "correlation", meaning: "identification similarity: correlation, cosine or euclidean" },
         OptDoc { name: "n_way", ty: "int", default: "none", meaning: "also m-way top-1 identification with this m (3 … images), as GOD papers report 50-way" },
         OptDoc { name: "repeats", ty: "int", default: "100", meaning: "random draws per image for n_way" },
-        OptDoc { name: "seed", ty: "int", default: "0", meaning: "seed of the n-way draws and bootstraps" },
+        OptDoc { name: "seed", ty: "int", default: "0", meaning: "seed of the n-way draws, bootstraps and permutations" },
+        OptDoc { name: "test", ty: "string", default: "permutation", meaning: "p-values: permutation (of the pairing) or binomial (over images, conservative)" },
+        OptDoc { name: "permutations", ty: "int", default: "10000", meaning: "random pairings of each permutation test; the smallest p is 1/(permutations + 1)" },
         OptDoc { name: "batch", ty: "int", default: "32", meaning: "images per forward pass of a feature network" },
     ],
     example: "set_seed(0);\nlet truth = rand([12, 3, 32, 32]);\nlet recon = (truth * 0.6 + 0.4 * rand([12, 3, 32, 32])).clamp(0.0, 1.0);\nlet s = reconstruction_scores(recon, truth, #{n_way: 5});\nprint(`PixCorr ${s.pixcorr}, SSIM ${s.ssim}, two-way (layer2) ${s.two_way_resnet_layer2} (chance ${s.two_way_resnet_layer2_chance}, p = ${s.two_way_resnet_layer2_p})`);\nprint(s.spaces);",
@@ -272,6 +274,7 @@ fn scores(recon: Dynamic, truth: Dynamic, opts: Map) -> Result<Map> {
         n_way: o.opt_i64("n_way")?,
         repeats,
         seed: seed as u64,
+        test: PTest::parse(OP, &o.string("test")?, o.i64("permutations")?)?,
         batch,
     };
     let r = reconstruction_scores(

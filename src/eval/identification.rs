@@ -17,13 +17,30 @@
 //!
 //! The result: the mean over items; a 95% interval (percentile bootstrap over
 //! items, 2000 resamples, same seed); chance = 1/ways; and a one-sided
-//! binomial p-value over items, P(X ≥ k) with X ~ Binomial(N, 1/ways) and
-//! k = round(mean · N). The comparisons themselves (N·(N−1) pairs for 2-way,
-//! N·repeats draws otherwise) share items and are not independent: a
-//! binomial over them is far too optimistic (random predictions reach
-//! p ≈ 0.01 with 50 items, 2-way). Each item's score averages several trials,
-//! so its variance is below a Bernoulli's and the test over items is
-//! conservative.
+//! p-value for "the predictions carry no information about which item they
+//! belong to".
+//!
+//! * `PTest::Permutation` (the default): a permutation test of the pairing.
+//!   Under that null hypothesis every assignment π of predictions to true
+//!   items is as likely as the real one, so the statistic
+//!   T(π) = mean_i E[i, π(i)] is compared with T(identity), where E[i, j] is
+//!   the expected trial score of prediction i if truth j were its own (for
+//!   2-way and m = N exactly the per-item score above; for random m-way draws
+//!   the value the draws estimate, computed exactly from the ranks — see
+//!   [`expected_trial`] — so the test has no Monte-Carlo noise of its own
+//!   beyond the permutations). With N! ≤ permutations every pairing is
+//!   enumerated and p = #{π: T(π) ≥ T(id)} / N! (exact, as
+//!   `scipy.stats.permutation_test(..., permutation_type="pairings")`);
+//!   otherwise p = (1 + #{T(π) ≥ T(id)}) / (1 + B) over B random pairings
+//!   (SplitMix64 from the seed), so the smallest p is 1/(B+1). This test is
+//!   exact: under the null hypothesis P(p ≤ α) ≤ α.
+//! * `PTest::Binomial`: P(X ≥ k) with X ~ Binomial(N, 1/ways) and
+//!   k = round(mean · N), the test this function used first. It treats
+//!   each item's averaged score as one Bernoulli trial, whose variance is
+//!   below a Bernoulli's, so it is conservative: with 50 items its p is
+//!   about what the permutation test gives at 1.7 times the distance from
+//!   chance. (A binomial over the N·(N−1) pairs would be the opposite
+//!   mistake: they share items, and random predictions reach p ≈ 0.01.)
 
 use tch::{Device, Kind, Tensor as T};
 
@@ -31,6 +48,7 @@ use crate::error::{Error, Result};
 use crate::random::SplitMix64;
 use crate::stats::dist::ibeta_pair;
 use crate::tensor::{shape_text, tc, Tensor};
+use statrs::function::gamma::ln_gamma;
 
 const OP: &str = "identification";
 
@@ -65,12 +83,45 @@ impl Metric {
     }
 }
 
+/// How the p-value of an identification is computed (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PTest {
+    /// Permutation test of the pairing with at most this many pairings
+    /// (all of them when N! is not larger).
+    Permutation(u64),
+    /// One-sided binomial over items (conservative).
+    Binomial,
+}
+
+/// Permutations of the default test: the smallest p it can give is 1/10001.
+pub const DEFAULT_PERMUTATIONS: u64 = 10_000;
+
+impl PTest {
+    pub fn parse(op: &'static str, name: &str, permutations: i64) -> Result<Self> {
+        if permutations < 1 {
+            return Err(Error::invalid(
+                op,
+                format!("permutations must be ≥ 1, got {permutations}"),
+            ));
+        }
+        match name {
+            "permutation" => Ok(PTest::Permutation(permutations as u64)),
+            "binomial" => Ok(PTest::Binomial),
+            other => Err(Error::invalid(
+                op,
+                format!("unknown test \"{other}\"; expected \"permutation\" or \"binomial\""),
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IdentificationOptions {
     pub ways: i64,
     pub repeats: i64,
     pub metric: Metric,
     pub seed: u64,
+    pub test: PTest,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +133,9 @@ pub struct Identification {
     pub ci: (f64, f64),
     pub chance: f64,
     pub p: f64,
+    /// How p was computed, e.g. "permutation of the pairing, 10000 random
+    /// pairings" or "binomial over items".
+    pub test: String,
     pub trials: u64,
     /// Per-item fraction of trials won.
     pub scores: Vec<f64>,
@@ -146,6 +200,114 @@ fn trial(own: f64, candidates: impl Iterator<Item = f64>) -> f64 {
         }
     }
     1.0 / f64::from(ties + 1)
+}
+
+/// Expected score of one trial that draws `draws` distinct candidates
+/// uniformly from the n − 1 others, of which `beats` beat the own
+/// similarity (or are NaN), `ties` equal it and `below` are below it: the
+/// trial is won when no beating candidate is drawn, scoring 1/(k+1) with k
+/// tied ones drawn, so
+/// E = Σ_k C(ties, k) · C(below, draws − k) / C(n − 1, draws) / (k + 1).
+/// For draws = 1 this is (below + ties/2)/(n − 1), the two-way score.
+pub fn expected_trial(beats: usize, ties: usize, below: usize, draws: usize) -> f64 {
+    let others = beats + ties + below;
+    if draws == 0 || draws > others {
+        return 0.0;
+    }
+    if draws == 1 {
+        return (below as f64 + 0.5 * ties as f64) / others as f64;
+    }
+    let ln_choose = |n: usize, k: usize| -> f64 {
+        ln_gamma(n as f64 + 1.0) - ln_gamma(k as f64 + 1.0) - ln_gamma((n - k) as f64 + 1.0)
+    };
+    let total = ln_choose(others, draws);
+    (0..=ties.min(draws))
+        .filter(|&k| draws - k <= below)
+        .map(|k| (ln_choose(ties, k) + ln_choose(below, draws - k) - total).exp() / (k + 1) as f64)
+        .sum()
+}
+
+/// E[i * n + j]: the expected trial score of prediction i if truth j were
+/// its own, for every pair (row-wise ranks, O(n² log n)).
+fn expected_scores(s: &[f64], n: usize, draws: usize) -> Vec<f64> {
+    let mut e = vec![0.0; n * n];
+    let mut sorted: Vec<f64> = Vec::with_capacity(n);
+    for i in 0..n {
+        let row = &s[i * n..(i + 1) * n];
+        sorted.clear();
+        sorted.extend(row.iter().copied().filter(|v| !v.is_nan()));
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let nan = n - sorted.len();
+        for j in 0..n {
+            let own = row[j];
+            if own.is_nan() {
+                continue;
+            }
+            let lo = sorted.partition_point(|&v| v < own);
+            let hi = sorted.partition_point(|&v| v <= own);
+            // The own entry is one of the equal ones.
+            let ties = hi - lo - 1;
+            let beats = sorted.len() - hi + nan;
+            e[i * n + j] = expected_trial(beats, ties, lo, draws);
+        }
+    }
+    e
+}
+
+/// The permutation test of the pairing on the expected-score matrix: exact
+/// over all n! pairings when that is at most `b`, else `b` random ones.
+fn permutation_p(e: &[f64], n: usize, b: u64, seed: u64) -> (f64, String) {
+    let stat =
+        |perm: &[usize]| -> f64 { perm.iter().enumerate().map(|(i, &j)| e[i * n + j]).sum() };
+    let identity: Vec<usize> = (0..n).collect();
+    let observed = stat(&identity);
+    // Sums of the same terms in another order may differ in the last bits.
+    let at_least = |t: f64| t >= observed - 1e-12 * observed.abs().max(1.0);
+    let factorial = (1..=n as u64).try_fold(1u64, |acc, k| acc.checked_mul(k));
+    match factorial {
+        Some(total) if total <= b => {
+            // Heap's algorithm visits every permutation once.
+            let mut perm = identity.clone();
+            let mut c = vec![0usize; n];
+            let mut count = u64::from(at_least(observed));
+            let mut i = 0;
+            while i < n {
+                if c[i] < i {
+                    if i % 2 == 0 {
+                        perm.swap(0, i);
+                    } else {
+                        perm.swap(c[i], i);
+                    }
+                    count += u64::from(at_least(stat(&perm)));
+                    c[i] += 1;
+                    i = 0;
+                } else {
+                    c[i] = 0;
+                    i += 1;
+                }
+            }
+            (
+                count as f64 / total as f64,
+                format!("permutation of the pairing, exact over all {total} pairings"),
+            )
+        }
+        _ => {
+            let mut rng = SplitMix64::new(seed);
+            let mut perm = identity;
+            let mut count = 0u64;
+            for _ in 0..b {
+                for k in (1..n).rev() {
+                    let j = rng.below(k as u64 + 1) as usize;
+                    perm.swap(k, j);
+                }
+                count += u64::from(at_least(stat(&perm)));
+            }
+            (
+                (count + 1) as f64 / (b + 1) as f64,
+                format!("permutation of the pairing, {b} random pairings"),
+            )
+        }
+    }
 }
 
 /// One-sided binomial P(X ≥ k), X ~ Binomial(n, q).
@@ -300,8 +462,19 @@ pub fn identification(
     };
     let ci = (q(0.025), q(0.975));
     let chance = 1.0 / ways as f64;
-    let k = (mean * n as f64).round() as u64;
-    let p = binomial_sf(k, n as u64, chance);
+    let (p, test) = match o.test {
+        PTest::Binomial => {
+            let k = (mean * n as f64).round() as u64;
+            (
+                binomial_sf(k, n as u64, chance),
+                "binomial over items".to_string(),
+            )
+        }
+        PTest::Permutation(b) => {
+            let e = expected_scores(&s, n, ways - 1);
+            permutation_p(&e, n, b, o.seed ^ 0x9E37_79B9_7F4A_7C15)
+        }
+    };
     Ok(Identification {
         protocol,
         ways: o.ways,
@@ -309,6 +482,7 @@ pub fn identification(
         ci,
         chance,
         p,
+        test,
         trials,
         scores,
     })

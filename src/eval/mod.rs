@@ -9,4 +9,4 @@ pub mod image_metrics;
 pub mod reconstruction;
 pub mod retrieval;
 
-pub use identification::{identification, Identification, IdentificationOptions, Metric};
+pub use identification::{identification, Identification, IdentificationOptions, Metric, PTest};

@@ -10,7 +10,8 @@
 //!   ResNet; CLIP image embeddings; or feature matrices the caller computed)
 //!   and [`identification`] compares every reconstruction's features with
 //!   all true images' features (Pearson r by default, as Brain-Diffuser's
-//!   evaluation): chance 0.5, p a one-sided binomial over images.
+//!   evaluation): chance 0.5, p a one-sided permutation test of the
+//!   pairing of reconstructions with true images (see [`identification`]).
 //! - With `n_way`, the same in m-way top-1 form (GOD-style, random draws).
 //!
 //! ResNet spaces are the activations at the end of each residual layer (the
@@ -22,7 +23,9 @@
 
 use tch::{Kind, Tensor as TchTensor};
 
-use super::identification::{identification, Identification, IdentificationOptions, Metric};
+use super::identification::{
+    identification, Identification, IdentificationOptions, Metric, PTest, DEFAULT_PERMUTATIONS,
+};
 use super::image_metrics;
 use crate::error::{Error, Result};
 use crate::models::clip::Clip;
@@ -54,6 +57,8 @@ pub struct ScoreOptions<'a> {
     /// Random draws per image for the m-way test.
     pub repeats: i64,
     pub seed: u64,
+    /// How each identification's p-value is computed.
+    pub test: PTest,
     /// Images per forward pass of a feature network.
     pub batch: i64,
 }
@@ -73,6 +78,7 @@ impl Default for ScoreOptions<'_> {
             n_way: None,
             repeats: 100,
             seed: 0,
+            test: PTest::Permutation(DEFAULT_PERMUTATIONS),
             batch: 32,
         }
     }
@@ -240,6 +246,7 @@ pub fn reconstruction_scores(
             repeats: 1,
             metric: o.metric,
             seed: o.seed,
+            test: o.test,
         };
         let two_way = identification(&r, &t, &two)?;
         let n_way = match o.n_way {

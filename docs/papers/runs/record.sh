@@ -9,6 +9,10 @@ cd "$(dirname "$0")/../../.."
 VOXLAB=${VOXLAB:-./target/release/voxlab}
 OUT=${OUT:-runs/papers}
 ONLY=${ONLY:-}
+# One libtorch thread: the records then repeat exactly on any machine (a
+# different thread count changes the last bits of reductions, and training
+# amplifies them), and a busy machine does not slow OpenMP's spinning threads.
+THREADS=${THREADS:-1}
 
 # name | script | --set arguments (the settings the docs state)
 RUNS=(
@@ -37,7 +41,7 @@ for entry in "${RUNS[@]}"; do
   for s in $sets; do args+=(--set "$s"); done
   echo "== $name: $script ${sets}"
   rm -rf "$OUT/$name"
-  "$VOXLAB" run "$script" "${args[@]}" --out "$OUT/$name"
+  "$VOXLAB" run "$script" "${args[@]}" --threads "$THREADS" --out "$OUT/$name"
   cp "$OUT/$name/run.json" "docs/papers/runs/$name.json"
 done
 
