@@ -32,6 +32,7 @@ RUNS=(
   "takagi_reconstruct_quick|scripts/takagi_reconstruct.rhai|quick=true"
   "takagi_reconstruct|scripts/takagi_reconstruct.rhai|"
   "bnu_emotion_quick_seed1|scripts/bnu_emotion.rhai|quick=true seed=1"
+  "bnu_emotion|scripts/bnu_emotion.rhai|"
 )
 
 for entry in "${RUNS[@]}"; do
