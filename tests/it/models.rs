@@ -517,6 +517,28 @@ fn identification_in_scripts() {
         "identification(randn([5, 3]), randn([5, 3]), #{metric: \"manhattan\"})",
         &["identification: unknown metric \"manhattan\""],
     );
+    assert_script_error(
+        "identification(randn([5, 3]), randn([5, 3]), #{test: \"t\"})",
+        &["identification: unknown test \"t\"; expected \"permutation\" or \"binomial\""],
+    );
+    assert_script_error(
+        "identification(randn([5, 3]), randn([5, 3]), #{permutations: 0})",
+        &["identification: permutations must be ≥ 1, got 0"],
+    );
+    assert_script_error(
+        "reconstruction_scores(rand([4, 3, 8, 8]), rand([4, 3, 8, 8]), #{test: \"exact\"})",
+        &["reconstruction_scores: unknown test \"exact\""],
+    );
+    // Which test gave p is part of the result.
+    let t = eval_script(
+        "let x = randn([5, 3]); identification(x, x).test + \"|\" + identification(x, x, #{test: \"binomial\"}).test",
+    )
+    .unwrap()
+    .to_string();
+    assert_eq!(
+        t,
+        "permutation of the pairing, exact over all 120 pairings|binomial over items"
+    );
 }
 
 #[test]
