@@ -33,6 +33,7 @@ RUNS=(
   "takagi_reconstruct|scripts/takagi_reconstruct.rhai|"
   "bnu_emotion_quick_seed1|scripts/bnu_emotion.rhai|quick=true seed=1"
   "bnu_emotion|scripts/bnu_emotion.rhai|"
+  "bnu_emotion_quick_seed2|scripts/bnu_emotion.rhai|quick=true seed=2"
 )
 
 for entry in "${RUNS[@]}"; do
