@@ -37,9 +37,10 @@
 //! * `PTest::Binomial`: P(X ≥ k) with X ~ Binomial(N, 1/ways) and
 //!   k = round(mean · N), the test this function used first. It treats
 //!   each item's averaged score as one Bernoulli trial, whose variance is
-//!   below a Bernoulli's, so it is conservative: with 50 items its p is
-//!   about what the permutation test gives at 1.7 times the distance from
-//!   chance. (A binomial over the N·(N−1) pairs would be the opposite
+//!   below a Bernoulli's, so it is conservative: under the null a 2-way
+//!   item score is about uniform on [0, 1] (sd 1/√12 ≈ 0.29, against a coin
+//!   flip's 0.5), so the binomial needs about 1.7 times the distance from
+//!   chance for the same p. (A binomial over the N·(N−1) pairs would be the opposite
 //!   mistake: they share items, and random predictions reach p ≈ 0.01.)
 
 use tch::{Device, Kind, Tensor as T};
