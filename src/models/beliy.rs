@@ -932,6 +932,11 @@ fn check_unlabeled_width(
 pub fn train_beliy(ds: &Dataset, o: BeliyOptions) -> Result<Beliy> {
     let c = o.config.clone();
     c.validate(OP)?;
+    // The networks' initial weights, the shifts and dropout draw from
+    // libtorch's generator: seeded here (as the other trainers do), two
+    // trainings with the same seed in one run start alike and give the
+    // same model, whatever the script drew before.
+    crate::device::seed(o.seed);
     let train = ds.split(OP, "train")?;
     let test = ds.split(OP, "test")?;
     if train.is_empty() {

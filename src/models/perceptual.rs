@@ -84,7 +84,8 @@ impl PerceptualLoss {
     }
 
     /// [`PerceptualLoss::beliy`] on a ResNet18 with fixed random weights
-    /// (when no pretrained network is given).
+    /// (when no pretrained network is given): [`ResNet::seeded`]'s, drawn
+    /// only up to layer1, the last stage the loss reads.
     pub fn beliy_random(
         op: &'static str,
         device: tch::Device,
@@ -92,7 +93,13 @@ impl PerceptualLoss {
     ) -> Result<PerceptualLoss> {
         PerceptualLoss::beliy(
             op,
-            Rc::new(ResNet::seeded(Arch::ResNet18, 1, device, seed)?),
+            Rc::new(ResNet::seeded_until(
+                Arch::ResNet18,
+                1,
+                device,
+                seed,
+                "layer1",
+            )?),
         )
     }
 

@@ -197,3 +197,43 @@ fn bad_inputs_are_polite_errors() {
     let err = eval_in(&vox, &format!("load_resnet(\"{}\")", bad.display())).expect_err("bad file");
     assert!(err.contains("not a readable safetensors file"), "{err}");
 }
+
+#[test]
+fn seeded_until_draws_the_early_stages_as_seeded_does() {
+    let full = ResNet::seeded(Arch::ResNet18, 1, tch::Device::Cpu, 11).expect("seeded");
+    let part =
+        ResNet::seeded_until(Arch::ResNet18, 1, tch::Device::Cpu, 11, "layer1").expect("until");
+    let part_vars = part.vs.variables();
+    let mut compared = 0;
+    for (name, w) in full.vs.variables() {
+        let p = &part_vars[&name];
+        let same = w.equal(p);
+        if ["conv1.", "bn1.", "layer1."]
+            .iter()
+            .any(|s| name.starts_with(s))
+        {
+            assert!(same, "{name} differs from seeded's");
+            compared += 1;
+        } else if name.starts_with("layer4.") && name.ends_with("conv1.weight") {
+            // Not drawn: the later layers keep libtorch's initialisation.
+            assert!(
+                !same,
+                "{name} was drawn although no stage up to layer1 uses it"
+            );
+        }
+    }
+    assert!(compared > 20, "only {compared} variables compared");
+    let x = (tch::Tensor::arange(2 * 3 * 32 * 32, (tch::Kind::Float, tch::Device::Cpu)) * 0.01)
+        .sin()
+        .reshape([2, 3, 32, 32]);
+    let a = full.stages_until(&x, "layer1.1.conv2").expect("stages");
+    let b = part.stages_until(&x, "layer1.1.conv2").expect("stages");
+    assert_eq!(a.len(), b.len());
+    for ((n, s), (_, t)) in a.iter().zip(&b) {
+        assert!(s.equal(t), "stage {n} differs");
+    }
+    let err = ResNet::seeded_until(Arch::ResNet18, 1, tch::Device::Cpu, 11, "layer9")
+        .err()
+        .expect("an error");
+    assert!(err.to_string().contains("layer9"), "{err}");
+}
