@@ -6,8 +6,9 @@ Same shapes (600 pairs of 32 px images — the 64 px stimuli block-averaged —
 and V voxels, 20 test stimuli × 4 repeats, 300 unlabeled images), the same
 layers, penalties, losses, batch mix (48 pairs + 16 unlabeled images + 16
 unlabeled fMRI), optimisers (SGD Nesterov, then Adam) and a torchvision
-ResNet18 (random, frozen) for the perceptual loss. Threads as libtorch's
-default. Usage: python bench/beliy_train.py VOXELS EPOCHS
+ResNet18 (random, frozen) for the perceptual loss. Threads: THREADS when
+given (with OMP_NUM_THREADS set alike), else libtorch's default.
+Usage: python bench/beliy_train.py VOXELS EPOCHS [THREADS]
 """
 import json
 import sys
@@ -20,6 +21,8 @@ import torchvision
 
 V = int(sys.argv[1]) if len(sys.argv) > 1 else 2728
 EPOCHS = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+if len(sys.argv) > 3:
+    torch.set_num_threads(int(sys.argv[3]))
 N, S, BATCH, UNPAIRED = 600, 32, 48, 16
 torch.manual_seed(0)
 images64 = torch.rand(N, 3, 64, 64)
