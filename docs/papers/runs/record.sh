@@ -31,6 +31,7 @@ RUNS=(
   "yu_voxel_gan|scripts/yu_voxel_gan.rhai|"
   "takagi_reconstruct_quick|scripts/takagi_reconstruct.rhai|quick=true"
   "takagi_reconstruct|scripts/takagi_reconstruct.rhai|"
+  "takagi_reconstruct_32px|scripts/takagi_reconstruct.rhai|size=32"
   "bnu_emotion_quick_seed1|scripts/bnu_emotion.rhai|quick=true seed=1"
   "bnu_emotion|scripts/bnu_emotion.rhai|"
   "bnu_emotion_quick_seed2|scripts/bnu_emotion.rhai|quick=true seed=2"
