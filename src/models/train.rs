@@ -804,10 +804,21 @@ impl StepContext<'_> {
                 Tensor::f_run_backward(&[&scaled], &inputs, keep_graph, false),
             )?;
             tch::no_grad(|| -> Result<()> {
-                for (slot, grad) in g.grads.iter_mut().zip(grads) {
+                for ((slot, grad), (_, param)) in g.grads.iter_mut().zip(grads).zip(&g.params) {
                     if !grad.defined() {
                         continue;
                     }
+                    // As PyTorch's AccumulateGrad does for .grad: a gradient
+                    // laid out unlike its parameter (a transposed view when
+                    // the loss also reads the weight through a transpose, as
+                    // a group lasso on a dense layer's weights does) is
+                    // copied into the parameter's layout once, rather than
+                    // read with strides by every optimiser operation.
+                    let grad = if grad.stride() != param.stride() && param.is_contiguous() {
+                        tc(op, grad.f_contiguous())?
+                    } else {
+                        grad
+                    };
                     *slot = Some(match slot.take() {
                         None => grad,
                         Some(mut acc) => {
