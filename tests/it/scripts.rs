@@ -402,3 +402,78 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
         "classifier's colour accuracy on real test images {colour} (chance 1/9)"
     );
 }
+
+/// The records the docs quote must be what the code gives now, not only
+/// what the docs say: the cheap ones are replayed at their recorded settings
+/// (docs/papers/runs/record.sh, one thread, as they were recorded) and every
+/// number in their metrics compared. A change that moves them fails here
+/// until `make papers ONLY=NAME` re-records them (and the docs test then
+/// names the quoted values that moved).
+#[test]
+fn cheap_recorded_runs_reproduce_their_records() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plan = std::fs::read_to_string(root.join("docs/papers/runs/record.sh")).expect("record.sh");
+    for name in ["quickstart", "simulated_subject"] {
+        let line = plan
+            .lines()
+            .map(|l| l.trim().trim_matches('"'))
+            .find(|l| l.starts_with(&format!("{name}|")))
+            .unwrap_or_else(|| panic!("{name} is not in record.sh"));
+        let parts: Vec<&str> = line.split('|').collect();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = root.join(parts[1]).display().to_string();
+        let mut args = vec!["run", script.as_str(), "--threads", "1", "--out", "out"];
+        for s in parts[2].split_whitespace() {
+            args.extend(["--set", s]);
+        }
+        let o = voxlab_in(dir.path(), &args, None);
+        assert_eq!(o.code, 0, "{name}: {}", o.stderr);
+        let read = |p: &std::path::Path| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(p).expect("run.json")).expect("json")
+        };
+        let now = read(&dir.path().join("out/run.json"));
+        let recorded = read(&root.join(format!("docs/papers/runs/{name}.json")));
+        let mut diffs = Vec::new();
+        compare_numbers(name, &recorded["metrics"], &now["metrics"], &mut diffs);
+        assert!(
+            diffs.is_empty(),
+            "docs/papers/runs/{name}.json is stale (re-record with `make papers ONLY={name}`):\n{}",
+            diffs.join("\n")
+        );
+    }
+}
+
+fn compare_numbers(
+    at: &str,
+    want: &serde_json::Value,
+    got: &serde_json::Value,
+    diffs: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (want, got) {
+        (Value::Number(a), Value::Number(b)) => {
+            let (a, b) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                b.as_f64().unwrap_or(f64::NAN),
+            );
+            if (a - b).abs() > 1e-9 * a.abs().max(b.abs()).max(1e-3) {
+                diffs.push(format!("{at}: recorded {a}, now {b}"));
+            }
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                match b.get(k) {
+                    Some(w) => compare_numbers(&format!("{at}.{k}"), v, w, diffs),
+                    None => diffs.push(format!("{at}.{k}: recorded, now missing")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (v, w)) in a.iter().zip(b).enumerate() {
+                compare_numbers(&format!("{at}[{i}]"), v, w, diffs);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => diffs.push(format!("{at}: recorded {a}, now {b}")),
+    }
+}
