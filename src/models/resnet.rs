@@ -428,12 +428,11 @@ impl ResNet {
     /// that they do not use, such as fc's, are still drawn, so the stream
     /// and every drawn value are as without `until`).
     fn draw_seeded(&self, seed: u64, until: Option<&str>) -> Result<()> {
-        let net = self;
-        let device = net.vs.device();
+        let device = self.vs.device();
         let mut rng = crate::random::SplitMix64::new(seed);
-        let mut vars: Vec<(String, TchTensor)> = net.vs.variables().into_iter().collect();
+        let mut vars: Vec<(String, TchTensor)> = self.vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        if let Some(prefixes) = until.and_then(|l| net.prefixes_until(l)) {
+        if let Some(prefixes) = until.and_then(|l| self.prefixes_until(l)) {
             let used = vars
                 .iter()
                 .rposition(|(n, _)| prefixes.iter().any(|p| n.starts_with(p)))
@@ -448,7 +447,7 @@ impl ResNet {
                     let std = (2.0 / (size[0] * size[2] * size[3]) as f64).sqrt();
                     (0..n).map(|_| (std * rng.normal()) as f32).collect()
                 } else if name.starts_with("fc.") {
-                    let fan_in = net.fc.ws.size()[1] as f64;
+                    let fan_in = self.fc.ws.size()[1] as f64;
                     let bound = 1.0 / fan_in.sqrt();
                     (0..n)
                         .map(|_| (bound * (2.0 * rng.uniform() - 1.0)) as f32)

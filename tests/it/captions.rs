@@ -10,16 +10,12 @@ use tch::{Device, Kind, Tensor};
 use voxlab::io::safetensors::File;
 use voxlab::models::blip::{Blip, GenerateOptions};
 
-use crate::common::{assert_script_error, eval_script, fixture};
+use crate::common::{assert_script_error, eval_script, fixture, read_json};
 
 const TOL: f64 = 1e-4;
 
 fn dir() -> PathBuf {
     fixture("hf").join("tiny-blip")
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("json file")).expect("json")
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -43,7 +39,7 @@ fn setup() -> (Blip, File, serde_json::Value) {
     let d = dir();
     let m = Blip::load("test", &d, Device::Cpu).expect("loads");
     let r = File::open("test", &d.join("reference.safetensors")).expect("reference");
-    (m, r, json(&d.join("reference.json")))
+    (m, r, read_json(&d.join("reference.json")))
 }
 
 fn ids_of(v: &serde_json::Value) -> Vec<Vec<i64>> {
@@ -237,7 +233,7 @@ fn the_base_config_builds_the_layout_of_salesforces_released_blip() {
     // the meta device; tied decoder weights left out, as save_pretrained does).
     let d = fixture("hf").join("blip-image-captioning-base-layout");
     let ours = Blip::layout("test", &d.join("config.json")).expect("layout");
-    let j = json(&d.join("shapes.json"));
+    let j = read_json(&d.join("shapes.json"));
     let mut theirs: Vec<(String, Vec<i64>)> = j["shapes"]
         .as_object()
         .expect("shapes")
@@ -394,7 +390,7 @@ fn train_captioner_learns_simulated_captions_and_saves_a_blip_folder_that_loads_
     ] {
         assert!(saved.join(f).is_file(), "{f} saved");
     }
-    let cfg = json(&saved.join("config.json"));
+    let cfg = read_json(&saved.join("config.json"));
     assert_eq!(cfg["model_type"], "blip");
     assert_eq!(cfg["text_config"]["vocab_size"].as_i64(), Some(vocab));
     let ids = cfg["voxlab"]["source_token_ids"]

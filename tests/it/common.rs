@@ -109,6 +109,12 @@ pub fn assert_script_error(script: &str, expected: &[&str]) {
     }
 }
 
+/// A JSON file (a fixture, a reference, a run.json) parsed, or a panic naming it.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
+}
+
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

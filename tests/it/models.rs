@@ -408,11 +408,7 @@ fn identification_p_equals_scipys_exact_permutation_test() {
     // tests/fixtures/eval/make_identification_fixtures.py: scipy's
     // permutation_test over every pairing, the statistic by brute force
     // over every candidate draw (2-, 3-, 4-, 5-way and all-others).
-    let want: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::common::fixture("eval/identification.json"))
-            .expect("fixture"),
-    )
-    .expect("json");
+    let want = crate::common::read_json(&fixture("eval/identification.json"));
     let matrix = |v: &serde_json::Value| {
         let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone()).expect("rows");
         let (n, d) = (rows.len() as i64, rows[0].len() as i64);

@@ -13,7 +13,7 @@ use voxlab::models::hf::{self, NameRules};
 use voxlab::models::nn;
 use voxlab::models::text::{find_minilm, EmbedOptions, TextEncoder};
 
-use crate::common::{assert_script_error, fixture};
+use crate::common::{assert_script_error, fixture, read_json};
 
 const TOL: f64 = 1e-4;
 
@@ -23,10 +23,6 @@ fn hf_fixture(name: &str) -> PathBuf {
 
 fn reference(dir: &Path) -> File {
     File::open("test", &dir.join("reference.safetensors")).expect("reference.safetensors")
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("json file")).expect("json")
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -108,7 +104,7 @@ fn tiny_bert_equals_transformers() {
 fn tiny_bert_tokenizer_and_sentence_embeddings_equal_the_reference() {
     let dir = hf_fixture("tiny-bert");
     let enc = TextEncoder::load("test", &dir, Device::Cpu).expect("loads");
-    let j = json(&dir.join("reference.json"));
+    let j = read_json(&dir.join("reference.json"));
     let texts = strings(&j["sentences"]);
     let (ids, cut) = enc.tokenize("test", &texts).expect("tokenize");
     assert_eq!(cut, 0);
@@ -242,7 +238,7 @@ fn minilm_equals_sentence_transformers() {
     let enc = TextEncoder::load("test", &dir, Device::Cpu).expect("loads");
     assert_eq!(enc.max_len, 256);
     let fx = hf_fixture("minilm");
-    let j = json(&fx.join("reference.json"));
+    let j = read_json(&fx.join("reference.json"));
     let texts = strings(&j["sentences"]);
     let (ids, cut) = enc.tokenize("test", &texts).expect("tokenize");
     assert_eq!(ids, id_rows(&j["input_ids"]), "token ids");
@@ -278,7 +274,11 @@ fn minilm_equals_sentence_transformers() {
 fn clip_reference(name: &str) -> (Clip, File, serde_json::Value) {
     let dir = hf_fixture(name);
     let clip = Clip::load("test", &dir, Device::Cpu).expect("loads");
-    (clip, reference(&dir), json(&dir.join("reference.json")))
+    (
+        clip,
+        reference(&dir),
+        read_json(&dir.join("reference.json")),
+    )
 }
 
 #[test]
@@ -401,7 +401,7 @@ fn a_vit_b32_config_builds_the_layout_of_openais_released_clip() {
     // weights fill exactly these.
     let d = hf_fixture("clip-vit-base-patch32-layout");
     let ours = Clip::layout("test", &d.join("config.json")).expect("layout");
-    let j = json(&d.join("shapes.json"));
+    let j = read_json(&d.join("shapes.json"));
     let mut theirs: Vec<(String, Vec<i64>)> = j["shapes"]
         .as_object()
         .expect("shapes")
@@ -594,7 +594,7 @@ fn edited_bert(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
 
 fn set_config(dir: &Path, key: &str, value: serde_json::Value) {
     let p = dir.join("config.json");
-    let mut v = json(&p);
+    let mut v = read_json(&p);
     match value {
         serde_json::Value::Null => {
             v.as_object_mut().expect("object").remove(key);

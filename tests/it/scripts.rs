@@ -1,7 +1,7 @@
 //! The shipped scripts run end to end at reduced size (`--set quick=true`):
 //! exit 0, run.json with status ok, valid figures, metrics above chance.
 
-use crate::common::voxlab_in;
+use crate::common::{read_json, voxlab_in};
 
 /// Runs a shipped script at reduced size; returns its run record and output
 /// folder after checking the run succeeded and each figure is a valid image.
@@ -22,9 +22,7 @@ fn run_quick(script: &str, figures: &[&str]) -> (serde_json::Value, tempfile::Te
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
     let out = dir.path().join("out");
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
-            .expect("json");
+    let record = read_json(&out.join("run.json"));
     assert_eq!(record["status"], "ok");
     assert_writes_no_dataset(dir.path());
     for fig in figures {
@@ -428,11 +426,8 @@ fn cheap_recorded_runs_reproduce_their_records() {
         }
         let o = voxlab_in(dir.path(), &args, None);
         assert_eq!(o.code, 0, "{name}: {}", o.stderr);
-        let read = |p: &std::path::Path| -> serde_json::Value {
-            serde_json::from_str(&std::fs::read_to_string(p).expect("run.json")).expect("json")
-        };
-        let now = read(&dir.path().join("out/run.json"));
-        let recorded = read(&root.join(format!("docs/papers/runs/{name}.json")));
+        let now = read_json(&dir.path().join("out/run.json"));
+        let recorded = read_json(&root.join(format!("docs/papers/runs/{name}.json")));
         let mut diffs = Vec::new();
         compare_numbers(name, &recorded["metrics"], &now["metrics"], &mut diffs);
         assert!(
