@@ -156,10 +156,10 @@ pub static GENERATE: FnDoc = FnDoc {
 };
 pub static DIFFUSION_TYPE: FnDoc = FnDoc {
     name: "DiffusionPipeline", domain: "diffusion",
-    signature: "pipe.latent_channels -> int\npipe.latent_size -> int\npipe.image_size -> int\npipe.cond_dim -> int\npipe.tokens -> int or ()\npipe.scaling_factor -> float\npipe.sampler -> string",
-    summary: "A latent diffusion pipeline: the latents' channels and side, the images' side, the conditioning's width (the UNet's cross_attention_dim) and token count (the text encoder's max length; () without one), the VAE's scaling factor, and the sampler (DDIM or DDPM).",
+    signature: "pipe.latent_channels -> int\npipe.latent_size -> int\npipe.image_size -> int\npipe.cond_dim -> int\npipe.tokens -> int or ()\npipe.scaling_factor -> float\npipe.sampler -> string\npipe.save(dir) -> string (the folder written)",
+    summary: "A latent diffusion pipeline: the latents' channels and side, the images' side, the conditioning's width (the UNet's cross_attention_dim) and token count (the text encoder's max length; () without one), the VAE's scaling factor, and the sampler (DDIM or DDPM). pipe.save(dir) writes a folder diffusers' StableDiffusionPipeline.from_pretrained reads and load_diffusion reads back: model_index.json, unet/, vae/, scheduler/ and, for a pipeline with a text encoder (one read by load_diffusion), text_encoder/ (CLIPTextModel: config.json, model.safetensors) and tokenizer/ (tokenizer.json, tokenizer_config.json); a pipeline without one lists text_encoder and tokenizer as null.",
     options: &[],
-    example: "let pipe = diffusion_pipeline(#{image_size: 32, seed: 0});\nprint([pipe.image_size, pipe.latent_size, pipe.cond_dim, pipe.sampler]);",
+    example: "let pipe = diffusion_pipeline(#{image_size: 32, seed: 0});\nprint([pipe.image_size, pipe.latent_size, pipe.cond_dim, pipe.sampler]);\npipe.save(\"pipe\");",
 };
 
 fn positive(op: &'static str, key: &str, v: i64) -> Result<i64> {
@@ -642,7 +642,7 @@ pub static TRAIN_DIFFUSION: FnDoc = FnDoc {
 pub static AUTOENCODER_TYPE: FnDoc = FnDoc {
     name: "Autoencoder", domain: "diffusion",
     signature: "ae.latent_channels -> int\nae.downscale -> int\nae.scaling_factor -> float\nae.history -> map or ()\nae.save(dir) -> string",
-    summary: "A KL autoencoder (train_autoencoder): latent channels, pixels per latent along a side, the scaling factor encode_images applies, the training history, and save as a folder diffusers' AutoencoderKL.from_pretrained reads. encode_images and decode_latents take it as they take a pipeline; a DiffusionPipeline's pipe.history and pipe.save(dir) (a StableDiffusionPipeline folder without text encoder) likewise.",
+    summary: "A KL autoencoder (train_autoencoder): latent channels, pixels per latent along a side, the scaling factor encode_images applies, the training history, and save as a folder diffusers' AutoencoderKL.from_pretrained reads. encode_images and decode_latents take it as they take a pipeline; a DiffusionPipeline's pipe.history and pipe.save(dir) likewise (see DiffusionPipeline).",
     options: &[],
     example: "let ae = train_autoencoder(rand([4, 3, 16, 16]), #{channels: [8, 16], groups: 4, epochs: 1, batch: 4, val_split: 0.25, seed: 0, verbose: false});\nprint([ae.latent_channels, ae.downscale]);   // [4, 2]\nae.save(\"ae\");",
 };

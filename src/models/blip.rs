@@ -1100,19 +1100,11 @@ impl Blip {
                 serde_json::json!(["BlipForConditionalGeneration"]),
             );
         }
-        let tok = self
-            .tokenizer
-            .to_string(true)
-            .map_err(|e| Error::invalid(op, format!("cannot write tokenizer.json: {e}")))?;
-        let mut files = vec![("tokenizer.json".to_string(), tok)];
+        let mut files = vec![(
+            "tokenizer.json".to_string(),
+            hf::tokenizer_json(op, &self.tokenizer)?,
+        )];
         files.extend(self.side_files.iter().cloned());
-        if super::text::is_single_file(path) {
-            return hf::save_single(op, path, &self.vs, SINGLE_FORMAT, &config, &files);
-        }
-        crate::sandbox::check_write(op, path.as_ref())?;
-        std::fs::create_dir_all(path).map_err(|e| Error::io(op, path, e))?;
-        hf::write_config(op, &path.join("config.json"), &config)?;
-        hf::save_weights(op, &self.vs, &path.join("model.safetensors"))?;
-        hf::write_side_files(op, path, &files)
+        hf::save_model(op, path, &self.vs, SINGLE_FORMAT, &config, &files)
     }
 }

@@ -78,6 +78,7 @@ pub struct ClipTextConfig {
     pub tower: TowerConfig,
     pub vocab_size: i64,
     pub max_position_embeddings: i64,
+    pub bos_token_id: i64,
     pub eos_token_id: i64,
     pub pad_token_id: i64,
 }
@@ -88,8 +89,31 @@ impl ClipTextConfig {
             tower: TowerConfig::from_config(op, c, [512, 2048, 12, 8])?,
             vocab_size: c.int_or(op, "vocab_size", 49408)?,
             max_position_embeddings: c.int_or(op, "max_position_embeddings", 77)?,
+            bos_token_id: c.int_or(op, "bos_token_id", 49406)?,
             eos_token_id: c.int_or(op, "eos_token_id", 49407)?,
             pad_token_id: c.int_or(op, "pad_token_id", 1)?,
+        })
+    }
+
+    /// The config.json of a `CLIPTextModel` (transformers' CLIPTextConfig)
+    /// with these settings, as Stable Diffusion's `text_encoder/` holds it.
+    pub fn to_json(&self) -> Value {
+        let t = &self.tower;
+        serde_json::json!({
+            "architectures": ["CLIPTextModel"],
+            "model_type": "clip_text_model",
+            "hidden_size": t.hidden_size,
+            "intermediate_size": t.intermediate_size,
+            "num_hidden_layers": t.num_hidden_layers,
+            "num_attention_heads": t.num_attention_heads,
+            "hidden_act": t.hidden_act.name(),
+            "layer_norm_eps": t.layer_norm_eps,
+            "attention_dropout": 0.0,
+            "vocab_size": self.vocab_size,
+            "max_position_embeddings": self.max_position_embeddings,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
         })
     }
 }
@@ -744,22 +768,12 @@ impl Clip {
         if let Some(m) = config.as_object_mut() {
             m.insert("architectures".into(), serde_json::json!(["CLIPModel"]));
         }
-        let mut tok = self.tokenizer.clone();
-        tok.with_truncation(None)
-            .map_err(|e| Error::invalid(op, e.to_string()))?;
-        let tok = tok
-            .to_string(true)
-            .map_err(|e| Error::invalid(op, format!("cannot write tokenizer.json: {e}")))?;
-        let mut files = vec![("tokenizer.json".to_string(), tok)];
+        let mut files = vec![(
+            "tokenizer.json".to_string(),
+            hf::tokenizer_json(op, &self.tokenizer)?,
+        )];
         files.extend(self.side_files.iter().cloned());
-        if super::text::is_single_file(path) {
-            return hf::save_single(op, path, &self.vs, SINGLE_FORMAT, &config, &files);
-        }
-        crate::sandbox::check_write(op, path.as_ref())?;
-        std::fs::create_dir_all(path).map_err(|e| Error::io(op, path, e))?;
-        hf::write_config(op, &path.join("config.json"), &config)?;
-        hf::save_weights(op, &self.vs, &path.join("model.safetensors"))?;
-        hf::write_side_files(op, path, &files)
+        hf::save_model(op, path, &self.vs, SINGLE_FORMAT, &config, &files)
     }
 }
 

@@ -31,6 +31,29 @@ pub struct TextEncoder {
     /// Prompts are padded (and cut) to this many tokens.
     pub max_length: usize,
     pub pad_id: i64,
+    pub special: SpecialTokens,
+}
+
+/// CLIPTokenizer's special tokens: tokenizer_config.json's, CLIP's where it
+/// names none.
+#[derive(Debug, Clone)]
+pub struct SpecialTokens {
+    pub bos: String,
+    pub eos: String,
+    pub unk: String,
+    pub pad: String,
+}
+
+impl SpecialTokens {
+    fn read(settings: &Config) -> SpecialTokens {
+        let v = &settings.value;
+        SpecialTokens {
+            bos: token_name(v.get("bos_token"), "<|startoftext|>"),
+            eos: token_name(v.get("eos_token"), "<|endoftext|>"),
+            unk: token_name(v.get("unk_token"), "<|endoftext|>"),
+            pad: token_name(v.get("pad_token"), "<|endoftext|>"),
+        }
+    }
 }
 
 /// Stable Diffusion's files name the weights `text_model.*`; transformers 5
@@ -62,7 +85,7 @@ fn token_name(v: Option<&Value>, default: &str) -> String {
 fn clip_tokenizer(
     op: &'static str,
     dir: &Path,
-    settings: &Config,
+    special: &SpecialTokens,
 ) -> Result<tokenizers::Tokenizer> {
     let json = dir.join("tokenizer.json");
     if json.is_file() {
@@ -86,11 +109,7 @@ fn clip_tokenizer(
             ));
         }
     }
-    let v = &settings.value;
-    let unk = token_name(v.get("unk_token"), "<|endoftext|>");
-    let bos = token_name(v.get("bos_token"), "<|startoftext|>");
-    let eos = token_name(v.get("eos_token"), "<|endoftext|>");
-    let pad = token_name(v.get("pad_token"), "<|endoftext|>");
+    let SpecialTokens { bos, eos, unk, pad } = special.clone();
     let bad = |e: Box<dyn std::error::Error + Send + Sync>| {
         Error::format(op, dir, format!("cannot build the CLIP tokenizer: {e}"))
     };
@@ -190,14 +209,14 @@ impl TextEncoder {
                 value: serde_json::json!({}),
             }
         };
-        let tokenizer = clip_tokenizer(op, tok_dir, &settings)?;
+        let special = SpecialTokens::read(&settings);
+        let tokenizer = clip_tokenizer(op, tok_dir, &special)?;
         let max_length = settings
             .int_or(op, "model_max_length", config.max_position_embeddings)?
             .min(config.max_position_embeddings)
             .max(2) as usize;
-        let pad = token_name(settings.value.get("pad_token"), "<|endoftext|>");
         let pad_id = tokenizer
-            .token_to_id(&pad)
+            .token_to_id(&special.pad)
             .map(i64::from)
             .unwrap_or(config.pad_token_id);
         Ok(TextEncoder {
@@ -206,7 +225,36 @@ impl TextEncoder {
             tokenizer,
             max_length,
             pad_id,
+            special,
         })
+    }
+
+    /// Writes `text_encoder/` as transformers' `CLIPTextModel.from_pretrained`
+    /// reads it (config.json, model.safetensors named without the
+    /// `text_model.` prefix, as transformers 5 saves) and `tokenizer/` as
+    /// its `CLIPTokenizer.from_pretrained` reads it (tokenizer.json and
+    /// tokenizer_config.json with the max length and special tokens).
+    pub fn save(&self, op: &'static str, text_dir: &Path, tok_dir: &Path) -> Result<()> {
+        hf::save_folder(op, text_dir, &self.vs, &self.model.config.to_json(), &[])?;
+        let s = &self.special;
+        let settings = serde_json::json!({
+            "tokenizer_class": "CLIPTokenizer",
+            "model_max_length": self.max_length,
+            "bos_token": s.bos,
+            "eos_token": s.eos,
+            "unk_token": s.unk,
+            "pad_token": s.pad,
+        });
+        hf::create_folder(op, tok_dir)?;
+        hf::write_config(op, &tok_dir.join("tokenizer_config.json"), &settings)?;
+        hf::write_side_files(
+            op,
+            tok_dir,
+            &[(
+                "tokenizer.json".to_string(),
+                hf::tokenizer_json(op, &self.tokenizer)?,
+            )],
+        )
     }
 
     /// Token ids, each prompt cut to `max_length` (keeping its end-of-text)
@@ -1189,16 +1237,21 @@ pub fn train_diffusion(
 impl DiffusionPipeline {
     /// Writes the pipeline as a folder diffusers' StableDiffusionPipeline
     /// (or DiffusionPipeline.from_pretrained) reads: model_index.json,
-    /// unet/, vae/, scheduler/. Only pipelines without a text encoder
-    /// (trained in voxlab, conditioned on tensors) are written.
+    /// unet/, vae/, scheduler/, and text_encoder/ with tokenizer/ when the
+    /// pipeline has a text encoder (a pipeline trained in voxlab is
+    /// conditioned on tensors and lists both as null).
     pub fn save(&self, op: &'static str, dir: &Path) -> Result<()> {
-        if self.text.is_some() {
-            return Err(Error::invalid(
-                op,
-                "this pipeline has a text encoder read from a diffusers folder: that folder is already its saved form",
-            ));
-        }
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
+        hf::create_folder(op, dir)?;
+        let (text_encoder, tokenizer) = match self.text {
+            Some(_) => (
+                serde_json::json!(["transformers", "CLIPTextModel"]),
+                serde_json::json!(["transformers", "CLIPTokenizer"]),
+            ),
+            None => (
+                serde_json::json!([null, null]),
+                serde_json::json!([null, null]),
+            ),
+        };
         let index = serde_json::json!({
             "_class_name": "StableDiffusionPipeline",
             "_diffusers_version": "0.42.1",
@@ -1210,16 +1263,19 @@ impl DiffusionPipeline {
                 super::schedulers::Sampler::Ddim => "DDIMScheduler",
                 super::schedulers::Sampler::Ddpm => "DDPMScheduler",
             }],
-            "text_encoder": [null, null],
-            "tokenizer": [null, null],
+            "text_encoder": text_encoder,
+            "tokenizer": tokenizer,
             "unet": ["diffusers", "UNet2DConditionModel"],
             "vae": ["diffusers", "AutoencoderKL"],
         });
         hf::write_config(op, &dir.join("model_index.json"), &index)?;
         self.unet.save(op, &dir.join("unet"))?;
         self.vae.save(op, &dir.join("vae"))?;
+        if let Some(t) = &self.text {
+            t.save(op, &dir.join("text_encoder"), &dir.join("tokenizer"))?;
+        }
         let sched = dir.join("scheduler");
-        std::fs::create_dir_all(&sched).map_err(|e| Error::io(op, &sched, e))?;
+        hf::create_folder(op, &sched)?;
         hf::write_config(
             op,
             &sched.join("scheduler_config.json"),

@@ -236,7 +236,7 @@ pub fn diffusers_folder(op: &'static str, dir: &Path) -> Result<(PathBuf, Config
 /// Writes a diffusers model folder: config.json and
 /// diffusion_pytorch_model.safetensors.
 pub fn save_diffusers(op: &'static str, vs: &VarStore, config: &Value, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))?;
+    create_folder(op, dir)?;
     write_config(op, &dir.join("config.json"), config)?;
     save_weights(op, vs, &dir.join("diffusion_pytorch_model.safetensors"))
 }
@@ -502,6 +502,64 @@ pub fn save_weights(op: &'static str, vs: &VarStore, path: &Path) -> Result<()> 
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     st::write(op, path, &tensors, Some(meta))
+}
+
+/// Creates the folder a save writes into, checked against the sandbox.
+pub fn create_folder(op: &'static str, dir: &Path) -> Result<()> {
+    crate::sandbox::check_write(op, dir)?;
+    if dir.is_file() {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "{}: is a file; the model is saved as a folder there, give another path",
+                dir.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(op, dir, e))
+}
+
+/// Writes a transformers model folder that `from_pretrained` reads:
+/// config.json, model.safetensors (every variable of `vs` under its own
+/// name) and the side files (tokenizer files and the like).
+pub fn save_folder(
+    op: &'static str,
+    dir: &Path,
+    vs: &VarStore,
+    config: &Value,
+    files: &[(String, String)],
+) -> Result<()> {
+    create_folder(op, dir)?;
+    write_config(op, &dir.join("config.json"), config)?;
+    save_weights(op, vs, &dir.join("model.safetensors"))?;
+    write_side_files(op, dir, files)
+}
+
+/// A transformers model as [`save_folder`] writes it, or for a path ending
+/// in .safetensors as one file with the config and side files in its
+/// metadata (`format` names the model kind; [`unpack_single`] reads it).
+pub fn save_model(
+    op: &'static str,
+    path: &Path,
+    vs: &VarStore,
+    format: &str,
+    config: &Value,
+    files: &[(String, String)],
+) -> Result<()> {
+    if super::text::is_single_file(path) {
+        return save_single(op, path, vs, format, config, files);
+    }
+    save_folder(op, path, vs, config, files)
+}
+
+/// A tokenizer as the text of its tokenizer.json, without the truncation
+/// voxlab sets on load (transformers truncates by its own settings).
+pub fn tokenizer_json(op: &'static str, tokenizer: &tokenizers::Tokenizer) -> Result<String> {
+    let mut tok = tokenizer.clone();
+    tok.with_truncation(None)
+        .map_err(|e| Error::invalid(op, e.to_string()))?;
+    tok.to_string(true)
+        .map_err(|e| Error::invalid(op, format!("cannot write tokenizer.json: {e}")))
 }
 
 /// Writes a config.json (pretty, as transformers does).

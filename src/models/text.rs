@@ -511,13 +511,10 @@ impl TextEncoder {
     /// sentence_bert_config.json for this encoder's pooling.
     fn text_files(&self, op: &'static str) -> Result<Vec<(String, String)>> {
         let pretty = |v: Value| serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
-        let mut tok = self.tokenizer.clone();
-        tok.with_truncation(None)
-            .map_err(|e| Error::invalid(op, e.to_string()))?;
-        let tok = tok
-            .to_string(true)
-            .map_err(|e| Error::invalid(op, format!("cannot write tokenizer.json: {e}")))?;
-        let mut files = vec![("tokenizer.json".to_string(), tok)];
+        let mut files = vec![(
+            "tokenizer.json".to_string(),
+            hf::tokenizer_json(op, &self.tokenizer)?,
+        )];
         files.extend(self.side_files.iter().cloned());
         let mut modules = vec![
             json!({"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}),
@@ -552,21 +549,14 @@ impl TextEncoder {
     /// (read back by [`TextEncoder::load`]).
     pub fn save(&self, op: &'static str, path: &Path) -> Result<()> {
         let files = self.text_files(op)?;
-        if is_single_file(path) {
-            return hf::save_single(
-                op,
-                path,
-                &self.vs,
-                SINGLE_FORMAT,
-                &self.saved_config(),
-                &files,
-            );
-        }
-        crate::sandbox::check_write(op, path.as_ref())?;
-        std::fs::create_dir_all(path).map_err(|e| Error::io(op, path, e))?;
-        hf::write_config(op, &path.join("config.json"), &self.saved_config())?;
-        hf::save_weights(op, &self.vs, &path.join("model.safetensors"))?;
-        hf::write_side_files(op, path, &files)
+        hf::save_model(
+            op,
+            path,
+            &self.vs,
+            SINGLE_FORMAT,
+            &self.saved_config(),
+            &files,
+        )
     }
 }
 

@@ -120,3 +120,27 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(rel)
 }
+
+/// Runs a fixture checker (tests/fixtures/REL, a Python script) with the
+/// fixtures environment's Python (`make fixtures`; $VOXLAB_CACHE or
+/// ~/.cache/voxlab) on `arg`, prints its output and asserts it succeeded.
+/// For the ignored tests that load what voxlab saved back into Python.
+pub fn run_fixture_checker(rel: &str, arg: &Path) {
+    let cache = std::env::var("VOXLAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/voxlab")
+        });
+    let run = Command::new(cache.join("venv-fixtures/bin/python"))
+        .arg(fixture(rel))
+        .arg(arg)
+        .output()
+        .expect("the fixtures environment's python (make fixtures)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    println!("{text}");
+    assert!(run.status.success(), "{text}");
+}

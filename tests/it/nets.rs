@@ -794,22 +794,5 @@ fn saved_folders_load_back_in_python() {
         .expect("blip");
     blip.save("test", &out.path().join("blip"))
         .expect("save blip");
-    let cache = std::env::var("VOXLAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/voxlab")
-        });
-    let python = cache.join("venv-fixtures/bin/python");
-    let run = std::process::Command::new(&python)
-        .arg(fixture("hf/check_saved.py"))
-        .arg(out.path())
-        .output()
-        .expect("the fixtures environment's python (make fixtures)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    println!("{text}");
-    assert!(run.status.success(), "{text}");
+    crate::common::run_fixture_checker("hf/check_saved.py", out.path());
 }
