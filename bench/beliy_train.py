@@ -5,7 +5,7 @@ throughput comparison with bench/beliy_train.rhai.
 Same shapes (600 pairs of 32 px images — the 64 px stimuli block-averaged —
 and V voxels, 20 test stimuli × 4 repeats, 300 unlabeled images), the same
 layers, penalties, losses, batch mix (48 pairs + 16 unlabeled images + 16
-unlabeled fMRI), optimisers (SGD Nesterov, then Adam) and a torchvision
+unlabeled fMRI, stacked as the authors' batches), optimisers (SGD Nesterov, then Adam) and a torchvision
 ResNet18 (random, frozen) for the perceptual loss. Threads: THREADS when
 given (with OMP_NUM_THREADS set alike), else libtorch's default.
 Usage: python bench/beliy_train.py VOXELS EPOCHS [THREADS]
@@ -162,12 +162,7 @@ for epoch in range(EPOCHS):
     perm = torch.randperm(N)
     for s in range(0, N, BATCH):
         idx = perm[s:s + BATCH]
-        paired = image_loss(dec(y[idx]), x[idx])
         w = UNPAIRED / (len(idx) + UNPAIRED)
-        xu = xu_all[torch.randint(xu_all.shape[0], (UNPAIRED,))]
-        with torch.no_grad():
-            code = enc(xu, 0.25)
-        unl_img = image_loss(dec(code), xu)
         rows = []
         for k in torch.randint(20, (UNPAIRED,)).tolist():
             keep = torch.randint(3, (4,)) == 0
@@ -175,7 +170,16 @@ for epoch in range(EPOCHS):
                 keep[torch.randint(4, (1,))] = True
             rows.append(groups[k][keep].mean(0))
         yu = torch.stack(rows)
-        back = enc(dec(yu), 0.25)
+        # The authors' batches: D on the pairs' fMRI stacked with the
+        # unlabeled fMRI, and on E's predictions for the shifted pairs'
+        # images stacked with the unlabeled images.
+        out = dec(torch.cat([y[idx], yu]))
+        paired = image_loss(out[:len(idx)], x[idx])
+        xu = xu_all[torch.randint(xu_all.shape[0], (UNPAIRED,))]
+        with torch.no_grad():
+            codes = enc(torch.cat([shift(x[idx]), xu]), 0.25)
+        unl_img = image_loss(dec(codes)[len(idx):], xu)
+        back = enc(out[len(idx):], 0.25)
         unl_fmri = ((back - yu).abs() * snr).mean() + 0.1 * neg_cos(back, yu)
         loss = (1 - w) * paired + w * unl_img + w * unl_fmri + dec.penalty()
         opt.zero_grad()

@@ -14,7 +14,8 @@
 //! - Stage 1: E alone on the labeled pairs (random shifts), MSE + 0.1 ×
 //!   negative cosine, SGD with Nesterov momentum and a multi-step schedule.
 //! - Stage 2: D with E frozen (its dropout still on, its batch norms in
-//!   inference mode); every batch mixes labeled pairs (D(y) vs x), unlabeled
+//!   inference mode); every batch mixes, as the authors' 64-row batches
+//!   (D run on each stack at once), labeled pairs (D(y) vs x), unlabeled
 //!   images (D(E(x)) vs x) and unlabeled fMRI (E(D(y)) vs y: test fMRI
 //!   averaged over a random third of each stimulus' repeats, and/or given
 //!   extra fMRI). Image loss: perceptual L1 on fixed ResNet stages + pixel L1
@@ -831,37 +832,67 @@ impl Task for DecoderTask<'_> {
     fn state(&self) -> Vec<(String, Tensor)> {
         state_of(self.vs)
     }
+    /// One step of the authors' encdec model: D runs once on the paired
+    /// trials stacked with the unlabeled fMRI, and once on E's predictions
+    /// for the (shifted) paired images stacked with the unlabeled images;
+    /// each row's loss is taken from the output its kind uses (paired:
+    /// D(y) vs x; unlabeled image: D(E(x)) vs x; unlabeled fMRI: E(D(y))
+    /// vs y), the rest only shares the batch. Batch norm in D thus sees the
+    /// authors' 64-row mixed batches. Running D separately per kind instead
+    /// gave each kind its own batch statistics (16 averaged test responses
+    /// normalised among themselves) and running statistics blended from
+    /// three distributions; on the simulated subject that made the
+    /// unlabeled data hurt on seed 0 (docs/papers/bnu.md states both).
     fn train_step(&mut self, batch: &[i64], ctx: &mut StepContext) -> Result<Metrics> {
         let dev = self.data.x_train.device();
         let idx = Tensor::from_slice(batch).to_device(dev);
         let x = self.data.x_train.index_select(0, &idx);
         let y = self.data.y_train.index_select(0, &idx);
-        let paired = self.image_loss(&self.decoder.forward(&y, true), &x)?;
+        let n_paired = batch.len() as i64;
+        let n_un = if self.unlabeled {
+            self.cfg.unpaired_batch as i64
+        } else {
+            0
+        };
+        let y_unlabeled = self.unlabeled_fmri(n_un).map(|t| t.to_device(dev));
+        let (recon, recon_unlabeled) = match &y_unlabeled {
+            Some(yu) => {
+                let out = self.decoder.forward(&Tensor::cat(&[&y, yu], 0), true);
+                (
+                    out.narrow(0, 0, n_paired),
+                    Some(out.narrow(0, n_paired, yu.size()[0])),
+                )
+            }
+            None => (self.decoder.forward(&y, true), None),
+        };
+        let paired = self.image_loss(&recon, &x)?;
         let mut metrics = Metrics::new().with("paired_image", ctx.value(&paired)?);
-        let n_paired = batch.len() as f64;
-        let n_un = self.cfg.unpaired_batch as i64;
         let mut loss = paired.shallow_clone();
-        if self.unlabeled && n_un > 0 {
-            let w = n_un as f64 / (n_paired + n_un as f64);
+        if n_un > 0 {
+            // The authors average each output's loss over the batch's 64
+            // rows: pairs weigh 48/64, each unlabeled kind 16/64.
+            let w = n_un as f64 / (n_paired + n_un) as f64;
             loss = &paired * (1.0 - w);
             if let Some(xu_all) = &self.data.x_unlabeled {
                 let pick = Tensor::randint(xu_all.size()[0], [n_un], (Kind::Int64, Device::Cpu))
                     .to_device(dev);
                 let xu = xu_all.index_select(0, &pick);
-                let code =
-                    tch::no_grad(|| self.encoder.forward(&xu, false, self.cfg.dropout_stage2));
-                let l = self.image_loss(&self.decoder.forward(&code, true), &xu)?;
+                let codes = tch::no_grad(|| {
+                    let shifted = random_shift(&x, self.cfg.max_shift);
+                    self.encoder.forward(
+                        &Tensor::cat(&[&shifted, &xu], 0),
+                        false,
+                        self.cfg.dropout_stage2,
+                    )
+                });
+                let out = self.decoder.forward(&codes, true).narrow(0, n_paired, n_un);
+                let l = self.image_loss(&out, &xu)?;
                 metrics = metrics.with("unlabeled_image", ctx.value(&l)?);
                 loss = loss + l * w;
             }
-            if let Some(yu) = self.unlabeled_fmri(n_un) {
-                let yu = yu.to_device(dev);
-                let back = self.encoder.forward(
-                    &self.decoder.forward(&yu, true),
-                    false,
-                    self.cfg.dropout_stage2,
-                );
-                let l = self.voxel_loss(&back, &yu);
+            if let (Some(yu), Some(images)) = (&y_unlabeled, &recon_unlabeled) {
+                let back = self.encoder.forward(images, false, self.cfg.dropout_stage2);
+                let l = self.voxel_loss(&back, yu);
                 metrics = metrics.with("unlabeled_fmri", ctx.value(&l)?);
                 loss = loss + l * w;
             }
