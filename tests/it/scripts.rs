@@ -358,6 +358,27 @@ fn docs_quote_their_recorded_runs() {
     }
 }
 
+/// takagi_reconstruct's record scores every route (z + c unprefixed, then
+/// z only, the caption route and the decoded z) under reconstruction_scores'
+/// names, each a finite number.
+fn assert_routes_scored(m: &serde_json::Value) {
+    for prefix in ["", "z_only_", "caption_", "decoded_z_"] {
+        for key in [
+            "pixcorr",
+            "ssim",
+            "two_way_pixels",
+            "two_way_resnet_layer2",
+            "two_way_resnet_layer2_p",
+        ] {
+            let name = format!("{prefix}{key}");
+            let v = m[&name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("metric {name} missing: {m}"));
+            assert!(v.is_finite(), "{name} {v}");
+        }
+    }
+}
+
 #[test]
 fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
     let (record, _dir) = run_quick(
@@ -370,17 +391,7 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
             .unwrap_or_else(|| panic!("metric {k} missing: {m}"))
     };
     // Every route is scored under reconstruction_scores' names.
-    for prefix in ["", "z_only_", "caption_", "decoded_z_"] {
-        for key in [
-            "pixcorr",
-            "ssim",
-            "two_way_pixels",
-            "two_way_resnet_layer2",
-            "two_way_resnet_layer2_p",
-        ] {
-            assert!(f(&format!("{prefix}{key}")).is_finite(), "{prefix}{key}");
-        }
-    }
+    assert_routes_scored(m);
     // Ridge predicts the latents from early visual cortex and the caption
     // embedding from higher areas, at the default (GOD-like) snr; the
     // decoded predicted latents are identified above chance (the recorded
@@ -461,17 +472,7 @@ fn takagi_reconstruct_runs_a_pretrained_pipeline_on_its_text_states() {
         serde_json::json!([image, image]),
         "reconstructions at the pipeline's image size, not the stimuli's 16 px"
     );
-    for prefix in ["", "z_only_", "caption_", "decoded_z_"] {
-        for key in [
-            "pixcorr",
-            "ssim",
-            "two_way_pixels",
-            "two_way_resnet_layer2",
-            "two_way_resnet_layer2_p",
-        ] {
-            assert!(f(&format!("{prefix}{key}")).is_finite(), "{prefix}{key}");
-        }
-    }
+    assert_routes_scored(m);
     assert!(
         f("z_r").is_finite() && f("c_r").is_finite(),
         "z_r {}, c_r {}",
