@@ -502,6 +502,45 @@ fn takagi_reconstruct_runs_a_pretrained_pipeline_on_its_text_states() {
     }
 }
 
+/// `--set data=DIR` with `--set diffusion=DIR`, the paper's combination (a
+/// dataset and Stable Diffusion; here a saved simulated subject and the tiny
+/// random pipeline): the stimuli are read at the pipeline's image size,
+/// every route is scored, and the judge, which knows only the simulated
+/// world's categories, is skipped without recording its keys.
+#[test]
+fn takagi_reconstruct_reads_a_dataset_folder_with_a_pretrained_pipeline() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vox = crate::common::engine_in(tmp.path());
+    let saved = crate::common::eval_in(
+        &vox,
+        "simulate_subject(#{n_train: 240, n_test: 16, test_repeats: 8, image_size: 16, grid: [16, 16, 16], seed: 5}).save(\"sub\")",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .to_string();
+    let sd = crate::common::fixture("hf/tiny-sd");
+    let (record, _dir) = run_quick_with(
+        "scripts/takagi_reconstruct.rhai",
+        &[
+            &format!("data={saved}"),
+            &format!("diffusion={}", sd.display()),
+        ],
+        &["reconstructions.png", "generated.png"],
+    );
+    let m = &record["metrics"];
+    assert_routes_scored(m);
+    assert_eq!(m["reconstruction_size"], serde_json::json!([32, 32]));
+    assert_eq!(m["c_shape"], serde_json::json!([16, 32]));
+    for key in [
+        "generated_category_accuracy",
+        "real_colour_accuracy",
+        "category_chance",
+        "category_accuracy",
+        "diffusion_val_loss",
+    ] {
+        assert!(m.get(key).is_none(), "{key} recorded for a dataset");
+    }
+}
+
 /// A pipeline folder the route cannot use stops the script before any work,
 /// naming what is missing: a listed text_encoder/ that is not there
 /// (load_diffusion), or a pipeline without a text encoder (the script).
