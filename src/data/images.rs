@@ -78,6 +78,22 @@ pub fn id_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Checks a resize target and reserves the memory of `n` images resized to
+/// it: each in 8 bits and its float copy, then stacked as float32.
+fn reserve_resized(op: &'static str, n: usize, (h, w): (usize, usize)) -> Result<()> {
+    if h == 0 || w == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("size must be at least 1×1, got {h}×{w}"),
+        ));
+    }
+    crate::cancel::reserve(
+        op,
+        &format!("{n} images of {h}×{w}"),
+        n as f64 * (h as f64 * w as f64 * 3.0) * (4.0 + 1.0 + 8.0),
+    )
+}
+
 /// Decodes (in parallel), converts to RGB, resizes and stacks the images.
 pub fn load(op: &'static str, paths: &[PathBuf], opts: LoadOptions) -> Result<ImageSet> {
     if paths.is_empty() {
@@ -96,19 +112,8 @@ pub fn load(op: &'static str, paths: &[PathBuf], opts: LoadOptions) -> Result<Im
             ));
         }
     }
-    if let Some((h, w)) = opts.size {
-        if h == 0 || w == 0 {
-            return Err(Error::invalid(
-                op,
-                format!("size must be at least 1×1, got {h}×{w}"),
-            ));
-        }
-        // Each image is resized in 8 bits (and its float copy), then stacked as float32.
-        crate::cancel::reserve(
-            op,
-            &format!("{} images of {h}×{w}", paths.len()),
-            paths.len() as f64 * (h as f64 * w as f64 * 3.0) * (4.0 + 1.0 + 8.0),
-        )?;
+    if let Some(hw) = opts.size {
+        reserve_resized(op, paths.len(), hw)?;
     }
     let decoded: Vec<Rgb8> = paths
         .par_iter()
@@ -220,6 +225,37 @@ pub fn to_rgb8(op: &'static str, img: &TchTensor) -> Result<Rgb8> {
         height: h,
         pixels,
     })
+}
+
+/// Every image resized to h×w as Pillow's `Image.resize` resizes it (the
+/// filter's antialiased kernel, 8 bits per pass; [`load`]'s resizing): each
+/// image is taken to 8 bits as [`to_rgb8`] does, resized, and stacked back
+/// as float32 in [0, 1]. The ids are kept.
+pub fn resize(
+    op: &'static str,
+    data: &Tensor,
+    ids: Vec<String>,
+    (h, w): (usize, usize),
+    filter: Filter,
+) -> Result<ImageSet> {
+    let batch = as_batch(op, data)?;
+    let n = batch.size()[0] as usize;
+    if n == 0 || ids.len() != n {
+        return Err(Error::shape(
+            op,
+            "images",
+            format!("at least one image, one id each ({} ids)", ids.len()),
+            shape_text(&batch.size()),
+        ));
+    }
+    reserve_resized(op, n, (h, w))?;
+    let mut resized = Vec::with_capacity(n);
+    for i in 0..n {
+        crate::cancel::check(op)?;
+        let img = to_rgb8(op, &tc(op, batch.f_select(0, i as i64))?)?;
+        resized.push(images::resize(&img, w, h, filter));
+    }
+    from_rgb(op, ids, &resized, &|i| format!("image {i}"))
 }
 
 /// Writes each image as `<dir>/<id>.<ext>`; returns the paths.

@@ -122,6 +122,13 @@ pub static SAVE_IMAGES: FnDoc = FnDoc {
     options: &[OptDoc { name: "format", ty: "string", default: "png", meaning: "png or jpg, for folders" }],
     example: "let grid = image_grid(rand([4, 3, 8, 8]), #{cols: 2});\nsave_images(grid, \"grid.png\");",
 };
+pub static RESIZE_IMAGES: FnDoc = FnDoc {
+    name: "resize_images", domain: "data",
+    signature: "resize_images(images: ImageSet | Tensor, size: int | [h, w], opts?: map) -> ImageSet",
+    summary: "Every image resized to size×size or h×w pixels (aspect not kept) as load_images resizes: Pillow's Image.resize on the image in 8 bits (⌊255x+0.5⌋, as save_images writes it; antialiased, 8-bit per pass), back to float32 in [0, 1]. Ids are kept (a tensor's are 0, 1, …). E.g. stimuli to the 512 px a Stable Diffusion pipeline works at, as Takagi & Nishimoto resize their decoded images.",
+    options: &[OptDoc { name: "filter", ty: "string", default: "bicubic", meaning: "resampling filter as Pillow's: bicubic, bilinear, lanczos, box or nearest" }],
+    example: "let s = resize_images(rand([2, 3, 8, 8]), 16);\nprint(s);   // ImageSet[2 images; 3×16×16; 0, 1]\nprint(resize_images(s, [4, 6], #{filter: \"box\"}).data.shape);   // [2, 3, 4, 6]",
+};
 pub static IMAGE_GRID: FnDoc = FnDoc {
     name: "image_grid", domain: "data",
     signature: "image_grid(images: ImageSet | Tensor, opts?: map) -> Tensor",
@@ -332,6 +339,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         &SMOOTH,
         &LOAD_IMAGES,
         &SAVE_IMAGES,
+        &RESIZE_IMAGES,
         &IMAGE_GRID,
         &IMAGE_SET,
         &IMAGE_SET_FN,
@@ -775,6 +783,27 @@ fn register_images(engine: &mut Engine, session: &Session) {
     engine.register_fn("load_images", move |w: Dynamic| load(w, Map::new()));
     engine.register_fn("load_images", load);
 
+    let resize = |v: Dynamic, size: Dynamic, opts: Map| -> RhaiResult<ImageSet> {
+        guard("resize_images", || {
+            const OP: &str = "resize_images";
+            let opts = Opts::parse(&RESIZE_IMAGES, opts)?;
+            let filter = filter_option(&opts)?;
+            let hw =
+                size_option(OP, Some(size))?.ok_or_else(|| Error::invalid(OP, "give a size"))?;
+            let (data, ids) = images_of(OP, "images", &v)?;
+            let mut set = images::resize(OP, &data, ids, hw, filter)?;
+            set.data = Tensor(crate::tensor::tc(
+                OP,
+                set.data.0.f_to_device(data.0.device()),
+            )?);
+            Ok(set)
+        })
+    };
+    engine.register_fn("resize_images", move |v: Dynamic, size: Dynamic| {
+        resize(v, size, Map::new())
+    });
+    engine.register_fn("resize_images", resize);
+
     let s = session.clone();
     let save = move |v: Dynamic, path: &str, opts: Map| -> RhaiResult<Dynamic> {
         guard("save_images", || {
@@ -856,7 +885,7 @@ fn size_option(op: &'static str, v: Option<Dynamic>) -> Result<Option<(usize, us
     let Some(v) = v else { return Ok(None) };
     let bad = || Error::BadOption {
         op,
-        key: if op == "load_images" {
+        key: if op == "load_images" || op == "resize_images" {
             "size"
         } else {
             "image_size"

@@ -1,5 +1,5 @@
 //! Script face of latent diffusion ([`crate::models::diffusion`]):
-//! `load_diffusion`, `diffusion_pipeline`, `encode_images`,
+//! `load_diffusion`, `diffusion_pipeline`, `encode_images`, `text_states`,
 //! `decode_latents`, `generate`, the DiffusionPipeline type, and its form of
 //! the shared verb `reconstruct` (documented in the one `reconstruct` entry).
 
@@ -131,6 +131,13 @@ pub static ENCODE_IMAGES: FnDoc = FnDoc {
     summary: "The autoencoder's latents of images (N×3×H×W in [0, 1], H and W multiples of the VAE's downscale), times its scaling_factor — the z that diffusion works on and that Takagi & Nishimoto predict from early visual cortex: the posterior mean, or a posterior sample (sample: true, as Stable Diffusion's img2img encodes). N×latent_channels×H/f×W/f.",
     options: &[OptDoc { name: "sample", ty: "bool", default: "false", meaning: "a posterior sample instead of its mean" }, SEED, BATCH],
     example: "let pipe = diffusion_pipeline(#{image_size: 32, seed: 0});\nlet z = encode_images(pipe, rand([2, 3, 32, 32]));\nprint(z.shape);   // [2, 4, 8, 8]",
+};
+pub static TEXT_STATES: FnDoc = FnDoc {
+    name: "text_states", domain: "diffusion",
+    signature: "text_states(pipe: DiffusionPipeline, captions: array | string, opts?: map) -> Tensor",
+    summary: "The conditioning c a pipeline with a text encoder (load_diffusion's, with text_encoder/ and tokenizer/) gives captions: its CLIP text encoder's last hidden states, each caption tokenized, cut and padded to the tokenizer's max length as diffusers' pipelines do — N×tokens×width (N×77×768 for Stable Diffusion v1.x), what generate and reconstruct condition on when given the captions themselves. Takagi & Nishimoto predict these states, flattened, from higher visual cortex with ridge; reconstruct(pipe, #{z, c}) takes the prediction back in this shape. A pipeline without a text encoder (diffusion_pipeline, train_diffusion) is an error.",
+    options: &[OptDoc { name: "batch", ty: "int", default: "64", meaning: "captions per forward pass" }],
+    example: "let pipe = load_diffusion(\"tests/fixtures/hf/tiny-sd\");\nlet c = text_states(pipe, [\"a red square\", \"a blue circle\"]);\nprint(c.shape);   // [2, 16, 32]: the tokenizer's 16 tokens × the encoder's 32\nprint([pipe.tokens, pipe.cond_dim]);",
 };
 pub static DECODE_LATENTS: FnDoc = FnDoc {
     name: "decode_latents", domain: "diffusion",
@@ -312,6 +319,14 @@ fn encode(p: &VaeModel, kind: tch::Kind, x: &Dynamic, opts: Map) -> Result<Tenso
     )?))
 }
 
+fn text_states(p: &DiffusionPipeline, captions: &Dynamic, opts: Map) -> Result<Tensor> {
+    const OP: &str = "text_states";
+    let o = Opts::parse(&TEXT_STATES, opts)?;
+    let batch = positive(OP, "batch", o.i64("batch")?)?;
+    let texts = super::nets::texts_named(OP, "captions", captions)?;
+    Ok(Tensor(p.text_states(OP, &texts, batch as usize)?))
+}
+
 fn decode(p: &VaeModel, kind: tch::Kind, z: &Dynamic, opts: Map) -> Result<ImageSet> {
     const OP: &str = "decode_latents";
     let o = Opts::parse(&DECODE_LATENTS, opts)?;
@@ -412,6 +427,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         &LOAD_DIFFUSION,
         &DIFFUSION_PIPELINE,
         &ENCODE_IMAGES,
+        &TEXT_STATES,
         &DECODE_LATENTS,
         &GENERATE,
         &DIFFUSION_TYPE,
@@ -477,6 +493,18 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry, session: &Session)
         "encode_images",
         |p: PipelineValue, x: Dynamic, o: Map| -> RhaiResult<Tensor> {
             guard("encode_images", || encode(&p.0.vae, p.0.kind, &x, o))
+        },
+    );
+    engine.register_fn(
+        "text_states",
+        |p: PipelineValue, c: Dynamic| -> RhaiResult<Tensor> {
+            guard("text_states", || text_states(&p.0, &c, Map::new()))
+        },
+    );
+    engine.register_fn(
+        "text_states",
+        |p: PipelineValue, c: Dynamic, o: Map| -> RhaiResult<Tensor> {
+            guard("text_states", || text_states(&p.0, &c, o))
         },
     );
     engine.register_fn(

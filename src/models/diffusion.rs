@@ -697,6 +697,25 @@ pub enum Conditioning {
 }
 
 impl DiffusionPipeline {
+    /// The text encoder's conditioning states of captions, `batch` at a
+    /// time: N×max_length×hidden float32 on the CPU — the c the UNet
+    /// cross-attends to (77×768 for Stable Diffusion v1), which Takagi &
+    /// Nishimoto predict from higher visual cortex.
+    pub fn text_states(&self, op: &'static str, texts: &[String], batch: usize) -> Result<Tensor> {
+        let encoder = self.text.as_ref().ok_or_else(|| {
+            Error::invalid(op, "this pipeline has no text encoder (a folder's text_encoder/ and tokenizer/, as load_diffusion reads them); a pipeline from diffusion_pipeline or train_diffusion is conditioned on given tensors")
+        })?;
+        if texts.is_empty() {
+            return Err(Error::invalid(op, "no captions: give at least one"));
+        }
+        let mut parts = Vec::with_capacity(texts.len().div_ceil(batch.max(1)));
+        for chunk in texts.chunks(batch.max(1)) {
+            crate::cancel::check(op)?;
+            parts.push(tc(op, encoder.encode(op, chunk)?.f_to_device(Device::Cpu))?);
+        }
+        tc(op, Tensor::f_cat(&parts, 0))
+    }
+
     /// The conditioning states, N×tokens×d, checked against the UNet.
     pub fn conditioning(&self, op: &'static str, c: &Conditioning) -> Result<Tensor> {
         let t = match c {

@@ -594,3 +594,53 @@ fn large_uncompressed_nifti_reads_in_parallel_exactly() {
         "int16 values differ"
     );
 }
+
+/// resize_images resizes as load_images' size option does (the
+/// Pillow-verified path above): the same bytes for every filter, the ids
+/// kept, a tensor's ids its row numbers; a bad size or filter is refused.
+#[test]
+fn resize_images_equals_resizing_on_load() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let vox = engine_in(tmp.path());
+    for filter in ["bicubic", "bilinear", "lanczos", "box", "nearest"] {
+        let v = eval_in(
+            &vox,
+            &format!(
+                r#"set_seed(4);
+                   save_images(image_set(rand([3, 3, 20, 30]), ["a", "b", "c"]), "stim_{filter}");
+                   let dir = out_dir() + "/stim_{filter}";
+                   let on_load = load_images(dir, #{{size: [12, 16], filter: "{filter}"}});
+                   let after = resize_images(load_images(dir), [12, 16], #{{filter: "{filter}"}});
+                   [after.ids, after.data.shape, (after.data - on_load.data).abs().max().item()]"#
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{filter}: {e}"));
+        assert_eq!(
+            v.to_string(),
+            r#"[["a", "b", "c"], [3, 3, 12, 16], 0.0]"#,
+            "{filter}"
+        );
+    }
+    let v = eval_in(
+        &vox,
+        "let s = resize_images(rand([2, 3, 8, 8]), 4); [s.ids, s.data.shape]",
+    )
+    .expect("a tensor resizes");
+    assert_eq!(v.to_string(), r#"[["0", "1"], [2, 3, 4, 4]]"#);
+    assert_script_error(
+        "resize_images(rand([2, 3, 8, 8]), 0)",
+        &[
+            "resize_images",
+            "size",
+            "positive integer or [height, width]",
+        ],
+    );
+    assert_script_error(
+        "resize_images(rand([2, 3, 8, 8]), 4, #{filter: \"cubic\"})",
+        &["resize_images", "filter", "bicubic"],
+    );
+    assert_script_error(
+        "resize_images(rand([2, 8, 8]), 4)",
+        &["resize_images", "N×3×H×W"],
+    );
+}

@@ -685,3 +685,54 @@ fn saved_pipeline_loads_back_in_diffusers() {
     pipeline().save("save", &saved).expect("saves");
     crate::common::run_fixture_checker("hf/check_saved_pipeline.py", &saved);
 }
+
+/// `text_states(pipe, captions)` is the c diffusers conditions on: the
+/// tokenizer's padded ids through the CLIP text encoder, equal to
+/// transformers' last hidden states (the fixture's `text.hidden`, the
+/// prompts and ""), whatever the batch; a pipeline without a text encoder
+/// and bad arguments are refused by name.
+#[test]
+fn text_states_are_the_states_diffusers_conditions_on() {
+    use crate::common::{assert_script_error, engine_in, eval_in};
+    let r = reference(&dir("tiny-sd"));
+    let mut texts = prompts("prompts");
+    texts.push(String::new());
+    let list = texts
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sd = dir("tiny-sd").display().to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vox = engine_in(tmp.path());
+    for batch in [64, 1] {
+        let v = eval_in(
+            &vox,
+            &format!("text_states(load_diffusion(\"{sd}\"), [{list}], #{{batch: {batch}}})"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let states = v.try_cast::<voxlab::tensor::Tensor>().expect("a Tensor");
+        assert_close(
+            &format!("text_states, batch {batch}"),
+            &states.0,
+            &get(&r, "text.hidden"),
+            1e-4,
+        );
+    }
+    assert_script_error(
+        "text_states(diffusion_pipeline(#{seed: 0}), [\"a cat\"])",
+        &["text_states", "no text encoder", "text_encoder/"],
+    );
+    assert_script_error(
+        &format!("text_states(load_diffusion(\"{sd}\"), [])"),
+        &["text_states", "captions is empty"],
+    );
+    assert_script_error(
+        &format!("text_states(load_diffusion(\"{sd}\"), [\"a cat\"], #{{batch: 0}})"),
+        &["text_states", "batch"],
+    );
+    assert_script_error(
+        &format!("text_states(load_diffusion(\"{sd}\"), [\"a cat\"], #{{tokens: 4}})"),
+        &["text_states", "tokens", "batch"],
+    );
+}

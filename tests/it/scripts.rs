@@ -6,20 +6,17 @@ use crate::common::{read_json, voxlab_in};
 /// Runs a shipped script at reduced size; returns its run record and output
 /// folder after checking the run succeeded and each figure is a valid image.
 fn run_quick(script: &str, figures: &[&str]) -> (serde_json::Value, tempfile::TempDir) {
+    run_quick_with(script, &[], figures)
+}
+
+/// [`run_quick`] with further `--set name=value` parameters.
+fn run_quick_with(
+    script: &str,
+    sets: &[&str],
+    figures: &[&str],
+) -> (serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
-    let o = voxlab_in(
-        dir.path(),
-        &[
-            "run",
-            &path.display().to_string(),
-            "--set",
-            "quick=true",
-            "--out",
-            "out",
-        ],
-        None,
-    );
+    let o = run_script_in(dir.path(), script, sets);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let out = dir.path().join("out");
     let record = read_json(&out.join("run.json"));
@@ -33,6 +30,23 @@ fn run_quick(script: &str, figures: &[&str]) -> (serde_json::Value, tempfile::Te
         );
     }
     (record, dir)
+}
+
+/// `voxlab run SCRIPT --set quick=true [--set SETS...] --out out` in `cwd`.
+fn run_script_in(cwd: &std::path::Path, script: &str, sets: &[&str]) -> crate::common::Output {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let mut args = vec![
+        "run".to_string(),
+        path.display().to_string(),
+        "--set".into(),
+        "quick=true".into(),
+    ];
+    for s in sets {
+        args.extend(["--set".to_string(), s.to_string()]);
+    }
+    args.extend(["--out".to_string(), "out".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    voxlab_in(cwd, &args, None)
 }
 
 /// Scripts write figures, tables, maps and run.json: no dataset folder (the
@@ -344,6 +358,27 @@ fn docs_quote_their_recorded_runs() {
     }
 }
 
+/// takagi_reconstruct's record scores every route (z + c unprefixed, then
+/// z only, the caption route and the decoded z) under reconstruction_scores'
+/// names, each a finite number.
+fn assert_routes_scored(m: &serde_json::Value) {
+    for prefix in ["", "z_only_", "caption_", "decoded_z_"] {
+        for key in [
+            "pixcorr",
+            "ssim",
+            "two_way_pixels",
+            "two_way_resnet_layer2",
+            "two_way_resnet_layer2_p",
+        ] {
+            let name = format!("{prefix}{key}");
+            let v = m[&name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("metric {name} missing: {m}"));
+            assert!(v.is_finite(), "{name} {v}");
+        }
+    }
+}
+
 #[test]
 fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
     let (record, _dir) = run_quick(
@@ -356,17 +391,7 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
             .unwrap_or_else(|| panic!("metric {k} missing: {m}"))
     };
     // Every route is scored under reconstruction_scores' names.
-    for prefix in ["", "z_only_", "caption_", "decoded_z_"] {
-        for key in [
-            "pixcorr",
-            "ssim",
-            "two_way_pixels",
-            "two_way_resnet_layer2",
-            "two_way_resnet_layer2_p",
-        ] {
-            assert!(f(&format!("{prefix}{key}")).is_finite(), "{prefix}{key}");
-        }
-    }
+    assert_routes_scored(m);
     // Ridge predicts the latents from early visual cortex and the caption
     // embedding from higher areas, at the default (GOD-like) snr; the
     // decoded predicted latents are identified above chance (the recorded
@@ -398,6 +423,174 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
     assert!(
         colour > 0.25,
         "classifier's colour accuracy on real test images {colour} (chance 1/9)"
+    );
+}
+
+/// `--set diffusion=DIR` runs the route for real Stable Diffusion weights
+/// on the tiny random diffusers pipeline of tests/fixtures/hf/tiny-sd (no
+/// SD weights here, so no quality bar): nothing is trained, z is the
+/// pipeline VAE's latents of the stimuli resized to its image size (16 px
+/// stimuli here, so resizing happens both ways), c its CLIP text states
+/// (tokens × width), and every route is scored under reconstruction_scores'
+/// names. Keys only the trained models have are not recorded.
+#[test]
+fn takagi_reconstruct_runs_a_pretrained_pipeline_on_its_text_states() {
+    let sd = crate::common::fixture("hf/tiny-sd");
+    let (record, _dir) = run_quick_with(
+        "scripts/takagi_reconstruct.rhai",
+        &[&format!("diffusion={}", sd.display()), "size=16"],
+        &["reconstructions.png", "generated.png"],
+    );
+    let m = &record["metrics"];
+    let f = |k: &str| {
+        m[k].as_f64()
+            .unwrap_or_else(|| panic!("metric {k} missing: {m}"))
+    };
+    let config = |part: &str| read_json(&sd.join(part));
+    let int = |v: &serde_json::Value| v.as_i64().expect("an integer");
+    let tokens = int(&config("tokenizer/tokenizer_config.json")["model_max_length"]);
+    let width = int(&config("text_encoder/config.json")["hidden_size"]);
+    let unet = config("unet/config.json");
+    let latent = int(&unet["sample_size"]);
+    let vae_levels = config("vae/config.json")["block_out_channels"]
+        .as_array()
+        .expect("block_out_channels")
+        .len() as u32;
+    let image = latent * 2i64.pow(vae_levels - 1);
+    assert_eq!(
+        m["c_shape"],
+        serde_json::json!([tokens, width]),
+        "c: the pipeline's text states"
+    );
+    assert_eq!(
+        m["z_shape"],
+        serde_json::json!([int(&unet["in_channels"]), latent, latent]),
+        "z: the pipeline's latents"
+    );
+    assert_eq!(
+        m["reconstruction_size"],
+        serde_json::json!([image, image]),
+        "reconstructions at the pipeline's image size, not the stimuli's 16 px"
+    );
+    assert_routes_scored(m);
+    assert!(
+        f("z_r").is_finite() && f("c_r").is_finite(),
+        "z_r {}, c_r {}",
+        f("z_r"),
+        f("c_r")
+    );
+    // The routes condition differently, so their images differ.
+    assert_ne!(f("pixcorr"), f("z_only_pixcorr"), "z + c equals z only");
+    assert_ne!(
+        f("caption_pixcorr"),
+        f("z_only_pixcorr"),
+        "z + caption equals z only"
+    );
+    for set in ["generated_", "real_", "autoencoded_"] {
+        let a = f(&format!("{set}category_accuracy"));
+        assert!((0.0..=1.0).contains(&a), "{set}category_accuracy {a}");
+    }
+    for key in [
+        "autoencoder_val_l1",
+        "diffusion_val_loss",
+        "generative_training_images",
+    ] {
+        assert!(
+            m.get(key).is_none(),
+            "{key} recorded without a model trained here"
+        );
+    }
+}
+
+/// `--set data=DIR` with `--set diffusion=DIR`, the paper's combination (a
+/// dataset and Stable Diffusion; here a saved simulated subject and the tiny
+/// random pipeline): the stimuli are read at the pipeline's image size,
+/// every route is scored, and the judge, which knows only the simulated
+/// world's categories, is skipped without recording its keys.
+#[test]
+fn takagi_reconstruct_reads_a_dataset_folder_with_a_pretrained_pipeline() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vox = crate::common::engine_in(tmp.path());
+    let saved = crate::common::eval_in(
+        &vox,
+        "simulate_subject(#{n_train: 240, n_test: 16, test_repeats: 8, image_size: 16, grid: [16, 16, 16], seed: 5}).save(\"sub\")",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .to_string();
+    let sd = crate::common::fixture("hf/tiny-sd");
+    let (record, _dir) = run_quick_with(
+        "scripts/takagi_reconstruct.rhai",
+        &[
+            &format!("data={saved}"),
+            &format!("diffusion={}", sd.display()),
+        ],
+        &["reconstructions.png", "generated.png"],
+    );
+    let m = &record["metrics"];
+    assert_routes_scored(m);
+    assert_eq!(m["reconstruction_size"], serde_json::json!([32, 32]));
+    assert_eq!(m["c_shape"], serde_json::json!([16, 32]));
+    for key in [
+        "generated_category_accuracy",
+        "real_colour_accuracy",
+        "category_chance",
+        "category_accuracy",
+        "diffusion_val_loss",
+    ] {
+        assert!(m.get(key).is_none(), "{key} recorded for a dataset");
+    }
+}
+
+/// A pipeline folder the route cannot use stops the script before any work,
+/// naming what is missing: a listed text_encoder/ that is not there
+/// (load_diffusion), or a pipeline without a text encoder (the script).
+#[test]
+fn takagi_reconstruct_refuses_a_pipeline_without_its_text_encoder() {
+    let sd = crate::common::fixture("hf/tiny-sd");
+    let copy = |dst: &std::path::Path| {
+        for part in ["unet", "vae", "scheduler", "tokenizer"] {
+            std::fs::create_dir_all(dst.join(part)).expect("mkdir");
+            for e in std::fs::read_dir(sd.join(part)).expect("read dir") {
+                let e = e.expect("entry");
+                std::fs::copy(e.path(), dst.join(part).join(e.file_name())).expect("copy");
+            }
+        }
+        std::fs::copy(sd.join("model_index.json"), dst.join("model_index.json")).expect("copy");
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let missing = tmp.path().join("missing");
+    copy(&missing);
+    let o = run_script_in(
+        tmp.path(),
+        "scripts/takagi_reconstruct.rhai",
+        &[&format!("diffusion={}", missing.display())],
+    );
+    assert_ne!(o.code, 0, "ran without text_encoder/");
+    assert!(
+        o.stderr.contains("load_diffusion") && o.stderr.contains("text_encoder/ is missing"),
+        "{}",
+        o.stderr
+    );
+    let without = tmp.path().join("without");
+    copy(&without);
+    std::fs::remove_dir_all(without.join("tokenizer")).expect("rm");
+    let mut index = read_json(&without.join("model_index.json"));
+    for part in ["text_encoder", "tokenizer"] {
+        index[part] = serde_json::json!([null, null]);
+    }
+    std::fs::write(without.join("model_index.json"), index.to_string()).expect("write");
+    let cwd = tempfile::tempdir().expect("tmp");
+    let o = run_script_in(
+        cwd.path(),
+        "scripts/takagi_reconstruct.rhai",
+        &[&format!("diffusion={}", without.display())],
+    );
+    assert_ne!(o.code, 0, "ran without a text encoder");
+    assert!(
+        o.stderr.contains("has no text encoder")
+            && o.stderr.contains("text_encoder/ and tokenizer/"),
+        "{}",
+        o.stderr
     );
 }
 
