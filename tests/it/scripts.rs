@@ -167,10 +167,10 @@ fn bnu_emotion_runs_its_three_analyses() {
     // Above chance in the ResNet spaces with p < 0.001 (GOD-like noise; the
     // permutation test's smallest p, 1e-4, in every ResNet space of the
     // recorded quick runs on seeds 0, 1 and 2, docs/papers/bnu.md), and the
-    // unlabeled data no worse than the pairs alone on average over the five
-    // scored spaces, within 0.02 (50 test stimuli: recorded, seeds 1 and 2
-    // are better with them in every space; seed 0 better in pixels, worse
-    // in the ResNet spaces, 0.006 lower on this average).
+    // unlabeled data no worse than the pairs alone: higher on average over
+    // the five scored spaces (recorded on this seed: 0.689 against 0.667),
+    // and in no two-way space lower at p < 0.05 in the per-stimulus paired
+    // comparison the script records.
     let mean_over = |run: &str, spaces: &[&str]| {
         spaces
             .iter()
@@ -200,9 +200,31 @@ fn bnu_emotion_runs_its_three_analyses() {
         mean_over("beliy_pairs_only", &all),
     );
     assert!(
-        with >= without - 0.02,
+        with > without,
         "unlabeled data {with} vs pairs only {without} (mean two-way over the scored spaces)"
     );
+    // The paired comparison: each score's mean per-stimulus difference is
+    // the difference of the two models' recorded scores (a two-way score is
+    // the mean of the per-stimulus shares), with a p-value.
+    let cmp = &m["beliy_unlabeled_minus_pairs_only"];
+    for key in ["pixcorr", "ssim"]
+        .into_iter()
+        .map(String::from)
+        .chain(all.iter().map(|s| format!("two_way_{s}")))
+    {
+        let d = cmp[&key]["difference"].as_f64().expect("difference");
+        let p = cmp[&key]["p"].as_f64().expect("p");
+        let expected = m["beliy"][&key].as_f64().expect("with")
+            - m["beliy_pairs_only"][&key].as_f64().expect("without");
+        assert!((d - expected).abs() < 1e-9, "{key}: {d} vs {expected}");
+        assert!((0.0..=1.0).contains(&p), "{key}: p {p}");
+        if key.starts_with("two_way_") {
+            assert!(
+                !(d < 0.0 && p < 0.05),
+                "{key}: unlabeled data worse by {d} at p {p}"
+            );
+        }
+    }
 }
 
 #[test]

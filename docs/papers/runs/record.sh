@@ -34,6 +34,7 @@ RUNS=(
   "takagi_reconstruct_32px|scripts/takagi_reconstruct.rhai|size=32"
   "bnu_emotion_quick_seed1|scripts/bnu_emotion.rhai|quick=true seed=1"
   "bnu_emotion|scripts/bnu_emotion.rhai|"
+  "bnu_emotion_seed1|scripts/bnu_emotion.rhai|seed=1"
   "bnu_emotion_quick_seed2|scripts/bnu_emotion.rhai|quick=true seed=2"
 )
 
