@@ -854,13 +854,16 @@ impl Task for DecoderTask<'_> {
         } else {
             0
         };
-        let y_unlabeled = self.unlabeled_fmri(n_un).map(|t| t.to_device(dev));
-        let (recon, recon_unlabeled) = match &y_unlabeled {
+        // The unlabeled fMRI with D's images of them, decoded in one batch
+        // with the pairs.
+        let (recon, unlabeled_fmri) = match self.unlabeled_fmri(n_un) {
             Some(yu) => {
-                let out = self.decoder.forward(&Tensor::cat(&[&y, yu], 0), true);
+                let yu = yu.to_device(dev);
+                let out = self.decoder.forward(&Tensor::cat(&[&y, &yu], 0), true);
+                let n = yu.size()[0];
                 (
                     out.narrow(0, 0, n_paired),
-                    Some(out.narrow(0, n_paired, yu.size()[0])),
+                    Some((yu, out.narrow(0, n_paired, n))),
                 )
             }
             None => (self.decoder.forward(&y, true), None),
@@ -890,7 +893,7 @@ impl Task for DecoderTask<'_> {
                 metrics = metrics.with("unlabeled_image", ctx.value(&l)?);
                 loss = loss + l * w;
             }
-            if let (Some(yu), Some(images)) = (&y_unlabeled, &recon_unlabeled) {
+            if let Some((yu, images)) = &unlabeled_fmri {
                 let back = self.encoder.forward(images, false, self.cfg.dropout_stage2);
                 let l = self.voxel_loss(&back, yu);
                 metrics = metrics.with("unlabeled_fmri", ctx.value(&l)?);
