@@ -5,7 +5,8 @@ throughput comparison with bench/beliy_train.rhai.
 Same shapes (600 pairs of 32 px images — the 64 px stimuli block-averaged —
 and V voxels, 20 test stimuli × 4 repeats, 300 unlabeled images), the same
 layers, penalties, losses, batch mix (48 pairs + 16 unlabeled images + 16
-unlabeled fMRI, stacked as the authors' batches), optimisers (SGD Nesterov, then Adam) and a torchvision
+unlabeled fMRI, stacked as the authors' batches; the frozen encoder
+normalising with batch statistics in stage 2), batch norms (eps 1e-3, weights from U(0, 1)), optimisers (SGD Nesterov, then Adam) and a torchvision
 ResNet18 (random, frozen) for the perceptual loss. Threads: THREADS when
 given (with OMP_NUM_THREADS set alike), else libtorch's default.
 Usage: python bench/beliy_train.py VOXELS EPOCHS [THREADS]
@@ -46,15 +47,17 @@ class Encoder(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 32, 5, 2, 2)
-        self.bn1 = nn.BatchNorm2d(32)
+        self.bn1 = nn.BatchNorm2d(32, eps=1e-3)
         self.blocks = nn.ModuleList([nn.Conv2d(32, 16, 3, 2, 1), nn.Conv2d(16, 16, 3, 2, 1)])
-        self.bns = nn.ModuleList([nn.BatchNorm2d(16), nn.BatchNorm2d(16)])
+        self.bns = nn.ModuleList([nn.BatchNorm2d(16, eps=1e-3), nn.BatchNorm2d(16, eps=1e-3)])
         self.fc = nn.Linear(16 * 4 * 4, V)
 
-    def forward(self, x, p):
-        h = self.bn1(F.relu(self.conv1((x - MEAN) / STD)))
+    def forward(self, x, p, frozen=False):
+        # frozen: batch statistics without updating the running ones (stage 2)
+        norm = (lambda b, h: F.batch_norm(h, None, None, b.weight, b.bias, True, 0.0, b.eps)) if frozen else (lambda b, h: b(h))
+        h = norm(self.bn1, F.relu(self.conv1((x - MEAN) / STD)))
         for c, b in zip(self.blocks, self.bns):
-            h = b(F.relu(c(h)))
+            h = norm(b, F.relu(c(h)))
         h = h.flatten(1)
         if p > 0:
             h = F.dropout(h, p, True)
@@ -73,7 +76,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.fc = nn.Linear(V, 32 * 4 * 4)
         self.blocks = nn.ModuleList([nn.Conv2d(32, 32, 3, 1, 1) for _ in range(3)])
-        self.bns = nn.ModuleList([nn.BatchNorm2d(32) for _ in range(3)])
+        self.bns = nn.ModuleList([nn.BatchNorm2d(32, eps=1e-3) for _ in range(3)])
         self.out = nn.Conv2d(32, 3, 3, 1, 1)
 
     def forward(self, y):
@@ -87,6 +90,14 @@ class Decoder(nn.Module):
         for c in list(self.blocks) + [self.out]:
             reg = reg + 1e-5 * c.weight.abs().sum()
         return reg
+
+
+def uniform_bn_weights(module):
+    # voxlab's Beliy batch norms start their weights from U(0, 1)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.0, 1.0)
+    return module
 
 
 def shift(x, m=2):
@@ -109,7 +120,7 @@ means = torch.stack([g.mean(0) for g in groups])
 snr = means.var(0, unbiased=False) / (torch.stack([g.var(0, unbiased=False) for g in groups]).mean(0) + 1e-12)
 snr = (snr / snr.mean()).reshape(1, V)
 
-enc = Encoder()
+enc = uniform_bn_weights(Encoder())
 opt = torch.optim.SGD(enc.parameters(), lr=0.1, momentum=0.9, nesterov=True)
 for epoch in range(EPOCHS):
     enc.train()
@@ -155,7 +166,7 @@ def image_loss(r, t):
     return l + (d + 1e-8).pow(1.25).mean()
 
 
-dec = Decoder()
+dec = uniform_bn_weights(Decoder())
 opt = torch.optim.Adam(dec.parameters(), lr=1e-3)
 for epoch in range(EPOCHS):
     dec.train()
@@ -177,9 +188,9 @@ for epoch in range(EPOCHS):
         paired = image_loss(out[:len(idx)], x[idx])
         xu = xu_all[torch.randint(xu_all.shape[0], (UNPAIRED,))]
         with torch.no_grad():
-            codes = enc(torch.cat([shift(x[idx]), xu]), 0.25)
+            codes = enc(torch.cat([shift(x[idx]), xu]), 0.25, frozen=True)
         unl_img = image_loss(dec(codes)[len(idx):], xu)
-        back = enc(out[len(idx):], 0.25)
+        back = enc(out, 0.25, frozen=True)[len(idx):]
         unl_fmri = ((back - yu).abs() * snr).mean() + 0.1 * neg_cos(back, yu)
         loss = (1 - w) * paired + w * unl_img + w * unl_fmri + dec.penalty()
         opt.zero_grad()

@@ -168,7 +168,8 @@ fn bnu_emotion_runs_its_three_analyses() {
     // permutation test's smallest p, 1e-4, in every ResNet space of the
     // recorded quick runs on seeds 0, 1 and 2, docs/papers/bnu.md), and the
     // unlabeled data no worse than the pairs alone: higher on average over
-    // the five scored spaces (recorded on this seed: 0.689 against 0.667),
+    // the five scored spaces (recorded on this seed: 0.672 against 0.666;
+    // at full size the ResNet spaces gain 0.03-0.06, docs/papers/bnu.md),
     // and in no two-way space lower at p < 0.05 in the per-stimulus paired
     // comparison the script records.
     let mean_over = |run: &str, spaces: &[&str]| {

@@ -106,8 +106,24 @@ pub fn group_norm(p: &nn::Path, groups: i64, channels: i64, eps: f64) -> nn::Gro
 /// running mean 0 and variance 1, momentum 0.1, eps 1e-5. (tch's own
 /// default draws the weight from U(0, 1).)
 pub fn batch_norm(p: &nn::Path, nd: usize, channels: i64) -> nn::BatchNorm {
+    batch_norm_with(p, nd, channels, 1e-5, 0.1, nn::Init::Const(1.0))
+}
+
+/// [`batch_norm`] with a chosen eps, momentum (PyTorch's convention: the
+/// weight of the newest batch in the running statistics; Keras' `momentum`
+/// m is PyTorch's 1 − m) and initial weight (bias 0).
+pub fn batch_norm_with(
+    p: &nn::Path,
+    nd: usize,
+    channels: i64,
+    eps: f64,
+    momentum: f64,
+    weight_init: nn::Init,
+) -> nn::BatchNorm {
     let config = nn::BatchNormConfig {
-        ws_init: nn::Init::Const(1.0),
+        ws_init: weight_init,
+        eps,
+        momentum,
         ..Default::default()
     };
     if nd == 1 {
@@ -221,4 +237,22 @@ impl Module for Activation {
     fn forward(&self, x: &Tensor) -> Tensor {
         self.apply(x)
     }
+}
+
+/// A batch norm applied with the statistics of the batch it is given, as
+/// in training, but leaving its running statistics untouched: a frozen
+/// network that Keras 2 (before TensorFlow 2) still ran in training mode,
+/// since its `trainable = False` froze the weights only.
+pub fn batch_norm_frozen_batch_stats(bn: &nn::BatchNorm, x: &Tensor, eps: f64) -> Tensor {
+    Tensor::batch_norm(
+        x,
+        bn.ws.as_ref(),
+        bn.bs.as_ref(),
+        None::<&Tensor>,
+        None::<&Tensor>,
+        true,
+        0.0,
+        eps,
+        false,
+    )
 }
