@@ -4,7 +4,7 @@
 //! expected. Above-chance reconstruction on the simulated subject is checked
 //! by the bnu_emotion script test (tests/it/scripts.rs).
 
-use voxlab::models::beliy::BeliyConfig;
+use voxlab::models::beliy::{BeliyConfig, Encoder, EncoderNorm};
 
 use crate::common::{assert_script_error, eval_script, voxlab_in};
 
@@ -157,5 +157,37 @@ fn configs_and_bad_input() {
             p = d.display()
         ),
         &["train_beliy", "no stimulus images"],
+    );
+}
+
+/// Stage 2's frozen encoder (as the authors' Keras 2 ran it): normalised
+/// with the batch's statistics, exactly as in training, and its running
+/// statistics left as stage 1 left them.
+#[test]
+fn the_frozen_encoder_uses_batch_statistics_and_keeps_its_running_ones() {
+    use tch::{nn, Device, Kind, Tensor};
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let encoder = Encoder::new(&vs.root(), &BeliyConfig::small(), 10, None);
+    let x = Tensor::rand([8, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let before = encoder.running_statistics();
+    let frozen = tch::no_grad(|| encoder.forward(&x, EncoderNorm::Frozen, 0.0));
+    for (a, b) in before.iter().zip(encoder.running_statistics()) {
+        assert!(a.equal(&b), "the frozen pass changed running statistics");
+    }
+    let inference = tch::no_grad(|| encoder.forward(&x, EncoderNorm::Running, 0.0));
+    let trained = tch::no_grad(|| encoder.forward(&x, EncoderNorm::Train, 0.0));
+    let diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+    assert!(
+        diff(&frozen, &trained) < 1e-5,
+        "batch statistics differ from training's"
+    );
+    assert!(
+        diff(&frozen, &inference) > 1e-3,
+        "the running statistics were used"
+    );
+    assert!(
+        !before[0].equal(&encoder.running_statistics()[0]),
+        "a training pass updates the running statistics"
     );
 }
