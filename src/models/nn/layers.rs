@@ -242,7 +242,8 @@ impl Module for Activation {
 /// A batch norm applied with the statistics of the batch it is given, as
 /// in training, but leaving its running statistics untouched: a frozen
 /// network that Keras 2 (before TensorFlow 2) still ran in training mode,
-/// since its `trainable = False` froze the weights only.
+/// since its `trainable = False` froze the weights only. cuDNN allowed, as
+/// tch's own batch norm allows it (the same kernel as a training pass on CUDA).
 pub fn batch_norm_frozen_batch_stats(bn: &nn::BatchNorm, x: &Tensor, eps: f64) -> Tensor {
     Tensor::batch_norm(
         x,
@@ -253,6 +254,6 @@ pub fn batch_norm_frozen_batch_stats(bn: &nn::BatchNorm, x: &Tensor, eps: f64) -
         true,
         0.0,
         eps,
-        false,
+        true,
     )
 }
