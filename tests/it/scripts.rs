@@ -430,8 +430,8 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
     assert!((0.0..=1.0).contains(&share) && (0.0..=1.0).contains(&f("caption_route_better_p")));
     // The judge: 54 categories of 9 colours and 6 shapes. Quick mode's
     // classifier (2 epochs on 600 scenes) reads the colour of the real test
-    // images well above chance (recorded: 7 of 16); its shape, and the
-    // generated samples, need the full run (takagi_reconstruct_32px.json).
+    // images well above chance; its shape, and the generated samples, need
+    // the full run (docs/papers/runs/takagi_reconstruct.json).
     for (key, chance) in [("category", 54.0), ("colour", 9.0), ("shape", 6.0)] {
         assert!(
             (f(&format!("{key}_chance")) - 1.0 / chance).abs() < 1e-12,
