@@ -403,8 +403,12 @@ fn train_captioner_learns_simulated_captions_and_saves_a_blip_folder_that_loads_
 
 #[test]
 fn train_captioner_on_given_features_trains_the_decoder_only() {
+    // At the default lr 1e-3 the two captions are learnt on seeds 0-3 at one
+    // and two libtorch threads. At 3e-3 (this test's old rate) the loss stalled
+    // near 0.5 at two threads and the caption came out "a blue square square
+    // square square", so the result depended on the thread count.
     let v = eval_script(
-        "set_seed(0);\nlet f = randn([24, 5, 16]);\nlet caps = [];\nfor i in 0..24 { caps.push(if i % 2 == 0 { \"a red circle\" } else { \"a blue square on the left\" }); }\nlet f = f + tensor(caps.map(|c| if c.len() < 14 { 2.0 } else { -2.0 })).reshape([24, 1, 1]);\nlet cap = train_captioner((), caps, #{features: f, epochs: 80, batch: 8, lr: 0.003, seed: 0, val_split: 0.0, verbose: false});\nlet out = caption(cap, f.rows([0, 1]), #{beams: 1, min_len: 0, repetition_penalty: 1.0});\n[cap.tokens, cap.dim, out[0], out[1]]",
+        "set_seed(0);\nlet f = randn([24, 5, 16]);\nlet caps = [];\nfor i in 0..24 { caps.push(if i % 2 == 0 { \"a red circle\" } else { \"a blue square on the left\" }); }\nlet f = f + tensor(caps.map(|c| if c.len() < 14 { 2.0 } else { -2.0 })).reshape([24, 1, 1]);\nlet cap = train_captioner((), caps, #{features: f, epochs: 80, batch: 8, lr: 0.001, seed: 0, val_split: 0.0, verbose: false});\nlet out = caption(cap, f.rows([0, 1]), #{beams: 1, min_len: 0, repetition_penalty: 1.0});\n[cap.tokens, cap.dim, out[0], out[1]]",
     )
     .expect("script runs");
     let a = v.into_array().expect("array");
