@@ -46,24 +46,3 @@ fn trim_zeros(text: &str) -> &str {
         text
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::number;
-
-    #[test]
-    fn readable_precision() {
-        assert_eq!(number(0.934_123_4), "0.9341");
-        assert_eq!(number(1.6e-6), "1.6e-6");
-        assert_eq!(number(1.634_56e-6), "1.63e-6");
-        assert_eq!(number(166.0), "166");
-        assert_eq!(number(3755.0), "3755");
-        assert_eq!(number(-0.5), "-0.5");
-        assert_eq!(number(1234.5678), "1234.6");
-        assert_eq!(number(2.5e7 + 0.5), "2.5e7");
-        assert_eq!(number(f64::NAN), "nan");
-        assert_eq!(number(-0.0), "0");
-        assert_eq!(super::value(2.0), "2.0");
-        assert_eq!(super::value(0.934_123_4), "0.9341");
-    }
-}

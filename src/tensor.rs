@@ -343,7 +343,7 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// [`matmul`] with blocks of about `block_macs` multiply-adds.
-fn matmul_in_blocks(a: &Tensor, b: &Tensor, block_macs: f64) -> Result<Tensor> {
+pub fn matmul_in_blocks(a: &Tensor, b: &Tensor, block_macs: f64) -> Result<Tensor> {
     const OP: &str = "matmul";
     let (sa, sb) = (a.shape(), b.shape());
     if sa.is_empty() || sb.is_empty() {
@@ -460,56 +460,4 @@ pub fn stack(tensors: &[Tensor], ax: i64) -> Result<Tensor> {
     }
     let inner: Vec<&TchTensor> = tensors.iter().map(|t| &t.0).collect();
     Ok(Tensor(tc(OP, TchTensor::f_stack(&inner, a))?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn randn(shape: &[i64]) -> Tensor {
-        Tensor(TchTensor::randn(shape, (Kind::Double, tch::Device::Cpu)))
-    }
-
-    #[test]
-    fn a_product_in_blocks_equals_the_whole_product() {
-        tch::manual_seed(3);
-        // 2-D, batched on either side, and a vector right operand.
-        for (sa, sb) in [
-            (vec![37, 5], vec![5, 4]),
-            (vec![3, 37, 5], vec![5, 4]),
-            (vec![37, 5], vec![2, 5, 4]),
-            (vec![37, 5], vec![5]),
-        ] {
-            let (a, b) = (randn(&sa), randn(&sb));
-            let whole = a.0.matmul(&b.0);
-            // About 2 rows of a per block: 19 blocks, the last one short.
-            let blocked = matmul_in_blocks(&a, &b, 2.0 * 5.0 * 4.0 * 3.0).expect("blocks");
-            assert_eq!(blocked.0.size(), whole.size(), "{sa:?} @ {sb:?}");
-            let diff = (&blocked.0 - &whole).abs().max().double_value(&[]);
-            assert!(diff < 1e-12, "{sa:?} @ {sb:?}: {diff}");
-        }
-    }
-
-    #[test]
-    fn a_stop_applies_between_the_blocks_of_a_product() {
-        let token = crate::cancel::Token::new(Some(1e-3), None);
-        let _run = crate::cancel::enter(token);
-        let waited = std::time::Instant::now();
-        while crate::cancel::check("test").is_ok() {
-            assert!(
-                waited.elapsed().as_secs() < 10,
-                "the watchdog never stopped the run"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let (a, b) = (randn(&[8, 3]), randn(&[3, 3]));
-        let err = matmul_in_blocks(&a, &b, 9.0).expect_err("stopped");
-        assert!(
-            err.to_string()
-                .starts_with("matmul: script stopped: it ran longer than --max-seconds"),
-            "{err}"
-        );
-        // A product small enough for one call is not split and still runs.
-        assert!(matmul_in_blocks(&a, &b, 1e9).is_ok());
-    }
 }

@@ -72,17 +72,3 @@ extern "C" fn voxlab_torch_warning(msg: *const std::os::raw::c_char, len: usize)
     // No panic may cross back into C++: write errors are ignored.
     let _ = writeln!(std::io::stderr(), "{}", message(&op, &text));
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_warning_names_the_function_and_drops_libtorch_framing() {
-        assert_eq!(
-            message("std", "std(): degrees of freedom is <= 0.\nmore"),
-            "warning: std: std(): degrees of freedom is <= 0."
-        );
-        assert_eq!(message("", "Warning: x"), "warning: x");
-    }
-}

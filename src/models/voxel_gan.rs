@@ -354,6 +354,13 @@ impl VoxelGan {
         )
     }
 
+    /// The discriminator's logit for each pair of an image (B×3×S×S in
+    /// [−1, 1]) and a standardised voxel response (B×voxels): how real it
+    /// judges the image given that response.
+    pub fn discriminator_logits(&self, images: &Tensor, voxels: &Tensor, train: bool) -> Tensor {
+        self.d.forward_t(images, voxels, train)
+    }
+
     /// `samples` images per row of betas (N×V), rows in order, a row's
     /// samples together: N·samples × 3 × S × S in [0, 1]. c = μ + σ·ε (or μ
     /// without `condition_noise`); z and ε are
@@ -758,51 +765,4 @@ pub fn train_voxel_gan(
     };
     let history = train::fit(&mut task, &o.train)?;
     Ok((gan, history))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_the_architecture_takes() {
-        assert_eq!(stages_for("t", 8, 8).ok(), Some(1));
-        assert_eq!(stages_for("t", 64, 64).ok(), Some(4));
-        assert_eq!(stages_for("t", 128, 128).ok(), Some(5));
-        for (h, w) in [(4, 4), (48, 48), (64, 32), (100, 100)] {
-            let e = stages_for("t", h, w)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert!(
-                e.contains("4·2^k") && e.contains(&format!("{h}×{w}")),
-                "{e}"
-            );
-        }
-    }
-
-    #[test]
-    fn generator_and_discriminator_shapes() {
-        let gan = VoxelGan::new("t", VoxelGanConfig::small(), 7, 32, Device::Cpu).expect("gan");
-        let betas = Tensor::randn([3, 7], (Kind::Float, Device::Cpu));
-        let x = gan.draw("t", &betas, 2, 1, true).expect("images");
-        assert_eq!(x.size(), [6, 3, 32, 32]);
-        let again = gan.draw("t", &betas, 2, 1, true).expect("images");
-        assert_eq!(f64::try_from((&x - &again).abs().max()).expect("max"), 0.0);
-        let mean = gan.draw("t", &betas, 2, 1, false).expect("images");
-        assert!(f64::try_from((&x - &mean).abs().max()).expect("max") > 0.0);
-        let logits = gan.d.forward_t(
-            &(x * 2.0 - 1.0),
-            &Tensor::zeros([6, 7], (Kind::Float, Device::Cpu)),
-            false,
-        );
-        assert_eq!(logits.size(), [6]);
-        let zeros = Tensor::zeros([2, 5], (Kind::Float, Device::Cpu));
-        let e = gan
-            .draw("t", &zeros, 1, 0, true)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(e.contains("7 voxels") && e.contains("2×5"), "{e}");
-    }
 }

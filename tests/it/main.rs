@@ -33,4 +33,5 @@ mod stats;
 mod sweep;
 mod tensor;
 mod train;
+mod units;
 mod volume;
