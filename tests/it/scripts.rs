@@ -381,6 +381,42 @@ fn docs_quote_their_recorded_runs() {
     }
 }
 
+/// The docs quote records of the committed scripts: a record whose script
+/// has changed since (its sha256 differs) describes a script nobody can run
+/// any more, so it must be re-recorded (`make papers ONLY=NAME`) with the
+/// change.
+#[test]
+fn recorded_runs_are_of_the_committed_scripts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stale = Vec::new();
+    let mut checked = 0;
+    for path in entries_under(&root.join("docs/papers/runs")) {
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let record = read_json(&path);
+        let Some(script) = record["script"]["path"].as_str() else {
+            continue;
+        };
+        let text = std::fs::read(root.join(script))
+            .unwrap_or_else(|e| panic!("{}: its script {script}: {e}", path.display()));
+        let now = voxlab::cli::record::sha256_hex(&text);
+        checked += 1;
+        if record["script"]["sha256"].as_str() != Some(now.as_str()) {
+            stale.push(format!(
+                "{} was recorded from another version of {script}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+        }
+    }
+    assert!(checked >= 15, "only {checked} records name their script");
+    assert!(
+        stale.is_empty(),
+        "re-record with `make papers ONLY=NAME`:\n{}",
+        stale.join("\n")
+    );
+}
+
 /// takagi_reconstruct's record scores every route (z + c unprefixed, then
 /// z only, the caption route and the decoded z) under reconstruction_scores'
 /// names, each a finite number.

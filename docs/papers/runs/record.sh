@@ -2,8 +2,9 @@
 # Records the runs the docs quote (make papers): each script at the settings
 # its doc states, its run.json copied here as NAME.json, then every quoted
 # value in the docs rewritten from these records (`voxlab doc --quotes`; a
-# test fails when a doc and its record disagree). Full-size runs take minutes
-# each on 2 cores; ONLY=NAME records one of them.
+# test fails when a doc and its record disagree, another when a script has
+# changed since its record was made). Full-size runs take minutes each on 2
+# cores; ONLY=NAME records one of them.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 VOXLAB=${VOXLAB:-./target/release/voxlab}
