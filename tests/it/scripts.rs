@@ -476,6 +476,21 @@ fn takagi_reconstruct_runs_its_three_routes_and_scores_them() {
         for set in ["generated_", "real_", "autoencoded_"] {
             let a = f(&format!("{set}{key}_accuracy"));
             assert!((0.0..=1.0).contains(&a), "{set}{key}_accuracy {a}");
+            // its p: the one-sided binomial tail P(X ≥ hits), X ~ Binomial(16 test images, chance)
+            use statrs::distribution::{Binomial, DiscreteCDF};
+            let hits = (a * 16.0).round() as u64;
+            let want = if hits == 0 {
+                1.0
+            } else {
+                Binomial::new(1.0 / chance, 16)
+                    .expect("binomial")
+                    .sf(hits - 1)
+            };
+            let p = f(&format!("{set}{key}_p"));
+            assert!(
+                (p - want).abs() < 1e-9 * want.max(1e-300) + 1e-15,
+                "{set}{key}_p {p} vs binomial {want}"
+            );
         }
     }
     let colour = f("real_colour_accuracy");
