@@ -101,6 +101,14 @@ pub static TTEST_1SAMP: FnDoc = FnDoc {
     options: CORR_OPTS,
     example: "let r = ttest_1samp([0.55, 0.61, 0.58, 0.64], 0.5, #{alternative: \"greater\"});",
 };
+pub static BINOMIAL_TEST: FnDoc = FnDoc {
+    name: "binomial_test",
+    domain: "stats",
+    signature: "binomial_test(k: int, n: int, p: float) -> float",
+    summary: "One-sided binomial test of k successes in n trials against success probability p: P(X ≥ k) for X ~ Binomial(n, p), as scipy.stats.binomtest(k, n, p, alternative=\"greater\").pvalue (e.g. an accuracy against chance).",
+    options: &[],
+    example: "let p = binomial_test(11, 50, 1.0 / 54.0);   // 11 of 50 right, chance 1/54",
+};
 pub static FDR: FnDoc = FnDoc { name: "fdr", domain: "stats", signature: "fdr(p: Tensor | array, opts?: map) -> #{q, reject}", summary: "Benjamini–Hochberg (bh) or Benjamini–Yekutieli (by) adjusted q-values, as statsmodels multipletests fdr_bh / fdr_by.", options: &[OptDoc { name: "method", ty: "string", default: "bh", meaning: "bh or by" }, ALPHA, NAN_POLICY], example: "let r = fdr([0.01, 0.04, 0.03, 0.2]);\nprint(r.q);" };
 pub static BONFERRONI: FnDoc = FnDoc {
     name: "bonferroni",
@@ -269,6 +277,7 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         &TTEST_REL,
         &TTEST_IND,
         &TTEST_1SAMP,
+        &BINOMIAL_TEST,
         &FDR,
         &BONFERRONI,
         &HOLM,
@@ -353,6 +362,24 @@ pub fn register(engine: &mut Engine, help: &mut HelpRegistry) {
         one_sample(x, m, Map::new())
     });
     engine.register_fn("ttest_1samp", one_sample);
+    engine.register_fn(
+        "binomial_test",
+        |k: i64, n: i64, p: f64| -> RhaiResult<f64> {
+            guard("binomial_test", || {
+                if n < 0 || !(0..=n).contains(&k) || !(0.0..=1.0).contains(&p) {
+                    return Err(crate::Error::invalid(
+                        "binomial_test",
+                        format!(
+                            "expected 0 ≤ k ≤ n and p in [0, 1], got k = {k}, n = {n}, p = {p}"
+                        ),
+                    ));
+                }
+                Ok(crate::eval::identification::binomial_sf(
+                    k as u64, n as u64, p,
+                ))
+            })
+        },
+    );
     let columns = |a: Dynamic, b: Dynamic, opts: Map| -> RhaiResult<Dynamic> {
         guard("pearson_columns", || {
             const OP: &str = "pearson_columns";

@@ -860,6 +860,27 @@ mod script_face {
         );
     }
 
+    /// binomial_test is P(X ≥ k): exact sums for small n, statrs' binomial
+    /// for a tail far below 1e-12 (relative), and refusals of bad counts.
+    #[test]
+    fn binomial_test_is_the_upper_tail() {
+        close("binomial_test(7, 10, 0.5)", 176.0 / 1024.0);
+        close("binomial_test(1, 3, 0.25)", 1.0 - 0.75f64.powi(3));
+        close("binomial_test(0, 10, 0.3)", 1.0);
+        close("binomial_test(10, 10, 0.3)", 0.3f64.powi(10));
+        use statrs::distribution::{Binomial, DiscreteCDF};
+        let want = Binomial::new(1.0 / 9.0, 50).expect("binomial").sf(38);
+        let got = eval_f64("binomial_test(39, 50, 1.0 / 9.0)");
+        assert!((got - want).abs() <= 1e-10 * want, "{got} vs {want}");
+        for bad in [
+            "binomial_test(11, 10, 0.5)",
+            "binomial_test(-1, 10, 0.5)",
+            "binomial_test(3, 10, 1.5)",
+        ] {
+            assert_script_error(bad, &["binomial_test", "0 ≤ k ≤ n and p in [0, 1]"]);
+        }
+    }
+
     #[test]
     fn results_are_maps_with_scipy_values() {
         close("kendall_tau([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]).tau", 0.6);
